@@ -1,1 +1,81 @@
-fn main(){}
+//! `ferrodis [/path/to/redis.conf] [--directive value ...]`, as redis-server takes it.
+
+use ferrodis::config::{argv_to_config, Config};
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn usage() -> ! {
+    eprintln!("Usage: ./ferrodis [/path/to/redis.conf] [options] [-]");
+    eprintln!("       ./ferrodis - (read config from stdin)");
+    eprintln!("       ./ferrodis -v or --version");
+    eprintln!("       ./ferrodis -h or --help");
+    eprintln!();
+    eprintln!("Examples:");
+    eprintln!("       ./ferrodis (run the server with default conf)");
+    eprintln!("       ./ferrodis /etc/redis/6379.conf");
+    eprintln!("       ./ferrodis --port 7777");
+    eprintln!("       ./ferrodis /etc/myredis.conf --loglevel verbose");
+    std::process::exit(1);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(a) = args.first() {
+        match a.as_str() {
+            "-v" | "--version" => {
+                println!("Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=0 (ferrodis {})", env!("CARGO_PKG_VERSION"));
+                return;
+            }
+            "-h" | "--help" => usage(),
+            _ => {}
+        }
+    }
+    let mut config = Config::new();
+    let mut text = String::new();
+    let mut rest = &args[..];
+    if let Some(first) = args.first() {
+        if !first.starts_with("--") && first != "-" {
+            match std::fs::read_to_string(first) {
+                Ok(t) => {
+                    text = t;
+                    config.file = std::fs::canonicalize(first)
+                        .ok()
+                        .map(|p| p.display().to_string());
+                }
+                Err(e) => {
+                    eprintln!("Fatal error, can't open config file '{}': {}", first, e);
+                    std::process::exit(1);
+                }
+            }
+            rest = &args[1..];
+        }
+    }
+    if rest.first().map(String::as_str) == Some("-") {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s);
+        text.push('\n');
+        text.push_str(&s);
+        rest = &rest[1..];
+    }
+    text.push('\n');
+    text.push_str(&argv_to_config(rest));
+    if let Err(e) = config.load_text(&text) {
+        eprint!("{}", e);
+        std::process::exit(1);
+    }
+    let dir = config.get("dir").unwrap_or_default();
+    if !dir.is_empty() {
+        if let Err(e) = std::env::set_current_dir(&dir) {
+            eprintln!("Can't chdir to '{}': {}", dir, e);
+            std::process::exit(1);
+        }
+    }
+    let level = config.get("loglevel").unwrap_or_else(|| "notice".into());
+    let logfile = config.get("logfile").unwrap_or_default();
+    if let Err(e) = ferrodis::server::log::init(&level, &logfile, 'M') {
+        eprintln!("{}", e);
+        std::process::exit(1);
+    }
+    std::process::exit(ferrodis::server::run(config));
+}

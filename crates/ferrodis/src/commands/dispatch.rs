@@ -1,0 +1,246 @@
+//! The one gatekeeper: every command, from a client or (later) from a master's stream, goes
+//! through `execute`, which runs Redis's checks in Redis's order from the table's data, locks the
+//! stripes of the command's keys in ascending order, runs the handler, propagates its effect to the
+//! journal while the locks are held, and keeps the statistics.
+// PERF-CRITICAL
+
+use super::table::flag;
+use super::{ConnState, Ctx, ReplyMode};
+use crate::keyspace::STRIPES;
+use crate::state::stats::SlowEntry;
+use crate::state::{State, ThreadStats};
+use resp::ReplyBuf;
+use smallvec::SmallVec;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// What the connection should do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Close the connection after writing what is buffered (QUIT, CLIENT KILL of self, SHUTDOWN).
+    Close,
+    /// The server is paused for this command (CLIENT PAUSE): retry it later.
+    Paused,
+}
+
+fn unknown_command(argv: &[&[u8]]) -> String {
+    let mut args = String::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(room).collect();
+        args.push_str(&format!("'{}' ", s));
+    }
+    let name: String = String::from_utf8_lossy(argv[0]).chars().take(128).collect();
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        name, args
+    )
+}
+
+/// Runs one command. `argv` is the request; replies go to `out`.
+pub fn execute(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    argv: &[&[u8]],
+) -> Flow {
+    let reply_start = out.buf.len();
+    let flow = execute_inner(st, table, conn, out, ts, argv, reply_start);
+    // Error statistics come from the reply itself, so handlers need not report them.
+    if out.buf.len() > reply_start && out.buf[reply_start] == b'-' {
+        let end = out.buf[reply_start + 1..]
+            .iter()
+            .position(|&c| c == b' ' || c == b'\r')
+            .map_or(out.buf.len(), |p| reply_start + 1 + p);
+        let prefix = String::from_utf8_lossy(&out.buf[reply_start + 1..end]).into_owned();
+        st.stats.record_error(&prefix);
+    }
+    // CLIENT REPLY OFF / SKIP.
+    if conn.skip_this || conn.reply_mode == ReplyMode::Off {
+        out.buf.truncate(reply_start);
+    }
+    conn.skip_this = false;
+    if conn.reply_mode == ReplyMode::SkipNext {
+        conn.reply_mode = ReplyMode::On;
+        conn.skip_this = true;
+    }
+    flow
+}
+
+fn execute_inner(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    argv: &[&[u8]],
+    _start: usize,
+) -> Flow {
+    // 1. Find the command (and subcommand), check arity.
+    let Some(mut id) = table.lookup(argv[0]) else {
+        out.error(&unknown_command(argv));
+        return Flow::Continue;
+    };
+    let mut spec = table.spec(id);
+    if !spec.subcommands.is_empty() && !(argv.len() == 1 && spec.arity_ok(1)) {
+        if argv.len() < 2 {
+            out.error(&format!(
+                "ERR wrong number of arguments for '{}' command",
+                table.full_name(id)
+            ));
+            return Flow::Continue;
+        }
+        match table.lookup_sub(id, argv[1]) {
+            Some(sid) => {
+                id = sid;
+                spec = table.spec(id);
+            }
+            None => {
+                out.error(&format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    String::from_utf8_lossy(argv[1])
+                        .chars()
+                        .take(128)
+                        .collect::<String>(),
+                    spec.name.to_ascii_uppercase()
+                ));
+                return Flow::Continue;
+            }
+        }
+    }
+    if !spec.arity_ok(argv.len()) {
+        out.error(&format!(
+            "ERR wrong number of arguments for '{}' command",
+            table.full_name(id)
+        ));
+        ThreadStats::add(&ts.cmd[id].rejected, 1);
+        return Flow::Continue;
+    }
+    // 2. Authentication.
+    if !conn.authenticated
+        && spec.flags & flag::NO_AUTH == 0
+        && st.config.hot.requirepass_set.load(Ordering::Relaxed)
+    {
+        out.error("NOAUTH Authentication required.");
+        ThreadStats::add(&ts.cmd[id].rejected, 1);
+        return Flow::Continue;
+    }
+    // 3. CLIENT PAUSE holds commands (writes only, or all) until it ends.
+    let now = crate::util::now_ms();
+    if st.pause_until.load(Ordering::Relaxed) > now
+        && spec.flags & flag::NO_AUTH == 0
+        && !is_unpause(table, id)
+        && st.paused(
+            spec.is_write() || spec.flags & flag::MAY_REPLICATE != 0,
+            now,
+        )
+    {
+        return Flow::Paused;
+    }
+
+    // 4. Lock the stripes of the command's keys, ascending.
+    let mut ctx = Ctx::new(st, table, conn, out, ts, id);
+    if spec.flags & flag::WHOLE_KEYSPACE == 0 {
+        let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+        spec.key_indices(argv, &mut idx);
+        if idx.len() == 1 {
+            ctx.lock_stripe(crate::util::key_slot(argv[idx[0]]) % STRIPES);
+        } else if !idx.is_empty() {
+            let mut stripes: SmallVec<[usize; 8]> = idx
+                .iter()
+                .map(|&i| crate::util::key_slot(argv[i]) % STRIPES)
+                .collect();
+            stripes.sort_unstable();
+            stripes.dedup();
+            for s in stripes {
+                ctx.lock_stripe(s);
+            }
+        }
+    }
+
+    // 5. Run it, and propagate while the locks are held.
+    let t0 = Instant::now();
+    (spec.handler)(&mut ctx, argv);
+    let dirty = ctx.dirty();
+    if dirty > 0 {
+        if !ctx.custom_propagated && spec.is_write() {
+            st.journal.append(ctx.conn.db, argv);
+        }
+        st.dirty.fetch_add(dirty, Ordering::Relaxed);
+    }
+    drop(ctx);
+    let usec = t0.elapsed().as_micros() as u64;
+
+    // 6. Statistics and the slow log.
+    let cs = &ts.cmd[id];
+    ThreadStats::add(&cs.calls, 1);
+    ThreadStats::add(&cs.usec, usec);
+    ThreadStats::add(&ts.commands, 1);
+    if out.buf.len() > _start && out.buf[_start] == b'-' {
+        ThreadStats::add(&cs.failed, 1);
+    }
+    let info = &conn.info;
+    info.last_interaction_ms.store(now, Ordering::Relaxed);
+    let slower = st.config.hot.slowlog_slower_than.load(Ordering::Relaxed);
+    if slower >= 0 && usec as i64 >= slower && spec.flags & flag::SKIP_SLOWLOG == 0 {
+        slowlog(st, table, conn, id, argv, usec as i64, now);
+    }
+    if conn.close_after_reply {
+        Flow::Close
+    } else {
+        Flow::Continue
+    }
+}
+
+fn is_unpause(table: &super::CommandTable, id: usize) -> bool {
+    let n = table.full_name(id);
+    n == "client|unpause" || n == "shutdown"
+}
+
+#[cold]
+fn slowlog(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &ConnState,
+    id: usize,
+    argv: &[&[u8]],
+    usec: i64,
+    now: i64,
+) {
+    let max_args = 32;
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    for (i, a) in argv.iter().enumerate() {
+        if i == max_args - 1 && argv.len() > max_args {
+            args.push(format!("... ({} more arguments)", argv.len() - max_args + 1).into_bytes());
+            break;
+        }
+        if a.len() > 128 {
+            let mut v = a[..128].to_vec();
+            v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+            args.push(v);
+        } else {
+            args.push(a.to_vec());
+        }
+    }
+    let name = String::from_utf8_lossy(&conn.info.name.lock()).into_owned();
+    let max = st.config.hot.slowlog_max_len.load(Ordering::Relaxed);
+    let _ = table.full_name(id);
+    st.slowlog.lock().push(
+        SlowEntry {
+            id: 0,
+            time: now / 1000,
+            usec,
+            args,
+            peer: conn.info.addr.clone(),
+            name,
+        },
+        max,
+    );
+}

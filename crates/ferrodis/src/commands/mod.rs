@@ -1,0 +1,300 @@
+//! The command engine (table and dispatch) and the command families that register into it.
+//!
+//! A handler is `fn(&mut Ctx, &[&[u8]])`: it parses its arguments, runs its operation against
+//! the keys dispatch has already locked (through `Ctx`'s key access, which applies lazy expiry),
+//! and writes its reply. Policy (arity, auth, pause) lives only in `dispatch`.
+
+pub mod dispatch;
+pub mod table;
+
+pub mod bitops;
+pub mod connection;
+pub mod expire;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use crate::keyspace::{lru_clock, Entry, KeyLoc, Stripe};
+use crate::state::{ClientInfo, State, ThreadStats};
+use crate::types::{SmallBytes, Value};
+use parking_lot::MutexGuard;
+use resp::ReplyBuf;
+use smallvec::SmallVec;
+use std::sync::Arc;
+pub use table::{CommandSpec, CommandTable};
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+
+/// All the families' tables, in the order COMMAND lists them.
+pub fn build_table() -> CommandTable {
+    let mut t = CommandTable::new();
+    t.register(string::COMMANDS);
+    t.register(bitops::COMMANDS);
+    t.register(keys::COMMANDS);
+    t.register(expire::COMMANDS);
+    t.register(connection::COMMANDS);
+    t.register(server::COMMANDS);
+    t
+}
+
+/// CLIENT REPLY state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+}
+
+/// Per-connection state that commands read and change.
+pub struct ConnState {
+    pub db: usize,
+    pub authenticated: bool,
+    pub info: Arc<ClientInfo>,
+    pub close_after_reply: bool,
+    pub reply_mode: ReplyMode,
+    pub skip_this: bool,
+}
+
+impl ConnState {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        ConnState {
+            db: 0,
+            authenticated,
+            info,
+            close_after_reply: false,
+            reply_mode: ReplyMode::On,
+            skip_this: false,
+        }
+    }
+}
+
+/// What a handler sees: shared state, its connection, the reply buffer and the locked stripes.
+pub struct Ctx<'a> {
+    pub st: &'a State,
+    pub table: &'a CommandTable,
+    pub conn: &'a mut ConnState,
+    pub out: &'a mut ReplyBuf,
+    pub ts: &'a ThreadStats,
+    pub now: i64,
+    pub cmd_id: usize,
+    guards: SmallVec<[(usize, MutexGuard<'a, Stripe>); 4]>,
+    dirty: u64,
+    custom_propagated: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        st: &'a State,
+        table: &'a CommandTable,
+        conn: &'a mut ConnState,
+        out: &'a mut ReplyBuf,
+        ts: &'a ThreadStats,
+        cmd_id: usize,
+    ) -> Self {
+        Ctx {
+            st,
+            table,
+            conn,
+            out,
+            ts,
+            now: crate::util::now_ms(),
+            cmd_id,
+            guards: SmallVec::new(),
+            dirty: 0,
+            custom_propagated: false,
+        }
+    }
+
+    /// Locks a stripe (dispatch calls this in ascending order before the handler runs).
+    pub fn lock_stripe(&mut self, stripe: usize) {
+        if !self.guards.iter().any(|(s, _)| *s == stripe) {
+            self.guards.push((stripe, self.st.keyspace.lock(stripe)));
+        }
+    }
+    /// Releases every stripe lock (whole-keyspace handlers lock and release as they walk).
+    pub fn unlock_all(&mut self) {
+        self.guards.clear();
+    }
+
+    #[inline]
+    fn stripe(&mut self, stripe: usize) -> &mut Stripe {
+        let pos = match self.guards.iter().position(|(s, _)| *s == stripe) {
+            Some(p) => p,
+            None => {
+                // A key outside the command's declared key positions: lock it now. Only reached
+                // by handlers whose spec is incomplete; dispatch locks declared keys in order.
+                debug_assert!(false, "stripe {stripe} not locked by dispatch");
+                self.lock_stripe(stripe);
+                self.guards.len() - 1
+            }
+        };
+        &mut self.guards[pos].1
+    }
+
+    #[inline]
+    pub fn db(&self) -> usize {
+        self.conn.db
+    }
+
+    /// Finds a live key in the current database: expired keys are deleted on the way (and a DEL
+    /// goes to the journal). `read` counts keyspace hits/misses and touches the LRU clock.
+    #[inline]
+    pub fn entry(&mut self, key: &[u8], read: bool) -> (Option<&mut Entry>, &mut ReplyBuf) {
+        let db = self.conn.db;
+        self.entry_in(db, key, read)
+    }
+
+    pub fn entry_in(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        read: bool,
+    ) -> (Option<&mut Entry>, &mut ReplyBuf) {
+        let loc = self.st.keyspace.locate(key);
+        let now = self.now;
+        let pos = self.guards.iter().position(|(s, _)| *s == loc.stripe);
+        let pos = match pos {
+            Some(p) => p,
+            None => {
+                debug_assert!(false, "stripe {} not locked by dispatch", loc.stripe);
+                self.lock_stripe(loc.stripe);
+                self.guards.len() - 1
+            }
+        };
+        let stripe = &mut *self.guards[pos].1;
+        let expired = matches!(stripe.get(db, &loc, key), Some(e) if e.expired(now));
+        if expired {
+            stripe.remove(db, &loc, key);
+            self.st.journal.append(db, &[b"DEL", key]);
+            ThreadStats::add(&self.ts.expired, 1);
+            self.dirty += 1;
+        }
+        let e = stripe.get_mut(db, &loc, key);
+        if read {
+            ThreadStats::add(
+                if e.is_some() {
+                    &self.ts.hits
+                } else {
+                    &self.ts.misses
+                },
+                1,
+            );
+        }
+        match e {
+            Some(e) => {
+                if read {
+                    e.lru = lru_clock();
+                }
+                (Some(e), &mut *self.out)
+            }
+            None => (None, &mut *self.out),
+        }
+    }
+
+    /// True when the key exists (and is not expired), without counting a hit.
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.entry(key, false).0.is_some()
+    }
+
+    /// Stores a value under `key`, replacing any old one; `expire` 0 means no expiry.
+    #[inline]
+    pub fn store(&mut self, key: &[u8], value: Value, expire: i64) {
+        let db = self.conn.db;
+        self.store_in(db, key, value, expire);
+    }
+
+    pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire: i64) {
+        let loc = self.st.keyspace.locate(key);
+        let hasher = &self.st.keyspace.hasher;
+        let pos = match self.guards.iter().position(|(s, _)| *s == loc.stripe) {
+            Some(p) => p,
+            None => {
+                self.lock_stripe(loc.stripe);
+                self.guards.len() - 1
+            }
+        };
+        let e = Entry {
+            key: SmallBytes::new(key),
+            value,
+            expire,
+            lru: lru_clock(),
+        };
+        self.guards[pos].1.insert(db, &loc, e, hasher);
+        self.dirty += 1;
+    }
+
+    /// Deletes a live key; true if it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        let db = self.conn.db;
+        self.delete_in(db, key).is_some()
+    }
+
+    pub fn delete_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        if self.entry_in(db, key, false).0.is_none() {
+            return None;
+        }
+        let loc = self.st.keyspace.locate(key);
+        let e = self.stripe(loc.stripe).remove(db, &loc, key);
+        self.dirty += 1;
+        e
+    }
+
+    /// Sets (or with 0 clears) the expiry of an existing key.
+    pub fn set_expire(&mut self, key: &[u8], at: i64) -> bool {
+        let db = self.conn.db;
+        let loc: KeyLoc = self.st.keyspace.locate(key);
+        let ok = self.stripe(loc.stripe).set_expire(db, &loc, key, at);
+        if ok {
+            self.dirty += 1;
+        }
+        ok
+    }
+
+    /// Counts a change made in place through `entry` (APPEND, INCR, SETRANGE ...).
+    #[inline]
+    pub fn touched(&mut self) {
+        self.dirty += 1;
+    }
+
+    /// Appends a custom effect to the journal instead of the command's own argv (SET EX becomes
+    /// SET PXAT ...). May be called several times; the default propagation is then skipped.
+    pub fn propagate(&mut self, args: &[&[u8]]) {
+        self.custom_propagated = true;
+        self.st.journal.append(self.conn.db, args);
+    }
+    pub fn propagate_in(&mut self, db: usize, args: &[&[u8]]) {
+        self.custom_propagated = true;
+        self.st.journal.append(db, args);
+    }
+
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// A write with no journal effect (a no-op that still counts as a change is rare; used by
+    /// FLUSHALL-style commands that propagate themselves).
+    pub fn mark_propagated(&mut self) {
+        self.custom_propagated = true;
+    }
+}
+
+/// Reads an integer argument, replying Redis's error when it is not one.
+pub fn arg_i64(ctx: &mut Ctx, a: &[u8]) -> Option<i64> {
+    let v = crate::util::parse_i64(a);
+    if v.is_none() {
+        ctx.out.error(NOT_INT);
+    }
+    v
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+#[inline]
+pub fn eq(a: &[u8], kw: &str) -> bool {
+    a.eq_ignore_ascii_case(kw.as_bytes())
+}

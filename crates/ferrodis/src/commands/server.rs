@@ -1,0 +1,1267 @@
+//! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, SLOWLOG, LATENCY, MEMORY, DEBUG,
+//! SHUTDOWN.
+#![allow(unreachable_patterns, irrefutable_let_patterns)]
+
+use super::table::{cmd, container, container_with, flag, flag::*, CommandSpec, Keys, NO_KEYS};
+use super::{eq, Ctx, SYNTAX};
+use crate::keyspace::{SLOTS, STRIPES};
+use crate::state::{ShutdownRequest, ThreadStats};
+use crate::types::Value;
+use crate::util::parse_i64;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+const ADMIN_ACL: &str = "@admin @slow @dangerous";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "info",
+        -1,
+        LOADING | STALE,
+        "@slow @dangerous",
+        NO_KEYS,
+        info,
+    ),
+    container("config", -2, "@slow", CONFIG),
+    container_with(
+        "command",
+        -1,
+        LOADING | STALE,
+        "@slow @connection",
+        command_all,
+        COMMAND,
+    ),
+    cmd("time", 1, LOADING | STALE | FAST, "@fast", NO_KEYS, time),
+    cmd(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        "@admin @fast @dangerous",
+        NO_KEYS,
+        lastsave,
+    ),
+    container("slowlog", -2, "@slow", SLOWLOG),
+    container("latency", -2, "@slow", LATENCY),
+    container("memory", -2, "@slow", MEMORY),
+    cmd(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        debug,
+    ),
+    cmd(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        ADMIN_ACL,
+        NO_KEYS,
+        shutdown,
+    ),
+];
+
+static CONFIG: &[CommandSpec] = &[
+    cmd(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        config_get,
+    ),
+    cmd(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        config_set,
+    ),
+    cmd(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        config_resetstat,
+    ),
+    cmd(
+        "rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        config_rewrite,
+    ),
+    cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, config_help),
+];
+
+static COMMAND: &[CommandSpec] = &[
+    cmd(
+        "count",
+        2,
+        LOADING | STALE,
+        "@slow @connection",
+        NO_KEYS,
+        command_count,
+    ),
+    cmd(
+        "info",
+        -2,
+        LOADING | STALE,
+        "@slow @connection",
+        NO_KEYS,
+        command_info,
+    ),
+    cmd(
+        "docs",
+        -2,
+        LOADING | STALE,
+        "@slow @connection",
+        NO_KEYS,
+        command_docs,
+    ),
+    cmd(
+        "list",
+        -2,
+        LOADING | STALE,
+        "@slow @connection",
+        NO_KEYS,
+        command_list,
+    ),
+    cmd(
+        "getkeys",
+        -3,
+        LOADING | STALE,
+        "@slow @connection",
+        NO_KEYS,
+        command_getkeys,
+    ),
+    cmd(
+        "help",
+        2,
+        LOADING | STALE,
+        "@slow @connection",
+        NO_KEYS,
+        command_help,
+    ),
+];
+
+static SLOWLOG: &[CommandSpec] = &[
+    cmd(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        slowlog_get,
+    ),
+    cmd(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        slowlog_len,
+    ),
+    cmd(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        slowlog_reset,
+    ),
+    cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, slowlog_help),
+];
+
+static LATENCY: &[CommandSpec] = &[
+    cmd(
+        "latest",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        latency_latest,
+    ),
+    cmd(
+        "history",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        latency_history,
+    ),
+    cmd(
+        "reset",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN_ACL,
+        NO_KEYS,
+        latency_reset,
+    ),
+    cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, latency_help),
+];
+
+static MEMORY: &[CommandSpec] = &[
+    cmd(
+        "usage",
+        -3,
+        READONLY,
+        "@read @slow",
+        Keys::Range {
+            first: 2,
+            last: 2,
+            step: 1,
+        },
+        memory_usage,
+    ),
+    cmd("stats", 2, LOADING | STALE, "@slow", NO_KEYS, memory_stats),
+    cmd(
+        "doctor",
+        2,
+        LOADING | STALE,
+        "@slow",
+        NO_KEYS,
+        memory_doctor,
+    ),
+    cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, memory_help),
+];
+
+fn help(ctx: &mut Ctx, lines: &[&str]) {
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.simple(l.as_bytes());
+    }
+}
+
+// ---------------------------------------------------------------- INFO
+
+fn used_memory() -> (u64, u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    (
+        stats::allocated::read().unwrap_or(0) as u64,
+        stats::active::read().unwrap_or(0) as u64,
+        stats::resident::read().unwrap_or(0) as u64,
+    )
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |p| p * 4096)
+}
+
+fn human(b: u64) -> String {
+    let b = b as f64;
+    if b < 1024.0 {
+        format!("{}B", b as u64)
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", b / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+/// Builds INFO's text for the named sections (Redis 7.0's fields and order).
+pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
+    let st = ctx.st;
+    let all = sections.iter().any(|s| s == "all" || s == "everything");
+    let default = sections.is_empty() || sections.iter().any(|s| s == "default");
+    let want = |name: &str| {
+        all || sections.iter().any(|s| s == name)
+            || (default && !matches!(name, "commandstats" | "latencystats"))
+    };
+    let mut s = String::new();
+    let cfg = &st.config;
+    if want("server") {
+        let uptime = st.uptime_s();
+        let _ = write!(
+            s,
+            "# Server\r\nredis_version:7.0.15\r\nferrodis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:{}\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            st.run_id,
+            st.tcp_port,
+            crate::util::now_us(),
+            uptime,
+            uptime / 86400,
+            cfg.hot.hz.load(Ordering::Relaxed),
+            cfg.hot.hz.load(Ordering::Relaxed),
+            crate::keyspace::lru_clock() & 0xFF_FFFF,
+            st.executable,
+            cfg.file.clone().unwrap_or_default(),
+            (st.stats.threads.lock().len() > 1) as i32,
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            s,
+            "{}# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            if s.is_empty() { "" } else { "\r\n" },
+            st.clients.count(),
+            cfg.hot.maxclients.load(Ordering::Relaxed)
+        );
+    }
+    if want("memory") {
+        let (alloc, active, resident) = used_memory();
+        let rss = rss();
+        let maxmem = cfg.get_int("maxmemory") as u64;
+        let _ = write!(
+            s,
+            "{}# Memory\r\nused_memory:{alloc}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{alloc}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{alloc}\r\nused_memory_dataset_perc:100.00%\r\nallocator_allocated:{alloc}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:31744\r\nused_memory_vm_eval:31744\r\nused_memory_lua_human:31.00K\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:32768\r\nused_memory_vm_total:64512\r\nused_memory_vm_total_human:63.00K\r\nused_memory_functions:184\r\nused_memory_scripts:184\r\nused_memory_scripts_human:184B\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:{}\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+            if s.is_empty() { "" } else { "\r\n" },
+            human(alloc),
+            human(rss),
+            human(alloc),
+            total_memory(),
+            human(total_memory()),
+            human(maxmem),
+            cfg.get("maxmemory-policy").unwrap_or_default(),
+            active as f64 / alloc.max(1) as f64,
+            active.saturating_sub(alloc),
+            resident as f64 / active.max(1) as f64,
+            resident.saturating_sub(active),
+            rss as f64 / resident.max(1) as f64,
+            rss.saturating_sub(resident),
+            rss as f64 / alloc.max(1) as f64,
+            rss as i64 - alloc as i64,
+            st.journal.backlog().1,
+        );
+    }
+    if want("persistence") {
+        let _ = write!(
+            s,
+            "{}# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            if s.is_empty() { "" } else { "\r\n" },
+            st.dirty.load(Ordering::Relaxed),
+            st.lastsave.load(Ordering::Relaxed),
+        );
+    }
+    if want("stats") {
+        let sum = |f: fn(&ThreadStats) -> &std::sync::atomic::AtomicU64| st.stats.sum(f);
+        let uptime = st.uptime_s().max(1) as u64;
+        let total = sum(|t| &t.commands);
+        let _ = write!(
+            s,
+            "{}# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\nclient_query_buffer_limit_disconnections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n",
+            if s.is_empty() { "" } else { "\r\n" },
+            st.stats.connections_received.load(Ordering::Relaxed),
+            total,
+            total / uptime,
+            sum(|t| &t.net_in),
+            sum(|t| &t.net_out),
+            st.stats.rejected_connections.load(Ordering::Relaxed),
+            st.stats.expired_keys.load(Ordering::Relaxed) + sum(|t| &t.expired),
+            st.stats.expire_cycle_cpu_ms.load(Ordering::Relaxed),
+            sum(|t| &t.hits),
+            sum(|t| &t.misses),
+            st.stats.total_error_replies.load(Ordering::Relaxed),
+            total,
+            total,
+            st.stats.client_query_buffer_limit_disconnections.load(Ordering::Relaxed),
+            st.stats.client_output_buffer_limit_disconnections.load(Ordering::Relaxed),
+        );
+    }
+    if want("replication") {
+        let off = st.journal.offset();
+        let (start, len, cap) = st.journal.backlog();
+        let _ = write!(
+            s,
+            "{}# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+            if s.is_empty() { "" } else { "\r\n" },
+            st.run_id,
+            off,
+            st.journal.enabled() as i32,
+            cap,
+            if st.journal.enabled() { start + 1 } else { 0 },
+            len,
+        );
+    }
+    if want("cpu") {
+        let (u, sy) = cpu_times();
+        let _ = write!(
+            s,
+            "{}# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{:.6}\r\nused_cpu_user_main_thread:{:.6}\r\n",
+            if s.is_empty() { "" } else { "\r\n" },
+            sy,
+            u,
+            sy,
+            u
+        );
+    }
+    if want("modules") {
+        let _ = write!(s, "{}# Modules\r\n", if s.is_empty() { "" } else { "\r\n" });
+    }
+    if want("commandstats") {
+        let _ = write!(
+            s,
+            "{}# Commandstats\r\n",
+            if s.is_empty() { "" } else { "\r\n" }
+        );
+        for id in 0..ctx.table.len() {
+            let (calls, usec, rejected, failed) = st.stats.cmd(id);
+            if calls + rejected + failed == 0 {
+                continue;
+            }
+            let _ = write!(
+                s,
+                "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                ctx.table.full_name(id),
+                calls,
+                usec,
+                if calls > 0 { usec as f64 / calls as f64 } else { 0.0 },
+                rejected,
+                failed
+            );
+        }
+    }
+    if want("errorstats") {
+        let _ = write!(
+            s,
+            "{}# Errorstats\r\n",
+            if s.is_empty() { "" } else { "\r\n" }
+        );
+        for (k, v) in st.stats.errors.lock().iter() {
+            let _ = write!(s, "errorstat_{}:count={}\r\n", k, v);
+        }
+    }
+    if want("cluster") {
+        let _ = write!(
+            s,
+            "{}# Cluster\r\ncluster_enabled:0\r\n",
+            if s.is_empty() { "" } else { "\r\n" }
+        );
+    }
+    if want("keyspace") {
+        let _ = write!(
+            s,
+            "{}# Keyspace\r\n",
+            if s.is_empty() { "" } else { "\r\n" }
+        );
+        for db in 0..st.keyspace.databases {
+            let (keys, expires) = st.keyspace.db_counts(db);
+            if keys > 0 {
+                let _ = write!(
+                    s,
+                    "db{}:keys={},expires={},avg_ttl=0\r\n",
+                    db, keys, expires
+                );
+            }
+        }
+    }
+    s
+}
+
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn info(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let sections: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let s = info_text(ctx, &sections);
+    ctx.out.verbatim(s.as_bytes());
+}
+
+// ---------------------------------------------------------------- CONFIG
+
+fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for p in &argv[2..] {
+        for (k, v) in ctx.st.config.matching(p) {
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    ctx.out.map(pairs.len());
+    for (k, v) in pairs {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+}
+
+fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() % 2 != 0 {
+        ctx.out.error(&format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(argv[argv.len() - 1])
+        ));
+        return;
+    }
+    let cfg = &ctx.st.config;
+    let mut seen: Vec<String> = Vec::new();
+    let mut updates: Vec<(String, String)> = Vec::new();
+    for p in argv[2..].chunks(2) {
+        let name = String::from_utf8_lossy(p[0]).to_string();
+        let canon = crate::config::canonical(&name);
+        if !cfg.exists(&name) {
+            ctx.out.error(&format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                name
+            ));
+            return;
+        }
+        if seen.contains(&canon) {
+            ctx.out.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+                name
+            ));
+            return;
+        }
+        seen.push(canon.clone());
+        if cfg.immutable(&name) {
+            ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", name));
+            return;
+        }
+        let v = String::from_utf8_lossy(p[1]).to_string();
+        let words: Vec<String> = if matches!(
+            canon.as_str(),
+            "save"
+                | "bind"
+                | "client-output-buffer-limit"
+                | "oom-score-adj-values"
+                | "latency-tracking-info-percentiles"
+                | "replicaof"
+        ) {
+            let w: Vec<String> = v.split_whitespace().map(String::from).collect();
+            if w.is_empty() {
+                vec![String::new()]
+            } else {
+                w
+            }
+        } else {
+            vec![v]
+        };
+        match cfg.validate(&canon, &words) {
+            Ok(val) => updates.push((canon, val)),
+            Err(e) => {
+                ctx.out.error(&format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{}') - {}",
+                    name, e
+                ));
+                return;
+            }
+        }
+    }
+    for (k, v) in updates {
+        cfg.set_validated(&k, v);
+    }
+    ctx.out.ok();
+}
+
+fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.st.stats.reset();
+    ctx.st.slowlog.lock().entries.clear();
+    ctx.out.ok();
+}
+
+fn config_rewrite(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    match ctx.st.config.rewrite() {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(&e),
+    }
+}
+
+fn config_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    help(
+        ctx,
+        &[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------- COMMAND
+
+fn reply_command_info(ctx: &mut Ctx, id: usize) {
+    let spec = ctx.table.spec(id);
+    let full = ctx.table.full_name(id).to_string();
+    let flags: Vec<&str> = flag::NAMES
+        .iter()
+        .filter(|(f, _)| spec.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    let acl: Vec<&str> = spec.acl.split_whitespace().collect();
+    let (first, last, step) = spec.legacy_range();
+    ctx.out.array(10);
+    ctx.out.bulk(full.as_bytes());
+    ctx.out.int(spec.arity as i64);
+    ctx.out.set(flags.len());
+    for f in flags {
+        ctx.out.simple(f.as_bytes());
+    }
+    ctx.out.int(first);
+    ctx.out.int(last);
+    ctx.out.int(step);
+    ctx.out.set(acl.len());
+    for a in acl {
+        ctx.out.simple(a.as_bytes());
+    }
+    ctx.out.array(0); // tips
+                      // Key specs: one range spec when the command has keys.
+    match spec.keys {
+        Keys::None => ctx.out.array(0),
+        Keys::Range { first, last, step } => {
+            ctx.out.array(1);
+            key_spec(
+                ctx,
+                spec.is_write(),
+                "index",
+                first as i64,
+                "range",
+                &[
+                    ("lastkey", last as i64),
+                    ("step", step as i64),
+                    ("limit", 0),
+                ],
+            );
+        }
+        Keys::NumKeys {
+            numkeys,
+            first,
+            step,
+        } => {
+            ctx.out.array(1);
+            key_spec(
+                ctx,
+                spec.is_write(),
+                "index",
+                numkeys as i64,
+                "keynum",
+                &[
+                    ("keynumidx", 0),
+                    ("firstkey", (first - numkeys) as i64),
+                    ("step", step as i64),
+                ],
+            );
+        }
+    }
+    let subs: Vec<usize> = spec
+        .subcommands
+        .iter()
+        .filter_map(|s| {
+            ctx.table
+                .lookup(format!("{}|{}", spec.name, s.name).as_bytes())
+        })
+        .collect();
+    ctx.out.array(subs.len());
+    for sid in subs {
+        reply_command_info(ctx, sid);
+    }
+}
+
+fn key_spec(
+    ctx: &mut Ctx,
+    write: bool,
+    bs_type: &str,
+    pos: i64,
+    fk_type: &str,
+    fk: &[(&str, i64)],
+) {
+    let out = &mut *ctx.out;
+    out.map(3);
+    out.bulk(b"flags");
+    let flags: &[&str] = if write {
+        &["RW", "UPDATE"]
+    } else {
+        &["RO", "ACCESS"]
+    };
+    out.set(flags.len());
+    for f in flags {
+        out.simple(f.as_bytes());
+    }
+    out.bulk(b"begin_search");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(bs_type.as_bytes());
+    out.bulk(b"spec");
+    out.map(1);
+    out.bulk(b"index");
+    out.int(pos);
+    out.bulk(b"find_keys");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(fk_type.as_bytes());
+    out.bulk(b"spec");
+    out.map(fk.len());
+    for (k, v) in fk {
+        out.bulk(k.as_bytes());
+        out.int(*v);
+    }
+}
+
+fn command_all(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let ids: Vec<usize> = ctx.table.top_level().collect();
+    ctx.out.array(ids.len());
+    for id in ids {
+        reply_command_info(ctx, id);
+    }
+}
+
+fn command_count(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let n = ctx.table.top_level().count();
+    ctx.out.int(n as i64);
+}
+
+fn command_info(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() == 2 {
+        return command_all(ctx, argv);
+    }
+    ctx.out.array(argv.len() - 2);
+    for name in &argv[2..] {
+        match ctx.table.lookup(name) {
+            Some(id) => reply_command_info(ctx, id),
+            None => ctx.out.null_array(),
+        }
+    }
+}
+
+fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
+    // Summaries are not carried yet: every command is documented by its group only.
+    let ids: Vec<usize> = if argv.len() == 2 {
+        ctx.table.top_level().collect()
+    } else {
+        argv[2..]
+            .iter()
+            .filter_map(|n| ctx.table.lookup(n))
+            .collect()
+    };
+    ctx.out.map(ids.len());
+    for id in ids {
+        let name = ctx.table.full_name(id).to_string();
+        let group = ctx
+            .table
+            .spec(id)
+            .acl
+            .split_whitespace()
+            .find(|a| matches!(*a, "@string" | "@keyspace" | "@connection" | "@bitmap"))
+            .unwrap_or("@server");
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.map(2);
+        ctx.out.bulk(b"group");
+        ctx.out.bulk(match group {
+            "@string" => b"string".as_slice(),
+            "@keyspace" => b"generic",
+            "@connection" => b"connection",
+            "@bitmap" => b"bitmap",
+            _ => b"server",
+        });
+        ctx.out.bulk(b"since");
+        ctx.out.bulk(b"1.0.0");
+    }
+}
+
+fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let mut filter: Option<(String, String)> = None;
+    if argv.len() == 5 && eq(argv[2], "filterby") {
+        filter = Some((
+            String::from_utf8_lossy(argv[3]).to_ascii_lowercase(),
+            String::from_utf8_lossy(argv[4]).to_string(),
+        ));
+    } else if argv.len() != 2 {
+        ctx.out.error(SYNTAX);
+        return;
+    }
+    let names: Vec<String> = ctx
+        .table
+        .top_level()
+        .filter(|&id| match &filter {
+            None => true,
+            Some((k, v)) if k == "pattern" => {
+                crate::util::glob_match(v.as_bytes(), ctx.table.full_name(id).as_bytes(), true)
+            }
+            Some((k, v)) if k == "aclcat" => ctx
+                .table
+                .spec(id)
+                .acl
+                .split_whitespace()
+                .any(|a| a.trim_start_matches('@').eq_ignore_ascii_case(v)),
+            Some(_) => false,
+        })
+        .map(|id| ctx.table.full_name(id).to_string())
+        .collect();
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+}
+
+fn command_getkeys(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let args = &argv[2..];
+    let Some(mut id) = ctx.table.lookup(args[0]) else {
+        ctx.out.error("ERR Invalid command specified");
+        return;
+    };
+    if !ctx.table.spec(id).subcommands.is_empty() && args.len() > 1 {
+        if let Some(s) = ctx.table.lookup_sub(id, args[1]) {
+            id = s;
+        }
+    }
+    let spec = ctx.table.spec(id);
+    if !spec.arity_ok(args.len()) {
+        ctx.out
+            .error("ERR Invalid number of arguments specified for command");
+        return;
+    }
+    let mut idx = smallvec::SmallVec::<[usize; 8]>::new();
+    spec.key_indices(args, &mut idx);
+    if idx.is_empty() {
+        ctx.out.error("ERR The command has no key arguments");
+        return;
+    }
+    ctx.out.array(idx.len());
+    for i in idx {
+        ctx.out.bulk(args[i]);
+    }
+}
+
+fn command_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    help(
+        ctx,
+        &[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------- TIME, SLOWLOG, LATENCY, MEMORY
+
+fn time(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let us = crate::util::now_us();
+    ctx.out.array(2);
+    ctx.out.bulk_int(us / 1_000_000);
+    ctx.out.bulk_int(us % 1_000_000);
+}
+
+fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.int(ctx.st.lastsave.load(Ordering::Relaxed));
+}
+
+fn slowlog_get(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let n = match argv.get(2) {
+        None => 10,
+        Some(a) => match parse_i64(a) {
+            Some(n) if n >= -1 => n,
+            _ => {
+                ctx.out
+                    .error("ERR count should be greater than or equal to -1");
+                return;
+            }
+        },
+    };
+    let log = ctx.st.slowlog.lock();
+    let take = if n == -1 {
+        log.entries.len()
+    } else {
+        (n as usize).min(log.entries.len())
+    };
+    ctx.out.array(take);
+    for e in log.entries.iter().take(take) {
+        ctx.out.array(6);
+        ctx.out.int(e.id as i64);
+        ctx.out.int(e.time);
+        ctx.out.int(e.usec);
+        ctx.out.array(e.args.len());
+        for a in &e.args {
+            ctx.out.bulk(a);
+        }
+        ctx.out.bulk(e.peer.as_bytes());
+        ctx.out.bulk(e.name.as_bytes());
+    }
+}
+
+fn slowlog_len(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let n = ctx.st.slowlog.lock().entries.len();
+    ctx.out.int(n as i64);
+}
+
+fn slowlog_reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.st.slowlog.lock().entries.clear();
+    ctx.out.ok();
+}
+
+fn slowlog_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    help(
+        ctx,
+        &[
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+// Latency monitoring: ferrodis has no event sources that exceed a threshold yet (no fork, no
+// AOF fsync), so the history is truthfully empty; RESET reports the number of events reset.
+fn latency_latest(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.array(0);
+}
+fn latency_history(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.array(0);
+}
+fn latency_reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.int(0);
+}
+fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    help(
+        ctx,
+        &[
+            "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the specified event.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() > 3
+        && !(argv.len() == 5 && eq(argv[3], "samples") && parse_i64(argv[4]).is_some())
+    {
+        ctx.out.error(SYNTAX);
+        return;
+    }
+    let (e, out) = ctx.entry(argv[2], false);
+    match e {
+        None => out.null(),
+        Some(e) => {
+            let size = std::mem::size_of::<crate::keyspace::Entry>()
+                + e.key.heap_size()
+                + e.value.heap_size();
+            out.int(size as i64)
+        }
+    }
+}
+
+fn memory_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let (alloc, _, _) = used_memory();
+    let keys: usize = (0..ctx.st.keyspace.databases)
+        .map(|d| ctx.st.keyspace.dbsize(d))
+        .sum();
+    ctx.out.map(4);
+    ctx.out.bulk(b"peak.allocated");
+    ctx.out.int(alloc as i64);
+    ctx.out.bulk(b"total.allocated");
+    ctx.out.int(alloc as i64);
+    ctx.out.bulk(b"keys.count");
+    ctx.out.int(keys as i64);
+    ctx.out.bulk(b"keys.bytes-per-key");
+    ctx.out.int(if keys > 0 {
+        (alloc as usize / keys) as i64
+    } else {
+        0
+    });
+}
+
+fn memory_doctor(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.verbatim(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.");
+}
+
+fn memory_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    help(
+        ctx,
+        &[
+            "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+            "HELP",
+            "    Print this help.",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------- DEBUG
+
+/// Redis's dataset digest (debug.c): SHA1-based, order-independent within a database.
+fn xor_digest(d: &mut [u8; 20], data: &[u8]) {
+    let h = sha1_smol::Sha1::from(data).digest().bytes();
+    for (a, b) in d.iter_mut().zip(h.iter()) {
+        *a ^= b;
+    }
+}
+
+fn mix_digest(d: &mut [u8; 20], data: &[u8]) {
+    xor_digest(d, data);
+    *d = sha1_smol::Sha1::from(&d[..]).digest().bytes();
+}
+
+fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
+    match &e.value {
+        Value::Str(s) => mix_digest(d, &s.to_vec()),
+        _ => {}
+    }
+    if e.expire != 0 {
+        xor_digest(d, b"!!expire!!");
+    }
+}
+
+pub fn dataset_digest(st: &crate::state::State) -> [u8; 20] {
+    let mut fin = [0u8; 20];
+    for db in 0..st.keyspace.databases {
+        let mut any = false;
+        let mut acc = [0u8; 20];
+        for slot in 0..SLOTS {
+            let g = st.keyspace.lock(slot % STRIPES);
+            if g.keys(db) == 0 {
+                continue;
+            }
+            if let Some(t) = g.slot(db, slot) {
+                for e in t.iter() {
+                    any = true;
+                    let mut d = [0u8; 20];
+                    mix_digest(&mut d, &e.key);
+                    value_digest(e, &mut d);
+                    for (a, b) in acc.iter_mut().zip(d.iter()) {
+                        *a ^= b;
+                    }
+                }
+            }
+        }
+        if any {
+            mix_digest(&mut fin, &(db as u32).to_be_bytes());
+            for (a, b) in fin.iter_mut().zip(acc.iter()) {
+                *a ^= b;
+            }
+        }
+    }
+    fin
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let enabled = ctx
+        .st
+        .config
+        .get("enable-debug-command")
+        .unwrap_or_default();
+    let local = ctx.conn.info.addr.starts_with("127.") || ctx.conn.info.addr.starts_with("[::1]");
+    if !(enabled == "yes" || (enabled == "local" && local)) {
+        ctx.out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+        return;
+    }
+    let sub = String::from_utf8_lossy(argv[1]).to_ascii_lowercase();
+    match (sub.as_str(), argv.len()) {
+        ("sleep", 3) => {
+            let secs: f64 = std::str::from_utf8(argv[2])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+            ctx.out.ok();
+        }
+        ("set-active-expire", 3) => {
+            ctx.st
+                .active_expire
+                .store(argv[2] != b"0", Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        ("digest", 2) => {
+            let d = dataset_digest(ctx.st);
+            ctx.out.simple(hex(&d).as_bytes());
+        }
+        ("digest-value", _) => {
+            ctx.out.array(argv.len() - 2);
+            for k in &argv[2..] {
+                let loc = ctx.st.keyspace.locate(k);
+                let db = ctx.conn.db;
+                let g = ctx.st.keyspace.lock(loc.stripe);
+                let mut d = [0u8; 20];
+                if let Some(e) = g.get(db, &loc, k).filter(|e| !e.expired(ctx.now)) {
+                    match &e.value {
+                        Value::Str(s) => mix_digest(&mut d, &s.to_vec()),
+                        _ => {}
+                    }
+                }
+                drop(g);
+                ctx.out.simple(hex(&d).as_bytes());
+            }
+        }
+        ("object", 3) => {
+            let loc = ctx.st.keyspace.locate(argv[2]);
+            let db = ctx.conn.db;
+            let g = ctx.st.keyspace.lock(loc.stripe);
+            let line = g.get(db, &loc, argv[2]).filter(|e| !e.expired(ctx.now)).map(|e| {
+                format!(
+                    "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                    e.value.encoding(),
+                    match &e.value {
+                        Value::Str(s) => s.len(),
+                        _ => 0,
+                    },
+                    e.lru & 0xFF_FFFF,
+                    crate::keyspace::lru_clock().saturating_sub(e.lru)
+                )
+            });
+            drop(g);
+            match line {
+                Some(l) => ctx.out.simple(l.as_bytes()),
+                None => ctx.out.error("ERR no such key"),
+            }
+        }
+        ("reload", _) => {
+            // Without persistence yet, a reload keeps the dataset as it is (as a save+load would).
+            ctx.out.ok();
+        }
+        ("change-repl-id", 2) => {
+            ctx.out.ok();
+        }
+        ("jmap", 2)
+        | ("quicklist-packed-threshold", 3)
+        | ("stringmatch-len", _)
+        | ("set-skip-checksum-validation", 3)
+        | ("replybuffer", _) => ctx.out.ok(),
+        ("log", 3) => {
+            tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(argv[2]));
+            ctx.out.ok();
+        }
+        ("help", _) => help(
+            ctx,
+            &[
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DIGEST",
+                "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "    Output a hex signature of the values of all the specified keys.",
+                "LOG <message>",
+                "    Write <message> to the server log.",
+                "OBJECT <key>",
+                "    Show low level info about the key and associated value.",
+                "RELOAD",
+                "    Save the RDB on disk and reload it back to memory.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not",
+                "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+                "    default.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+                "HELP",
+                "    Print this help.",
+            ],
+        ),
+        _ => ctx.out.error(&format!(
+            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(argv[1])
+        )),
+    }
+}
+
+// ---------------------------------------------------------------- SHUTDOWN
+
+fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let mut req = ShutdownRequest::default();
+    let mut abort = false;
+    for a in &argv[1..] {
+        if eq(a, "nosave") {
+            req.nosave = true;
+        } else if eq(a, "save") {
+            req.save = true;
+        } else if eq(a, "now") {
+            req.now = true;
+        } else if eq(a, "force") {
+            req.force = true;
+        } else if eq(a, "abort") {
+            abort = true;
+        } else {
+            ctx.out.error(SYNTAX);
+            return;
+        }
+    }
+    if (abort && argv.len() != 2) || (req.nosave && req.save) {
+        ctx.out.error(SYNTAX);
+        return;
+    }
+    if abort {
+        ctx.out.error("ERR No shutdown in progress.");
+        return;
+    }
+    ctx.st.request_shutdown(req);
+    // As in Redis, a successful SHUTDOWN closes the connection without a reply.
+    ctx.conn.close_after_reply = true;
+}

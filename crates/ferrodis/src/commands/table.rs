@@ -1,0 +1,290 @@
+//! The command table: every command's name, arity, flags, key positions, ACL categories and
+//! handler, as data. COMMAND, COMMAND INFO/GETKEYS, dispatch's checks and (later) ACL, cluster
+//! routing, MULTI and replication all read it. Families register their specs at start-up; the
+//! engine imports no family.
+
+use super::Ctx;
+use std::collections::HashMap;
+
+/// Command flags (Redis's CMD_* names, lower-cased in COMMAND INFO).
+pub mod flag {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    /// ferrodis-only: the handler walks the keyspace itself; dispatch locks no stripe for it.
+    pub const WHOLE_KEYSPACE: u32 = 1 << 31;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+    ];
+}
+
+/// Where a command's keys are (the legacy first/last/step triple, plus numkeys forms).
+#[derive(Clone, Copy, Debug)]
+pub enum Keys {
+    None,
+    /// Keys at `first`, `first+step`, ... up to `last` (negative: from the end).
+    Range {
+        first: i32,
+        last: i32,
+        step: i32,
+    },
+    /// The count of keys is at `numkeys`, the keys follow it.
+    NumKeys {
+        numkeys: i32,
+        first: i32,
+        step: i32,
+    },
+}
+
+pub type Handler = fn(&mut Ctx, &[&[u8]]);
+
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub acl: &'static str,
+    pub keys: Keys,
+    pub handler: Handler,
+    pub subcommands: &'static [CommandSpec],
+}
+
+/// Shorthand for declaring a spec in a family's static table.
+pub const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    acl: &'static str,
+    keys: Keys,
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        acl,
+        keys,
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// A container command (CONFIG, CLIENT, ...) with its subcommands.
+pub const fn container(
+    name: &'static str,
+    arity: i32,
+    acl: &'static str,
+    subs: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags: 0,
+        acl,
+        keys: Keys::None,
+        handler: |_, _| {},
+        subcommands: subs,
+    }
+}
+
+/// A container that may also be called bare (COMMAND): `handler` runs then.
+pub const fn container_with(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    acl: &'static str,
+    handler: Handler,
+    subs: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        acl,
+        keys: Keys::None,
+        handler,
+        subcommands: subs,
+    }
+}
+
+pub const fn range(first: i32, last: i32, step: i32) -> Keys {
+    Keys::Range { first, last, step }
+}
+pub const ONE_KEY: Keys = Keys::Range {
+    first: 1,
+    last: 1,
+    step: 1,
+};
+pub const NO_KEYS: Keys = Keys::None;
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags & flag::WRITE != 0
+    }
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        (a > 0 && argc as i32 == a) || (a < 0 && argc as i32 >= -a)
+    }
+    /// Indices of the key arguments of this invocation (may be empty).
+    pub fn key_indices(&self, argv: &[&[u8]], out: &mut smallvec::SmallVec<[usize; 8]>) {
+        let argc = argv.len() as i32;
+        match self.keys {
+            Keys::None => {}
+            Keys::Range { first, last, step } => {
+                let last = if last < 0 { argc + last } else { last };
+                let mut i = first;
+                while i <= last && i < argc {
+                    out.push(i as usize);
+                    i += step;
+                }
+            }
+            Keys::NumKeys {
+                numkeys,
+                first,
+                step,
+            } => {
+                let Some(n) = argv
+                    .get(numkeys as usize)
+                    .and_then(|a| crate::util::parse_i64(a))
+                else {
+                    return;
+                };
+                let mut i = first;
+                for _ in 0..n.max(0) {
+                    if i >= argc {
+                        break;
+                    }
+                    out.push(i as usize);
+                    i += step;
+                }
+            }
+        }
+    }
+    /// (first, last, step) for COMMAND INFO's legacy triple.
+    pub fn legacy_range(&self) -> (i64, i64, i64) {
+        match self.keys {
+            Keys::None => (0, 0, 0),
+            Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
+            Keys::NumKeys { .. } => (0, 0, 0),
+        }
+    }
+}
+
+/// The table: specs by id, and a name index ("get", "config|get").
+pub struct CommandTable {
+    pub specs: Vec<(&'static CommandSpec, String)>,
+    index: HashMap<String, usize>,
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CommandTable {
+    pub fn new() -> Self {
+        CommandTable {
+            specs: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+    /// Registers a family's commands (and their subcommands).
+    pub fn register(&mut self, specs: &'static [CommandSpec]) {
+        for s in specs {
+            let id = self.specs.len();
+            self.specs.push((s, s.name.to_string()));
+            self.index.insert(s.name.to_string(), id);
+            for sub in s.subcommands {
+                let full = format!("{}|{}", s.name, sub.name);
+                let sid = self.specs.len();
+                self.specs.push((sub, full.clone()));
+                self.index.insert(full, sid);
+            }
+        }
+    }
+    /// Applies `rename-command old new` (an empty new name removes the command).
+    pub fn rename(&mut self, old: &str, new: &str) -> bool {
+        let Some(id) = self.index.remove(&old.to_ascii_lowercase()) else {
+            return false;
+        };
+        if !new.is_empty() {
+            self.index.insert(new.to_ascii_lowercase(), id);
+        }
+        true
+    }
+    /// Looks a name up, case-insensitively, without allocating for short names.
+    #[inline]
+    pub fn lookup(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; 32];
+        if name.len() <= buf.len() {
+            for (d, s) in buf.iter_mut().zip(name) {
+                *d = s.to_ascii_lowercase();
+            }
+            let s = std::str::from_utf8(&buf[..name.len()]).ok()?;
+            self.index.get(s).copied()
+        } else {
+            self.index
+                .get(&String::from_utf8_lossy(name).to_ascii_lowercase())
+                .copied()
+        }
+    }
+    pub fn lookup_sub(&self, parent: usize, sub: &[u8]) -> Option<usize> {
+        let full = format!(
+            "{}|{}",
+            self.specs[parent].1,
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        );
+        self.index.get(&full).copied()
+    }
+    pub fn spec(&self, id: usize) -> &'static CommandSpec {
+        self.specs[id].0
+    }
+    pub fn full_name(&self, id: usize) -> &str {
+        &self.specs[id].1
+    }
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+    /// Top-level command ids (COMMAND, COMMAND COUNT, COMMAND LIST).
+    pub fn top_level(&self) -> impl Iterator<Item = usize> + '_ {
+        self.specs
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, n))| !n.contains('|'))
+            .map(|(i, _)| i)
+    }
+}

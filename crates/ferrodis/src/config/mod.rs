@@ -1,0 +1,728 @@
+//! Configuration: redis.conf and command-line parsing with redis-server's rules, and the option
+//! table behind `CONFIG GET/SET/RESETSTAT/REWRITE`.
+//!
+//! Every Redis 7.0 option is known (the names and defaults in `defaults.tsv` were read from
+//! redis-server 7.0.15's `CONFIG GET *`); the ones ferrodis implements are listed in
+//! `IMPLEMENTED`, the others are accepted, stored and reported, with one warning each at start-up.
+
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+
+const DEFAULTS: &str = include_str!("defaults.tsv");
+
+/// Options whose value changes ferrodis's behaviour today.
+pub const IMPLEMENTED: &[&str] = &[
+    "port",
+    "bind",
+    "databases",
+    "requirepass",
+    "maxclients",
+    "timeout",
+    "tcp-keepalive",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "client-output-buffer-limit",
+    "io-threads",
+    "loglevel",
+    "logfile",
+    "dir",
+    "hz",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "repl-backlog-size",
+    "tcp-backlog",
+    "pidfile",
+    "enable-debug-command",
+    "latency-monitor-threshold",
+    "protected-mode",
+    "dbfilename",
+    "daemonize",
+    "save",
+    "appendonly",
+    "maxmemory-policy",
+    "active-expire-effort",
+    "lfu-log-factor",
+    "lfu-decay-time",
+    "latency-tracking",
+    "io-threads-do-reads",
+    "always-show-logo",
+    "set-proc-title",
+    "proc-title-template",
+    "supervised",
+    "shutdown-timeout",
+];
+
+const IMMUTABLE: &[&str] = &[
+    "databases",
+    "daemonize",
+    "io-threads",
+    "io-threads-do-reads",
+    "cluster-enabled",
+    "unixsocket",
+    "unixsocketperm",
+    "logfile",
+    "syslog-enabled",
+    "syslog-ident",
+    "syslog-facility",
+    "supervised",
+    "pidfile",
+    "cluster-config-file",
+    "aclfile",
+    "tcp-backlog",
+    "disable-thp",
+    "always-show-logo",
+    "set-proc-title",
+    "enable-debug-command",
+    "enable-module-command",
+    "enable-protected-configs",
+    "appenddirname",
+    "cluster-port",
+    "tls-port",
+];
+
+const MEMORY: &[&str] = &[
+    "maxmemory",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "repl-backlog-size",
+    "active-defrag-ignore-bytes",
+    "auto-aof-rewrite-min-size",
+    "hll-sparse-max-bytes",
+    "stream-node-max-bytes",
+    "hash-max-listpack-value",
+    "hash-max-ziplist-value",
+    "zset-max-listpack-value",
+    "zset-max-ziplist-value",
+    "cluster-link-sendbuf-limit",
+    "maxmemory-clients",
+    "set-max-intset-entries",
+];
+
+const ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-priority", "replica-priority"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("lua-time-limit", "busy-reply-threshold"),
+];
+
+/// Directives accepted in a file that are not runtime options (or are deprecated no-ops).
+const FILE_ONLY: &[&str] = &[
+    "include",
+    "rename-command",
+    "user",
+    "loadmodule",
+    "list-max-ziplist-entries",
+    "list-max-ziplist-value",
+    "lua-replicate-commands",
+];
+
+fn enum_values(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "maxmemory-policy" => &[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ],
+        "loglevel" => &["debug", "verbose", "notice", "warning"],
+        "appendfsync" => &["always", "everysec", "no"],
+        "repl-diskless-load" => &["disabled", "on-empty-db", "swapdb"],
+        "supervised" => &["upstart", "systemd", "auto", "no"],
+        "syslog-facility" => &[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ],
+        "propagation-error-behavior" => &["ignore", "panic", "panic-on-replicas"],
+        "cluster-preferred-endpoint-type" => &["ip", "hostname", "unknown-endpoint"],
+        "acl-pubsub-default" => &["allchannels", "resetchannels"],
+        "oom-score-adj" => &["no", "yes", "relative", "absolute"],
+        "sanitize-dump-payload" => &["no", "yes", "clients"],
+        "enable-debug-command" | "enable-module-command" | "enable-protected-configs" => {
+            &["no", "yes", "local"]
+        }
+        _ => return None,
+    })
+}
+
+/// Parses `1gb`, `100mb`, `10k`, `5` as Redis's memtoull does.
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let l = s.to_ascii_lowercase();
+    let (num, mul): (&str, i64) = if let Some(n) = l.strip_suffix("gb") {
+        (n, 1 << 30)
+    } else if let Some(n) = l.strip_suffix("mb") {
+        (n, 1 << 20)
+    } else if let Some(n) = l.strip_suffix("kb") {
+        (n, 1 << 10)
+    } else if let Some(n) = l.strip_suffix('g') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = l.strip_suffix('m') {
+        (n, 1_000_000)
+    } else if let Some(n) = l.strip_suffix('k') {
+        (n, 1000)
+    } else if let Some(n) = l.strip_suffix('b') {
+        (n, 1)
+    } else {
+        (l.as_str(), 1)
+    };
+    let v: i64 = num.parse().ok()?;
+    v.checked_mul(mul)
+}
+
+/// Values read on the hot path, kept as atomics and refreshed when the option changes.
+#[derive(Default)]
+pub struct Hot {
+    pub maxclients: AtomicUsize,
+    pub timeout_s: AtomicI64,
+    pub proto_max_bulk_len: AtomicI64,
+    pub query_buffer_limit: AtomicUsize,
+    pub obuf_hard: AtomicUsize,
+    pub obuf_soft: AtomicUsize,
+    pub obuf_soft_secs: AtomicI64,
+    pub requirepass_set: AtomicBool,
+    pub slowlog_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicUsize,
+    pub hz: AtomicI64,
+    pub active_expire_effort: AtomicI64,
+    pub latency_threshold: AtomicI64,
+    pub lfu_policy: AtomicBool,
+}
+
+pub struct Config {
+    values: RwLock<BTreeMap<String, String>>,
+    defaults: BTreeMap<String, String>,
+    pub hot: Hot,
+    /// The config file given on the command line (for CONFIG REWRITE and INFO).
+    pub file: Option<String>,
+    /// Directives given that ferrodis accepts but does not implement yet.
+    pub warnings: Vec<String>,
+    /// `rename-command` pairs from the file.
+    pub renames: Vec<(String, String)>,
+    /// Options named in the file or on the command line.
+    set_names: std::collections::HashSet<String>,
+}
+
+pub fn canonical(name: &str) -> String {
+    let l = name.to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .find(|(a, _)| *a == l)
+        .map(|(_, c)| c.to_string())
+        .unwrap_or(l)
+}
+
+fn quote(a: &str) -> String {
+    let mut s = String::from("\"");
+    for c in a.chars() {
+        match c {
+            '"' | '\\' => {
+                s.push('\\');
+                s.push(c)
+            }
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            c if (c as u32) < 32 || c as u32 == 127 => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Turns redis-server's argv (after the optional config file) into config text:
+/// each `--name` starts a line, following words are its quoted arguments.
+pub fn argv_to_config(args: &[String]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if let Some(name) = a.strip_prefix("--") {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(name);
+        } else if i == 0 && a == "-" {
+            continue;
+        } else {
+            out.push(' ');
+            out.push_str(&quote(a));
+        }
+    }
+    out
+}
+
+impl Config {
+    pub fn new() -> Self {
+        let mut defaults = BTreeMap::new();
+        for line in DEFAULTS.lines() {
+            let (k, v) = line.split_once('\t').unwrap_or((line, ""));
+            defaults.insert(canonical(k), v.to_string());
+        }
+        let c = Config {
+            values: RwLock::new(defaults.clone()),
+            defaults,
+            hot: Hot::default(),
+            file: None,
+            warnings: Vec::new(),
+            renames: Vec::new(),
+            set_names: Default::default(),
+        };
+        let names: Vec<String> = c.values.read().keys().cloned().collect();
+        for n in names {
+            c.refresh_hot(&n);
+        }
+        c
+    }
+
+    /// Loads config text (file contents, then "\n", then the command-line options).
+    /// Errors come back formatted as redis-server prints them.
+    pub fn load_text(&mut self, text: &str) -> Result<(), String> {
+        let mut saves_seen = false;
+        let mut binds_seen = false;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fatal = |msg: &str| {
+                format!("\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}\n", i + 1, line, msg)
+            };
+            let Some(words) = resp::split_args(line.as_bytes()) else {
+                return Err(fatal("Unbalanced quotes in configuration line"));
+            };
+            let words: Vec<String> = words
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
+            if words.is_empty() {
+                continue;
+            }
+            let name = canonical(&words[0]);
+            let args = &words[1..];
+            if FILE_ONLY.contains(&name.as_str()) {
+                match name.as_str() {
+                    "rename-command" if args.len() == 2 => self
+                        .renames
+                        .push((args[0].to_ascii_lowercase(), args[1].clone())),
+                    "rename-command" => return Err(fatal("wrong number of arguments")),
+                    "include" if args.len() == 1 => {
+                        let t = std::fs::read_to_string(&args[0]).map_err(|e| {
+                            fatal(&format!(
+                                "Fatal error, can't open config file '{}': {}",
+                                args[0], e
+                            ))
+                        })?;
+                        self.load_text(&t)?;
+                    }
+                    _ => self.warnings.push(format!(
+                        "'{}' is accepted but not implemented by ferrodis yet",
+                        name
+                    )),
+                }
+                continue;
+            }
+            if !self.defaults.contains_key(&name) {
+                return Err(fatal("Bad directive or wrong number of arguments"));
+            }
+            // Repeated `save` and `bind` lines accumulate, as in Redis.
+            let value = if name == "save" && saves_seen && !args.is_empty() && !args[0].is_empty() {
+                let cur = self.get(&name).unwrap_or_default();
+                let v = self.validate(&name, args).map_err(|e| fatal(&e))?;
+                if cur.is_empty() {
+                    v
+                } else {
+                    format!("{} {}", cur, v)
+                }
+            } else if name == "bind" && binds_seen {
+                let cur = self.get(&name).unwrap_or_default();
+                format!(
+                    "{} {}",
+                    cur,
+                    self.validate(&name, args).map_err(|e| fatal(&e))?
+                )
+            } else {
+                self.validate(&name, args).map_err(|e| fatal(&e))?
+            };
+            self.set_names.insert(name.clone());
+            saves_seen |= name == "save";
+            binds_seen |= name == "bind";
+            if !IMPLEMENTED.contains(&name.as_str()) && self.defaults.get(&name) != Some(&value) {
+                self.warnings.push(format!(
+                    "'{}' is accepted but not implemented by ferrodis yet",
+                    name
+                ));
+            }
+            self.values.write().insert(name.clone(), value);
+            self.refresh_hot(&name);
+        }
+        Ok(())
+    }
+
+    /// Validates one option's arguments and returns the normalised stored value, or the error
+    /// text Redis gives (used by both the file loader and CONFIG SET).
+    pub fn validate(&self, name: &str, args: &[String]) -> Result<String, String> {
+        let multi = matches!(
+            name,
+            "save"
+                | "bind"
+                | "client-output-buffer-limit"
+                | "oom-score-adj-values"
+                | "latency-tracking-info-percentiles"
+                | "replicaof"
+                | "shutdown-on-sigint"
+                | "shutdown-on-sigterm"
+        );
+        if args.is_empty() || (!multi && args.len() != 1) {
+            return Err("wrong number of arguments".into());
+        }
+        let one = &args[0];
+        let def = self.defaults.get(name).cloned().unwrap_or_default();
+        if let Some(vals) = enum_values(name) {
+            let l = one.to_ascii_lowercase();
+            if vals.contains(&l.as_str()) {
+                return Ok(l);
+            }
+            return Err(format!(
+                "argument(s) must be one of the following: {}",
+                vals.join(", ")
+            ));
+        }
+        match name {
+            "save" => {
+                let joined = args.join(" ");
+                let parts: Vec<&str> = joined.split_whitespace().collect();
+                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<i64>().is_err()) {
+                    return Err("Invalid save parameters".into());
+                }
+                return Ok(parts.join(" "));
+            }
+            "client-output-buffer-limit" => {
+                let joined = args.join(" ");
+                let parts: Vec<&str> = joined.split_whitespace().collect();
+                if parts.len() % 4 != 0 {
+                    return Err("Wrong number of arguments in buffer limit configuration.".into());
+                }
+                let mut cur: Vec<String> = self
+                    .get(name)
+                    .unwrap_or(def)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                for ch in parts.chunks(4) {
+                    let class = match ch[0].to_ascii_lowercase().as_str() {
+                        "normal" => "normal",
+                        "replica" | "slave" => "slave",
+                        "pubsub" => "pubsub",
+                        _ => {
+                            return Err(
+                                "Invalid client class specified in buffer limit configuration."
+                                    .into(),
+                            )
+                        }
+                    };
+                    let (h, s, t) = (
+                        parse_memory(ch[1]),
+                        parse_memory(ch[2]),
+                        ch[3].parse::<i64>().ok(),
+                    );
+                    let (Some(h), Some(s), Some(t)) = (h, s, t) else {
+                        return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
+                    };
+                    if h < 0 || s < 0 || t < 0 {
+                        return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
+                    }
+                    if let Some(p) = cur.iter().position(|c| c == class) {
+                        cur[p + 1] = h.to_string();
+                        cur[p + 2] = s.to_string();
+                        cur[p + 3] = t.to_string();
+                    }
+                }
+                return Ok(cur.join(" "));
+            }
+            "replicaof" => {
+                if args.len() != 2 {
+                    return Err("wrong number of arguments".into());
+                }
+                if args[0].eq_ignore_ascii_case("no") && args[1].eq_ignore_ascii_case("one") {
+                    return Ok(String::new());
+                }
+                if args[1].parse::<u16>().is_err() {
+                    return Err("Invalid master port".into());
+                }
+                return Ok(format!("{} {}", args[0], args[1]));
+            }
+            _ if multi => return Ok(args.join(" ")),
+            _ => {}
+        }
+        if def == "yes" || def == "no" {
+            return match one.to_ascii_lowercase().as_str() {
+                "yes" => Ok("yes".into()),
+                "no" => Ok("no".into()),
+                _ => Err("argument must be 'yes' or 'no'".into()),
+            };
+        }
+        let numeric = !def.is_empty() && def.parse::<f64>().is_ok() && name != "unixsocketperm";
+        if numeric {
+            let v = if MEMORY.contains(&name) {
+                match parse_memory(one) {
+                    Some(v) => v,
+                    None => return Err("argument must be a memory value".into()),
+                }
+            } else {
+                match one.parse::<i64>() {
+                    Ok(v) => v,
+                    Err(_) => return Err("argument couldn't be parsed into an integer".into()),
+                }
+            };
+            let (lo, hi) = match name {
+                "port"
+                | "tls-port"
+                | "cluster-port"
+                | "cluster-announce-port"
+                | "replica-announce-port" => (0, 65535),
+                "databases" | "maxclients" | "hz" => (1, i64::from(i32::MAX)),
+                "active-expire-effort" => (1, 10),
+                "list-max-listpack-size" | "list-compress-depth" => {
+                    (i64::from(i32::MIN), i64::from(i32::MAX))
+                }
+                "slowlog-log-slower-than" | "tcp-backlog" | "repl-backlog-ttl" => (-1, i64::MAX),
+                "proto-max-bulk-len" => (1024 * 1024, i64::MAX),
+                "client-query-buffer-limit" => (1024 * 1024, i64::MAX),
+                "repl-backlog-size" => (1, i64::MAX),
+                _ => (0, i64::MAX),
+            };
+            if v < lo || v > hi {
+                return Err(format!(
+                    "argument must be between {} and {} inclusive",
+                    lo, hi
+                ));
+            }
+            return Ok(v.to_string());
+        }
+        Ok(one.clone())
+    }
+
+    /// True when the file or the command line set this option.
+    pub fn was_set(&self, name: &str) -> bool {
+        self.set_names.contains(&canonical(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.values.read().get(&canonical(name)).cloned()
+    }
+    pub fn get_int(&self, name: &str) -> i64 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+    pub fn is_yes(&self, name: &str) -> bool {
+        self.get(name).as_deref() == Some("yes")
+    }
+    /// All `(name, value)` pairs whose name matches the glob, aliases included (CONFIG GET).
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(String, String)> {
+        let values = self.values.read();
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut push = |n: &str, v: &String| {
+            if crate::util::glob_match(pattern, n.as_bytes(), true)
+                && !out.iter().any(|(k, _)| k == n)
+            {
+                out.push((n.to_string(), v.clone()));
+            }
+        };
+        for (n, v) in values.iter() {
+            push(n, v);
+        }
+        for (alias, c) in ALIASES {
+            if let Some(v) = values.get(*c) {
+                push(alias, v);
+            }
+        }
+        out
+    }
+    pub fn exists(&self, name: &str) -> bool {
+        self.defaults.contains_key(&canonical(name))
+    }
+    pub fn immutable(&self, name: &str) -> bool {
+        IMMUTABLE.contains(&canonical(name).as_str())
+    }
+    /// Stores an already validated value (CONFIG SET), refreshing hot copies.
+    pub fn set_validated(&self, name: &str, value: String) {
+        let n = canonical(name);
+        self.values.write().insert(n.clone(), value);
+        self.refresh_hot(&n);
+    }
+
+    fn refresh_hot(&self, name: &str) {
+        let h = &self.hot;
+        let int = |n: &str| self.get_int(n);
+        match name {
+            "maxclients" => h.maxclients.store(int(name) as usize, Ordering::Relaxed),
+            "timeout" => h.timeout_s.store(int(name), Ordering::Relaxed),
+            "proto-max-bulk-len" => h.proto_max_bulk_len.store(int(name), Ordering::Relaxed),
+            "client-query-buffer-limit" => h
+                .query_buffer_limit
+                .store(int(name) as usize, Ordering::Relaxed),
+            "requirepass" => h.requirepass_set.store(
+                !self.get(name).unwrap_or_default().is_empty(),
+                Ordering::Relaxed,
+            ),
+            "slowlog-log-slower-than" => h.slowlog_slower_than.store(int(name), Ordering::Relaxed),
+            "slowlog-max-len" => h
+                .slowlog_max_len
+                .store(int(name) as usize, Ordering::Relaxed),
+            "hz" => h.hz.store(int(name).clamp(1, 500), Ordering::Relaxed),
+            "active-expire-effort" => h.active_expire_effort.store(int(name), Ordering::Relaxed),
+            "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
+            "maxmemory-policy" => h.lfu_policy.store(
+                self.get(name).unwrap_or_default().contains("lfu"),
+                Ordering::Relaxed,
+            ),
+            "client-output-buffer-limit" => {
+                let v = self.get(name).unwrap_or_default();
+                let p: Vec<&str> = v.split_whitespace().collect();
+                if let Some(i) = p.iter().position(|c| *c == "normal") {
+                    h.obuf_hard.store(
+                        p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0),
+                        Ordering::Relaxed,
+                    );
+                    h.obuf_soft.store(
+                        p.get(i + 2).and_then(|x| x.parse().ok()).unwrap_or(0),
+                        Ordering::Relaxed,
+                    );
+                    h.obuf_soft_secs.store(
+                        p.get(i + 3).and_then(|x| x.parse().ok()).unwrap_or(0),
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// CONFIG REWRITE: rewrites the config file in place, keeping unknown lines and comments,
+    /// replacing the lines of changed options and appending the rest.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = &self.file else {
+            return Err("ERR The server is running without a config file".into());
+        };
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let values = self.values.read();
+        let mut written = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for line in old.lines() {
+            let t = line.trim();
+            let name = t
+                .split_whitespace()
+                .next()
+                .map(canonical)
+                .unwrap_or_default();
+            if t.is_empty()
+                || t.starts_with('#')
+                || !values.contains_key(&name)
+                || t.starts_with("# Generated by CONFIG REWRITE")
+            {
+                if !t.starts_with("# Generated by CONFIG REWRITE") {
+                    out.push(line.to_string());
+                }
+                continue;
+            }
+            if written.insert(name.clone()) {
+                out.push(format!("{} {}", name, values[&name]));
+            }
+        }
+        let mut header = false;
+        for (n, v) in values.iter() {
+            if written.contains(n) || self.defaults.get(n) == Some(v) {
+                continue;
+            }
+            if !header {
+                out.push("# Generated by CONFIG REWRITE".into());
+                header = true;
+            }
+            out.push(if v.is_empty() {
+                format!("{} \"\"", n)
+            } else {
+                format!("{} {}", n, v)
+            });
+        }
+        std::fs::write(path, out.join("\n") + "\n")
+            .map_err(|e| format!("ERR Rewriting config file: {}", e))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_becomes_lines() {
+        let a: Vec<String> = ["--port", "7000", "--save", "", "--bind", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            argv_to_config(&a),
+            "port \"7000\"\nsave \"\"\nbind \"127.0.0.1\" \"::1\""
+        );
+        let mut c = Config::new();
+        c.load_text(&argv_to_config(&a)).unwrap();
+        assert_eq!(c.get("port").unwrap(), "7000");
+        assert_eq!(c.get("save").unwrap(), "");
+        assert_eq!(c.get("bind").unwrap(), "127.0.0.1 ::1");
+    }
+
+    #[test]
+    fn errors_as_redis_prints_them() {
+        let mut c = Config::new();
+        let e = c.load_text("port 7000\nport abc\n").unwrap_err();
+        assert!(
+            e.contains("at line 2\n>>> 'port abc'\nargument couldn't be parsed into an integer"),
+            "{e}"
+        );
+        let e = Config::new().load_text("\nfoo \"bar\"").unwrap_err();
+        assert!(
+            e.contains("at line 2\n>>> 'foo \"bar\"'\nBad directive or wrong number of arguments"),
+            "{e}"
+        );
+        let e = Config::new().load_text("appendonly maybe").unwrap_err();
+        assert!(e.contains("argument must be 'yes' or 'no'"));
+        let e = Config::new().load_text("hz").unwrap_err();
+        assert!(e.contains("wrong number of arguments"));
+    }
+
+    #[test]
+    fn memory_and_aliases() {
+        let mut c = Config::new();
+        c.load_text(
+            "maxmemory 1gb\nslave-read-only no\nclient-output-buffer-limit normal 1mb 512kb 10",
+        )
+        .unwrap();
+        assert_eq!(c.get("maxmemory").unwrap(), "1073741824");
+        assert_eq!(c.get("replica-read-only").unwrap(), "no");
+        assert_eq!(c.hot.obuf_hard.load(Ordering::Relaxed), 1 << 20);
+        assert!(c.matching(b"slave-read-only").len() == 1);
+    }
+}

@@ -1,0 +1,354 @@
+//! The keyspace: per database, 16384 slot tables (allocated lazily), grouped into lock stripes.
+//! A slot table owns its keys, values and expiry times and keeps its counts.
+//!
+//! Slot `s` lives in stripe `s % STRIPES`, at index `s / STRIPES` inside it. A command locks the
+//! stripes of its keys in ascending order (see `commands::dispatch`), so multi-key commands cannot
+//! deadlock; all-keyspace operations take stripes one by one, or all of them in order.
+//!
+//! Architecture invariant: the keyspace never touches the network and never formats replies; it
+//! knows values (`types`) and nothing above them.
+// PERF-CRITICAL
+
+use crate::types::{SmallBytes, Value};
+use crate::util::key_slot;
+use hashbrown::HashTable;
+use parking_lot::{Mutex, MutexGuard};
+use std::hash::BuildHasher;
+
+pub const SLOTS: usize = 16384;
+pub const STRIPES: usize = 256;
+const PER_STRIPE: usize = SLOTS / STRIPES;
+
+/// One key and what it holds. `expire` is a Unix time in ms, 0 when the key has none.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: SmallBytes,
+    pub value: Value,
+    pub expire: i64,
+    /// Last access, in seconds of the server's LRU clock (for `OBJECT IDLETIME`).
+    pub lru: u32,
+}
+
+impl Entry {
+    #[inline]
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expire != 0 && self.expire <= now_ms
+    }
+}
+
+/// One hash slot of one database.
+#[derive(Default)]
+pub struct SlotTable {
+    table: HashTable<Entry>,
+    volatile: u32,
+}
+
+impl SlotTable {
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+    pub fn volatile(&self) -> usize {
+        self.volatile as usize
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+    /// Removes every entry for which `f` returns true; returns the removed entries.
+    pub fn extract_if(&mut self, mut f: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        let mut out = Vec::new();
+        self.table.retain(|e| {
+            if f(e) {
+                out.push(e.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for e in &out {
+            if e.expire != 0 {
+                self.volatile -= 1;
+            }
+        }
+        out
+    }
+}
+
+/// One database's share of a stripe: PER_STRIPE slot tables and their counts.
+pub struct StripeDb {
+    slots: Box<[SlotTable]>,
+    keys: usize,
+    volatile: usize,
+}
+
+impl StripeDb {
+    fn new() -> Self {
+        StripeDb {
+            slots: (0..PER_STRIPE).map(|_| SlotTable::default()).collect(),
+            keys: 0,
+            volatile: 0,
+        }
+    }
+}
+
+/// A lock stripe: for each database, the slot tables of the slots that map to this stripe.
+pub struct Stripe {
+    dbs: Vec<Option<Box<StripeDb>>>,
+}
+
+/// Where a key lives: computed once per key per command.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyLoc {
+    pub slot: usize,
+    pub stripe: usize,
+    pub hash: u64,
+}
+
+impl Stripe {
+    fn db_mut(&mut self, db: usize) -> &mut StripeDb {
+        self.dbs[db].get_or_insert_with(|| Box::new(StripeDb::new()))
+    }
+    #[inline]
+    pub fn get(&self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&Entry> {
+        let d = self.dbs[db].as_ref()?;
+        d.slots[loc.slot / STRIPES]
+            .table
+            .find(loc.hash, |e| e.key.as_slice() == key)
+    }
+    #[inline]
+    pub fn get_mut(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&mut Entry> {
+        let d = self.dbs[db].as_mut()?;
+        d.slots[loc.slot / STRIPES]
+            .table
+            .find_mut(loc.hash, |e| e.key.as_slice() == key)
+    }
+    /// Inserts or replaces the key's entry; returns the previous entry.
+    #[inline]
+    pub fn insert(
+        &mut self,
+        db: usize,
+        loc: &KeyLoc,
+        entry: Entry,
+        hasher: &Hasher,
+    ) -> Option<Entry> {
+        let d = self.db_mut(db);
+        let new_volatile = entry.expire != 0;
+        let slot = &mut d.slots[loc.slot / STRIPES];
+        let key = entry.key.clone();
+        let old = match slot.table.entry(
+            loc.hash,
+            |e| e.key.as_slice() == key.as_slice(),
+            |e| hasher.hash_one(e.key.as_slice()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                Some(std::mem::replace(o.get_mut(), entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(entry);
+                None
+            }
+        };
+        let old_volatile = old.as_ref().is_some_and(|e| e.expire != 0);
+        if old.is_none() {
+            d.keys += 1;
+        }
+        match (old_volatile, new_volatile) {
+            (false, true) => {
+                slot.volatile += 1;
+                d.volatile += 1;
+            }
+            (true, false) => {
+                slot.volatile -= 1;
+                d.volatile -= 1;
+            }
+            _ => {}
+        }
+        old
+    }
+    /// Removes the key; returns its entry.
+    #[inline]
+    pub fn remove(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<Entry> {
+        let d = self.dbs[db].as_mut()?;
+        let slot = &mut d.slots[loc.slot / STRIPES];
+        let e = slot
+            .table
+            .find_entry(loc.hash, |e| e.key.as_slice() == key)
+            .ok()?
+            .remove()
+            .0;
+        d.keys -= 1;
+        if e.expire != 0 {
+            slot.volatile -= 1;
+            d.volatile -= 1;
+        }
+        Some(e)
+    }
+    /// Sets or clears (0) the expiry of an existing key. Returns false if the key is absent.
+    pub fn set_expire(&mut self, db: usize, loc: &KeyLoc, key: &[u8], at: i64) -> bool {
+        let Some(d) = self.dbs[db].as_mut() else {
+            return false;
+        };
+        let slot = &mut d.slots[loc.slot / STRIPES];
+        let Some(e) = slot.table.find_mut(loc.hash, |e| e.key.as_slice() == key) else {
+            return false;
+        };
+        let was = e.expire != 0;
+        e.expire = at;
+        match (was, at != 0) {
+            (false, true) => {
+                slot.volatile += 1;
+                d.volatile += 1;
+            }
+            (true, false) => {
+                slot.volatile -= 1;
+                d.volatile -= 1;
+            }
+            _ => {}
+        }
+        true
+    }
+    /// The slot table of `slot` in `db`, if allocated.
+    pub fn slot(&self, db: usize, slot: usize) -> Option<&SlotTable> {
+        self.dbs[db].as_ref().map(|d| &d.slots[slot / STRIPES])
+    }
+    /// Mutable slot table; the caller must keep counts right through [`Stripe::fix_counts`].
+    pub fn slot_mut(&mut self, db: usize, slot: usize) -> Option<&mut SlotTable> {
+        self.dbs[db].as_mut().map(|d| &mut d.slots[slot / STRIPES])
+    }
+    /// Recomputes the stripe's per-database counters (after bulk edits through `slot_mut`).
+    pub fn fix_counts(&mut self, db: usize) {
+        if let Some(d) = self.dbs[db].as_mut() {
+            d.keys = d.slots.iter().map(|s| s.len()).sum();
+            d.volatile = d.slots.iter().map(|s| s.volatile()).sum();
+        }
+    }
+    pub fn keys(&self, db: usize) -> usize {
+        self.dbs[db].as_ref().map_or(0, |d| d.keys)
+    }
+    pub fn volatile(&self, db: usize) -> usize {
+        self.dbs[db].as_ref().map_or(0, |d| d.volatile)
+    }
+    /// Drops a database's share; returns it so that the caller may free it elsewhere (ASYNC).
+    pub fn take_db(&mut self, db: usize) -> Option<Box<StripeDb>> {
+        self.dbs[db].take()
+    }
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+}
+
+pub type Hasher = foldhash::quality::RandomState;
+
+/// Cache-line padding so that two stripes never share a line.
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
+pub struct Keyspace {
+    stripes: Box<[Padded<Mutex<Stripe>>]>,
+    pub databases: usize,
+    pub hasher: Hasher,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        let stripes = (0..STRIPES)
+            .map(|_| {
+                Padded(Mutex::new(Stripe {
+                    dbs: (0..databases).map(|_| None).collect(),
+                }))
+            })
+            .collect();
+        Keyspace {
+            stripes,
+            databases,
+            hasher: Hasher::default(),
+        }
+    }
+    #[inline]
+    pub fn locate(&self, key: &[u8]) -> KeyLoc {
+        let slot = key_slot(key);
+        KeyLoc {
+            slot,
+            stripe: slot % STRIPES,
+            hash: self.hasher.hash_one(key),
+        }
+    }
+    #[inline]
+    pub fn lock(&self, stripe: usize) -> MutexGuard<'_, Stripe> {
+        self.stripes[stripe].0.lock()
+    }
+    /// Locks every stripe, in order (FLUSHALL, SWAPDB, DEBUG RELOAD).
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Stripe>> {
+        self.stripes.iter().map(|s| s.0.lock()).collect()
+    }
+    /// Number of keys in a database (a sum of counters).
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.stripes.iter().map(|s| s.0.lock().keys(db)).sum()
+    }
+    /// Keys and keys with an expiry in a database.
+    pub fn db_counts(&self, db: usize) -> (usize, usize) {
+        self.stripes.iter().fold((0, 0), |(k, v), s| {
+            let g = s.0.lock();
+            (k + g.keys(db), v + g.volatile(db))
+        })
+    }
+}
+
+/// Seconds clock for LRU idle times.
+pub fn lru_clock() -> u32 {
+    (crate::util::now_ms() / 1000) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::StrValue;
+
+    fn entry(k: &[u8], v: &[u8], exp: i64) -> Entry {
+        Entry {
+            key: SmallBytes::new(k),
+            value: Value::Str(StrValue::from_bytes(v)),
+            expire: exp,
+            lru: 0,
+        }
+    }
+
+    #[test]
+    fn insert_get_remove_and_counts() {
+        let ks = Keyspace::new(16);
+        let loc = ks.locate(b"foo");
+        assert_eq!(loc.slot, 12182);
+        {
+            let mut s = ks.lock(loc.stripe);
+            assert!(s
+                .insert(0, &loc, entry(b"foo", b"bar", 0), &ks.hasher)
+                .is_none());
+            assert!(s
+                .insert(0, &loc, entry(b"foo", b"baz", 5), &ks.hasher)
+                .is_some());
+            assert_eq!(s.volatile(0), 1);
+            assert!(s.get(0, &loc, b"foo").is_some());
+            assert!(s.get(1, &loc, b"foo").is_none());
+        }
+        assert_eq!(ks.dbsize(0), 1);
+        assert_eq!(ks.db_counts(0), (1, 1));
+        {
+            let mut s = ks.lock(loc.stripe);
+            assert!(s.set_expire(0, &loc, b"foo", 0));
+            assert_eq!(s.volatile(0), 0);
+            assert!(s.remove(0, &loc, b"foo").is_some());
+        }
+        assert_eq!(ks.dbsize(0), 0);
+    }
+
+    #[test]
+    fn entry_is_compact() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 64,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+    }
+}

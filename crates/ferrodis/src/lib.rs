@@ -1,0 +1,20 @@
+//! ferrodis: a Redis-compatible in-memory data store.
+//!
+//! Code map (layers, bottom up; imports point down only — see ARCHITECTURE.md):
+//! - `util`: number parsing/formatting, glob matching, hash slots, clock.
+//! - `types`: values and their encodings; pure data structures.
+//! - `journal`: the one ordered write stream (replication offset, backlog).
+//! - `keyspace`: 16384 slot tables per database, grouped into lock stripes.
+//! - `config`: redis.conf / argv parsing and the option table.
+//! - `state`: process-wide shared state (keyspace, journal, config, stats, clients).
+//! - `commands`: the command table, `dispatch` (the one gatekeeper), and one file per family.
+//! - `server`: listeners, worker threads, connections, cron, logging.
+
+pub mod commands;
+pub mod config;
+pub mod journal;
+pub mod keyspace;
+pub mod server;
+pub mod state;
+pub mod types;
+pub mod util;

@@ -1,0 +1,187 @@
+//! One client connection: read, parse every complete request in the buffer (pipelining),
+//! execute each inline through dispatch, append replies to one buffer, write once per batch.
+// PERF-CRITICAL
+
+use crate::commands::dispatch::{execute, Flow};
+use crate::commands::{CommandTable, ConnState};
+use crate::state::{ClientInfo, State, ThreadStats};
+use bytes::{Buf, BytesMut};
+use resp::{parse_request, Limits, Proto, ReplyBuf, Request};
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Replies are flushed mid-batch past this size, so a long pipeline cannot pile up output.
+const FLUSH_AT: usize = 64 * 1024;
+
+pub async fn serve(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    st: Arc<State>,
+    table: Arc<CommandTable>,
+    ts: Arc<ThreadStats>,
+) {
+    let _ = sock.set_nodelay(true);
+    let keepalive = st.config.get_int("tcp-keepalive");
+    if keepalive > 0 {
+        let sref = socket2::SockRef::from(&sock);
+        let _ = sref.set_keepalive(true);
+        let _ = sref.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(std::time::Duration::from_secs(keepalive as u64)),
+        );
+    }
+    let now = crate::util::now_ms();
+    let info = Arc::new(ClientInfo {
+        id: st.clients.next_id(),
+        addr: peer.to_string(),
+        laddr: sock.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+        created_ms: now,
+        last_interaction_ms: now.into(),
+        resp: 2.into(),
+        user: parking_lot::Mutex::new("default".into()),
+        ..Default::default()
+    });
+    // maxclients, counted as Redis does (this connection included).
+    if st.clients.count() >= st.config.hot.maxclients.load(Ordering::Relaxed) {
+        st.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = sock
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    st.clients.register(info.clone());
+    let authenticated = !st.config.hot.requirepass_set.load(Ordering::Relaxed);
+    let mut conn = ConnState::new(info.clone(), authenticated);
+    let mut out = ReplyBuf::new(Proto::Resp2);
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut req = Request::default();
+    let mut paused = false;
+    'conn: loop {
+        if paused {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            paused = false;
+        } else {
+            if rbuf.capacity() - rbuf.len() < 4096 {
+                rbuf.reserve(16 * 1024);
+            }
+            let n = tokio::select! {
+                r = sock.read_buf(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(n) => n,
+                },
+                _ = info.kill_notify.notified() => break 'conn,
+            };
+            ThreadStats::add(&ts.net_in, n as u64);
+        }
+        if info.is_killed() {
+            break;
+        }
+        let limits = Limits {
+            max_bulk_len: st.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
+            authenticated: conn.authenticated
+                || !st.config.hot.requirepass_set.load(Ordering::Relaxed),
+            ..Limits::default()
+        };
+        let mut pos = 0;
+        let mut close = false;
+        while pos < rbuf.len() {
+            match parse_request(&rbuf[pos..], &limits, &mut req) {
+                Ok(true) => {
+                    let base = &rbuf[pos..];
+                    let argv: SmallVec<[&[u8]; 8]> =
+                        (0..req.argc()).map(|i| req.arg(base, i)).collect();
+                    if argv.is_empty() {
+                        pos += req.consumed;
+                        continue;
+                    }
+                    match execute(&st, &table, &mut conn, &mut out, &ts, &argv) {
+                        Flow::Continue => {}
+                        Flow::Close => close = true,
+                        Flow::Paused => {
+                            paused = true;
+                            break;
+                        }
+                    }
+                    pos += req.consumed;
+                    if close {
+                        break;
+                    }
+                    let hard = st.config.hot.obuf_hard.load(Ordering::Relaxed);
+                    if hard > 0 && out.buf.len() > hard {
+                        tracing::warn!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", info.addr);
+                        st.stats
+                            .client_output_buffer_limit_disconnections
+                            .fetch_add(1, Ordering::Relaxed);
+                        break 'conn;
+                    }
+                    if out.buf.len() >= FLUSH_AT {
+                        if flush(&mut sock, &mut out, &ts, &info).await.is_err() {
+                            break 'conn;
+                        }
+                    }
+                }
+                Ok(false) => {
+                    if req.consumed == 0 {
+                        break;
+                    }
+                    pos += req.consumed;
+                }
+                Err(e) => {
+                    // Redis replies the protocol error and closes the connection.
+                    out.error(&format!("ERR {}", e.0));
+                    tracing::debug!("Protocol error ({}) from client: {}", e.0, info.addr);
+                    let _ = flush(&mut sock, &mut out, &ts, &info).await;
+                    break 'conn;
+                }
+            }
+        }
+        rbuf.advance(pos);
+        if rbuf.len() > st.config.hot.query_buffer_limit.load(Ordering::Relaxed) {
+            tracing::warn!(
+                "Closing client that reached max query buffer length: {} (qbuf={})",
+                info.addr,
+                rbuf.len()
+            );
+            st.stats
+                .client_query_buffer_limit_disconnections
+                .fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        info.qbuf.store(rbuf.len(), Ordering::Relaxed);
+        if !out.buf.is_empty() && flush(&mut sock, &mut out, &ts, &info).await.is_err() {
+            break;
+        }
+        if close {
+            break;
+        }
+        // Give back memory after a large request.
+        if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
+            rbuf = BytesMut::with_capacity(16 * 1024);
+        }
+    }
+    st.clients.unregister(info.id);
+}
+
+async fn flush(
+    sock: &mut TcpStream,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    info: &ClientInfo,
+) -> std::io::Result<()> {
+    info.obuf.store(out.buf.len(), Ordering::Relaxed);
+    let r = sock.write_all(&out.buf).await;
+    ThreadStats::add(&ts.net_out, out.buf.len() as u64);
+    out.buf.clear();
+    if out.buf.capacity() > 1024 * 1024 {
+        out.buf.shrink_to(64 * 1024);
+    }
+    info.obuf.store(0, Ordering::Relaxed);
+    r
+}

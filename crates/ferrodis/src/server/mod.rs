@@ -1,0 +1,209 @@
+//! The top layer: wires configuration, the shared state, the command table and the families
+//! together, and runs the listeners, the worker threads and the cron.
+//!
+//! Threads: one acceptor/cron thread (a current-thread tokio runtime) and N worker threads,
+//! each a current-thread runtime with a LocalSet. A connection is handed to a worker once, at
+//! accept, and lives there for life; its commands run inline on that worker.
+
+pub mod connection;
+pub mod cron;
+pub mod log;
+
+use crate::commands::{build_table, CommandTable};
+use crate::config::Config;
+use crate::state::{State, ThreadStats};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Resolves `bind` addresses (a leading '-' marks one that may be unavailable).
+fn bind_addrs(cfg: &Config, port: u16) -> Vec<(SocketAddr, bool)> {
+    let bind = cfg.get("bind").unwrap_or_default();
+    let mut out = Vec::new();
+    for a in bind.split_whitespace() {
+        let (optional, a) = match a.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, a),
+        };
+        let ip: std::net::IpAddr = match a {
+            "*" => "0.0.0.0".parse().expect("literal"),
+            "::*" => "::".parse().expect("literal"),
+            _ => match a.parse() {
+                Ok(ip) => ip,
+                Err(_) => continue,
+            },
+        };
+        out.push((SocketAddr::new(ip, port), optional));
+    }
+    out
+}
+
+fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Starts the server and blocks until it shuts down; returns the process exit code.
+pub fn run(config: Config) -> i32 {
+    let port = config.get_int("port") as u16;
+    let threads = match config.was_set("io-threads") {
+        true => config.get_int("io-threads").max(1) as usize,
+        false => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    let mut table = build_table();
+    for (old, new) in &config.renames {
+        if !table.rename(old, new) {
+            eprintln!(
+                "*** FATAL CONFIG FILE ERROR ***\nNo such command in rename-command: {}",
+                old
+            );
+            return 1;
+        }
+    }
+    let table: Arc<CommandTable> = Arc::new(table);
+    let st = State::new(config, port);
+    tracing::info!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
+    tracing::info!("Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started (ferrodis {})", std::process::id(), env!("CARGO_PKG_VERSION"));
+    tracing::info!("Configuration loaded");
+    for w in &st.config.warnings {
+        tracing::warn!("{}", w);
+    }
+    let pidfile = st.config.get("pidfile").unwrap_or_default();
+    if !pidfile.is_empty() {
+        let _ = std::fs::write(&pidfile, format!("{}\n", std::process::id()));
+    }
+
+    // Listeners first, so that a port in use fails the start as Redis does.
+    let backlog = st.config.get_int("tcp-backlog").clamp(1, 65535) as i32;
+    let mut listeners = Vec::new();
+    if port != 0 {
+        for (addr, optional) in bind_addrs(&st.config, port) {
+            match listen(addr, backlog) {
+                Ok(l) => listeners.push(l),
+                Err(e)
+                    if optional
+                        && (e.kind() == std::io::ErrorKind::AddrNotAvailable
+                            || e.raw_os_error() == Some(libc::EAFNOSUPPORT)) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "Warning: Could not create server TCP listening socket {}: bind: {}",
+                        addr,
+                        e
+                    );
+                    tracing::warn!("Failed listening on port {} (TCP), aborting.", port);
+                    return 1;
+                }
+            }
+        }
+        if listeners.is_empty() {
+            tracing::warn!("Failed listening on port {} (TCP), aborting.", port);
+            return 1;
+        }
+    }
+
+    // Worker threads.
+    let mut senders = Vec::new();
+    for i in 0..threads {
+        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        senders.push(tx);
+        let st = st.clone();
+        let table = table.clone();
+        let ts = Arc::new(ThreadStats::new(table.len()));
+        st.stats.register_thread(ts.clone());
+        std::thread::Builder::new()
+            .name(format!("ferrodis-io-{}", i))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("worker runtime");
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, worker(rx, st, table, ts));
+            })
+            .expect("spawn worker thread");
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("main runtime");
+    rt.block_on(async move {
+        tracing::info!("Running mode=standalone, port={}.", port);
+        tracing::info!("Server initialized");
+        let mut next = 0usize;
+        for l in listeners {
+            let l = tokio::net::TcpListener::from_std(l).expect("listener");
+            let senders = senders.clone();
+            let st = st.clone();
+            tokio::spawn(async move {
+                let mut next = next;
+                loop {
+                    match l.accept().await {
+                        Ok((s, peer)) => {
+                            st.stats
+                                .connections_received
+                                .fetch_add(1, Ordering::Relaxed);
+                            if let Ok(s) = s.into_std() {
+                                next = (next + 1) % senders.len();
+                                let _ = senders[next].send((s, peer));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("Accepting client connection: {}", e);
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            });
+            next += 1;
+        }
+        tracing::info!("Ready to accept connections tcp");
+        tokio::spawn(cron::run(st.clone()));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .expect("SIGINT handler");
+        let notified = st.shutdown_notify.notified();
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+            _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+            _ = notified => tracing::warn!("User requested shutdown..."),
+        }
+        tracing::info!(
+            "Saving the final RDB snapshot is not available yet; exiting without saving."
+        );
+        if !pidfile.is_empty() {
+            tracing::info!("Removing the pid file.");
+            let _ = std::fs::remove_file(&pidfile);
+        }
+        tracing::warn!("Redis is now ready to exit, bye bye...");
+    });
+    0
+}
+
+async fn worker(
+    mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    st: Arc<State>,
+    table: Arc<CommandTable>,
+    ts: Arc<ThreadStats>,
+) {
+    while let Some((s, peer)) = rx.recv().await {
+        let (st, table, ts) = (st.clone(), table.clone(), ts.clone());
+        tokio::task::spawn_local(async move {
+            if let Ok(s) = tokio::net::TcpStream::from_std(s) {
+                connection::serve(s, peer, st, table, ts).await;
+            }
+        });
+    }
+}

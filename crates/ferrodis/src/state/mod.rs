@@ -1,0 +1,91 @@
+//! The process-wide state that every command sees: keyspace, journal, configuration, statistics,
+//! the client registry and server-wide flags. It sits below the command engine (layer 4) and
+//! above the keyspace, journal and config, so that commands never import `server`.
+
+pub mod clients;
+pub mod stats;
+
+use crate::config::Config;
+use crate::journal::Journal;
+use crate::keyspace::Keyspace;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use clients::{ClientInfo, Clients};
+pub use stats::{SlowLog, Stats, ThreadStats};
+
+/// Why the server is shutting down, and how (SHUTDOWN's flags, or a signal).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShutdownRequest {
+    pub nosave: bool,
+    pub save: bool,
+    pub now: bool,
+    pub force: bool,
+}
+
+pub struct State {
+    pub config: Config,
+    pub keyspace: Keyspace,
+    pub journal: Journal,
+    pub stats: Stats,
+    pub clients: Clients,
+    pub slowlog: Mutex<SlowLog>,
+    pub run_id: String,
+    pub start_ms: i64,
+    pub tcp_port: u16,
+    pub executable: String,
+    pub active_expire: AtomicBool,
+    pub lastsave: AtomicI64,
+    /// Changes since the last save (`rdb_changes_since_last_save`).
+    pub dirty: AtomicU64,
+    pub shutdown: Mutex<Option<ShutdownRequest>>,
+    pub shutdown_notify: tokio::sync::Notify,
+    /// CLIENT PAUSE: until when (ms) and whether only writes are paused.
+    pub pause_until: AtomicI64,
+    pub pause_writes_only: AtomicBool,
+    /// The command table, as a trait object so that the state does not import the engine.
+    pub commands_count: AtomicU64,
+}
+
+impl State {
+    pub fn new(config: Config, tcp_port: u16) -> Arc<State> {
+        let dbs = config.get_int("databases").max(1) as usize;
+        let backlog = config.get_int("repl-backlog-size").max(1) as usize;
+        Arc::new(State {
+            config,
+            keyspace: Keyspace::new(dbs),
+            journal: Journal::new(backlog),
+            stats: Stats::default(),
+            clients: Clients::default(),
+            slowlog: Mutex::new(SlowLog::default()),
+            run_id: crate::util::random_hex40(),
+            start_ms: crate::util::now_ms(),
+            tcp_port,
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            active_expire: AtomicBool::new(true),
+            lastsave: AtomicI64::new(crate::util::now_ms() / 1000),
+            dirty: AtomicU64::new(0),
+            shutdown: Mutex::new(None),
+            shutdown_notify: tokio::sync::Notify::new(),
+            pause_until: AtomicI64::new(0),
+            pause_writes_only: AtomicBool::new(false),
+            commands_count: AtomicU64::new(0),
+        })
+    }
+    /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).
+    pub fn request_shutdown(&self, req: ShutdownRequest) {
+        *self.shutdown.lock() = Some(req);
+        self.shutdown_notify.notify_waiters();
+        self.shutdown_notify.notify_one();
+    }
+    pub fn uptime_s(&self) -> i64 {
+        (crate::util::now_ms() - self.start_ms) / 1000
+    }
+    pub fn paused(&self, write: bool, now: i64) -> bool {
+        let until = self.pause_until.load(Ordering::Relaxed);
+        until > now && (write || !self.pause_writes_only.load(Ordering::Relaxed))
+    }
+}
