@@ -24,7 +24,10 @@ fn main() {
     if let Some(a) = args.first() {
         match a.as_str() {
             "-v" | "--version" => {
-                println!("Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=0 (ferrodis {})", env!("CARGO_PKG_VERSION"));
+                println!(
+                    "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=0 (ferrodis {})",
+                    env!("CARGO_PKG_VERSION")
+                );
                 return;
             }
             "-h" | "--help" => usage(),
@@ -39,9 +42,7 @@ fn main() {
             match std::fs::read_to_string(first) {
                 Ok(t) => {
                     text = t;
-                    config.file = std::fs::canonicalize(first)
-                        .ok()
-                        .map(|p| p.display().to_string());
+                    config.file = std::fs::canonicalize(first).ok().map(|p| p.display().to_string());
                 }
                 Err(e) => {
                     eprintln!("Fatal error, can't open config file '{}': {}", first, e);

@@ -6,18 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Milliseconds since the Unix epoch.
 #[inline]
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// Redis's `string2ll`: the whole slice must be a canonical 64-bit integer
@@ -29,11 +23,7 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     if b.len() == 1 && b[0] == b'0' {
         return Some(0);
     }
-    let (neg, d) = if b[0] == b'-' {
-        (true, &b[1..])
-    } else {
-        (false, b)
-    };
+    let (neg, d) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
     if d.is_empty() || d[0] == b'0' {
         return None;
     }
@@ -43,11 +33,7 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
             return None;
         }
         v = v.checked_mul(10)?;
-        v = if neg {
-            v.checked_sub((c - b'0') as i64)?
-        } else {
-            v.checked_add((c - b'0') as i64)?
-        };
+        v = if neg { v.checked_sub((c - b'0') as i64)? } else { v.checked_add((c - b'0') as i64)? };
     }
     Some(v)
 }
@@ -55,11 +41,7 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
 /// Redis's `string2ld`/`strtold` acceptance for floats given by clients: no spaces, not empty,
 /// not NaN. Returns the value; inf is accepted as Redis does.
 pub fn parse_f64(b: &[u8]) -> Option<f64> {
-    if b.is_empty()
-        || b.len() > 5000
-        || b[0].is_ascii_whitespace()
-        || b[b.len() - 1].is_ascii_whitespace()
-    {
+    if b.is_empty() || b.len() > 5000 || b[0].is_ascii_whitespace() || b[b.len() - 1].is_ascii_whitespace() {
         return None;
     }
     let s = std::str::from_utf8(b).ok()?;
@@ -88,14 +70,7 @@ pub fn fmt_g17(v: f64) -> String {
     }
     let mut buf = [0u8; 64];
     // SAFETY: the buffer is large enough for %.17g of any double and snprintf NUL-terminates.
-    let n = unsafe {
-        libc::snprintf(
-            buf.as_mut_ptr() as *mut libc::c_char,
-            buf.len(),
-            c"%.17g".as_ptr(),
-            v,
-        )
-    };
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%.17g".as_ptr(), v) };
     String::from_utf8_lossy(&buf[..n.clamp(0, 63) as usize]).into_owned()
 }
 
@@ -107,14 +82,7 @@ pub fn fmt_human(v: f64) -> String {
     }
     let mut buf = vec![0u8; 400];
     // SAFETY: 400 bytes hold %.17f of any f64 (at most 309 integer digits + 18) and the NUL.
-    let n = unsafe {
-        libc::snprintf(
-            buf.as_mut_ptr() as *mut libc::c_char,
-            buf.len(),
-            c"%.17f".as_ptr(),
-            v,
-        )
-    };
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%.17f".as_ptr(), v) };
     let mut s = String::from_utf8_lossy(&buf[..n.clamp(0, 399) as usize]).into_owned();
     if s.contains('.') {
         while s.ends_with('0') {
@@ -257,9 +225,7 @@ pub fn key_slot(key: &[u8]) -> usize {
 pub fn random_hex40() -> String {
     use rand::Rng;
     let mut r = rand::thread_rng();
-    (0..40)
-        .map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0'))
-        .collect()
+    (0..40).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0')).collect()
 }
 
 #[cfg(test)]

@@ -1,1 +1,10 @@
+//! The one integration-test binary: every module starts real processes on OS-chosen loopback
+//! ports through `harness`, and kills them by PID when the test ends.
 
+mod harness;
+
+mod config;
+mod differential;
+mod expiry;
+mod protocol;
+mod real_clients;

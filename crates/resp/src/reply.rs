@@ -18,10 +18,7 @@ pub struct ReplyBuf {
 
 impl ReplyBuf {
     pub fn new(proto: Proto) -> Self {
-        ReplyBuf {
-            buf: Vec::with_capacity(16 * 1024),
-            proto,
-        }
+        ReplyBuf { buf: Vec::with_capacity(16 * 1024), proto }
     }
     #[inline]
     pub fn resp3(&self) -> bool {
@@ -49,10 +46,7 @@ impl ReplyBuf {
     /// CR and LF are replaced by spaces, as Redis does, so a message can never break framing.
     pub fn error(&mut self, s: &str) {
         self.buf.push(b'-');
-        self.buf.extend(
-            s.bytes()
-                .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
-        );
+        self.buf.extend(s.bytes().map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
         self.buf.extend_from_slice(b"\r\n");
     }
     #[inline]
@@ -129,8 +123,7 @@ impl ReplyBuf {
     /// A boolean (RESP3 `#t`/`#f`; RESP2 `:1`/`:0`).
     pub fn boolean(&mut self, b: bool) {
         if self.resp3() {
-            self.buf
-                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }

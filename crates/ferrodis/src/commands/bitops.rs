@@ -9,62 +9,13 @@ use crate::util::parse_i64;
 use std::sync::atomic::Ordering;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "setbit",
-        4,
-        WRITE | DENYOOM,
-        "@write @bitmap @slow",
-        ONE_KEY,
-        setbit,
-    ),
-    cmd(
-        "getbit",
-        3,
-        READONLY | FAST,
-        "@read @bitmap @fast",
-        ONE_KEY,
-        getbit,
-    ),
-    cmd(
-        "bitcount",
-        -2,
-        READONLY,
-        "@read @bitmap @slow",
-        ONE_KEY,
-        bitcount,
-    ),
-    cmd(
-        "bitpos",
-        -3,
-        READONLY,
-        "@read @bitmap @slow",
-        ONE_KEY,
-        bitpos,
-    ),
-    cmd(
-        "bitop",
-        -4,
-        WRITE | DENYOOM,
-        "@write @bitmap @slow",
-        range(2, -1, 1),
-        bitop,
-    ),
-    cmd(
-        "bitfield",
-        -2,
-        WRITE | DENYOOM,
-        "@write @bitmap @slow",
-        ONE_KEY,
-        bitfield,
-    ),
-    cmd(
-        "bitfield_ro",
-        -2,
-        READONLY | FAST,
-        "@read @bitmap @fast",
-        ONE_KEY,
-        bitfield_ro,
-    ),
+    cmd("setbit", 4, WRITE | DENYOOM, "@write @bitmap @slow", ONE_KEY, setbit),
+    cmd("getbit", 3, READONLY | FAST, "@read @bitmap @fast", ONE_KEY, getbit),
+    cmd("bitcount", -2, READONLY, "@read @bitmap @slow", ONE_KEY, bitcount),
+    cmd("bitpos", -3, READONLY, "@read @bitmap @slow", ONE_KEY, bitpos),
+    cmd("bitop", -4, WRITE | DENYOOM, "@write @bitmap @slow", range(2, -1, 1), bitop),
+    cmd("bitfield", -2, WRITE | DENYOOM, "@write @bitmap @slow", ONE_KEY, bitfield),
+    cmd("bitfield_ro", -2, READONLY | FAST, "@read @bitmap @fast", ONE_KEY, bitfield_ro),
 ];
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
@@ -75,11 +26,7 @@ fn max_bulk(ctx: &Ctx) -> i64 {
 
 /// Parses a bit offset (`#N` multiplies by `bits` when `hash` is allowed).
 fn parse_offset(ctx: &mut Ctx, a: &[u8], hash: bool, bits: i64) -> Option<u64> {
-    let (mul, digits) = if hash && a.first() == Some(&b'#') {
-        (bits, &a[1..])
-    } else {
-        (1, a)
-    };
+    let (mul, digits) = if hash && a.first() == Some(&b'#') { (bits, &a[1..]) } else { (1, a) };
     let v = parse_i64(digits).and_then(|v| v.checked_mul(mul));
     match v {
         Some(v) if v >= 0 && (v >> 3) < max_bulk(ctx) => Some(v as u64),
@@ -222,6 +169,11 @@ fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Ok(v) = read_bytes(ctx, argv[1]) else {
         return;
     };
+    // As Redis 7.0: a missing key answers 0 before the range is parsed.
+    let Some(v) = v else {
+        ctx.out.int(0);
+        return;
+    };
     let parsed = if range.is_some() {
         match parse_range(ctx, argv, 2) {
             Some(r) => Some(r),
@@ -229,10 +181,6 @@ fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
     } else {
         None
-    };
-    let Some(v) = v else {
-        ctx.out.int(0);
-        return;
     };
     let len = v.len() as i64;
     let (start, end, fm, lm) = match parsed {
@@ -285,6 +233,10 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Ok(v) = read_bytes(ctx, argv[1]) else {
         return;
     };
+    let Some(v) = v else {
+        ctx.out.int(if bit == 1 { -1 } else { 0 });
+        return;
+    };
     let mut end_given = false;
     let (mut s, mut e, mut isbit) = (0i64, -1i64, false);
     if argv.len() >= 4 {
@@ -310,10 +262,6 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
         }
     }
-    let Some(v) = v else {
-        ctx.out.int(if bit == 1 { -1 } else { 0 });
-        return;
-    };
     let len = v.len() as i64;
     let (start, end, fm, lm) = normalize(
         s,
@@ -337,11 +285,7 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut bytes = end - start + 1;
     let pos: i64 = 'result: {
         if fm != 0 {
-            let mut t = if bit == 1 {
-                v[start] & !fm
-            } else {
-                v[start] | fm
-            };
+            let mut t = if bit == 1 { v[start] & !fm } else { v[start] | fm };
             if lm != 0 && bytes == 1 {
                 t = if bit == 1 { t & !lm } else { t | lm };
             }
@@ -368,11 +312,7 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.int(-1);
         return;
     }
-    ctx.out.int(if pos != -1 {
-        pos + ((start as i64) << 3)
-    } else {
-        pos
-    });
+    ctx.out.int(if pos != -1 { pos + ((start as i64) << 3) } else { pos });
 }
 
 fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -390,8 +330,7 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     };
     if kind == 3 && argv.len() != 4 {
-        ctx.out
-            .error("ERR BITOP NOT must be called with a single source key.");
+        ctx.out.error("ERR BITOP NOT must be called with a single source key.");
         return;
     }
     let mut srcs: Vec<Vec<u8>> = Vec::new();
@@ -498,11 +437,7 @@ fn write_field(v: &mut [u8], off: u64, bits: u32, val: i64) {
 fn with_overflow(base: i128, incr: i128, bits: u32, signed: bool, ow: Overflow) -> Option<i64> {
     let v = base + incr;
     let m: i128 = 1i128 << bits;
-    let (min, max) = if signed {
-        (-(m >> 1), (m >> 1) - 1)
-    } else {
-        (0, m - 1)
-    };
+    let (min, max) = if signed { (-(m >> 1), (m >> 1) - 1) } else { (0, m - 1) };
     if v >= min && v <= max {
         return Some(v as i64);
     }
@@ -569,17 +504,10 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
             }
         };
         if ro && !matches!(op, Op::Get) {
-            ctx.out
-                .error("ERR BITFIELD_RO only supports the GET subcommand");
+            ctx.out.error("ERR BITFIELD_RO only supports the GET subcommand");
             return;
         }
-        ops.push(FieldOp {
-            op,
-            signed,
-            bits,
-            offset,
-            overflow: ow,
-        });
+        ops.push(FieldOp { op, signed, bits, offset, overflow: ow });
         i += if is_get { 3 } else { 4 };
     }
     let writes = ops.iter().any(|o| !matches!(o.op, Op::Get));
@@ -594,12 +522,8 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
         }
         return;
     }
-    let need = ops
-        .iter()
-        .filter(|o| !matches!(o.op, Op::Get))
-        .map(|o| ((o.offset + o.bits as u64 - 1) >> 3) as usize + 1)
-        .max()
-        .unwrap_or(0);
+    let need =
+        ops.iter().filter(|o| !matches!(o.op, Op::Get)).map(|o| ((o.offset + o.bits as u64 - 1) >> 3) as usize + 1).max().unwrap_or(0);
     let mut results: Vec<Option<i64>> = Vec::with_capacity(ops.len());
     let mut changed = false;
     {
@@ -625,16 +549,14 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
                     }
                     None => results.push(None),
                 },
-                Op::Incr(by) => {
-                    match with_overflow(base(cur), by as i128, o.bits, o.signed, o.overflow) {
-                        Some(nv) => {
-                            write_field(v, o.offset, o.bits, nv);
-                            changed = true;
-                            results.push(Some(nv));
-                        }
-                        None => results.push(None),
+                Op::Incr(by) => match with_overflow(base(cur), by as i128, o.bits, o.signed, o.overflow) {
+                    Some(nv) => {
+                        write_field(v, o.offset, o.bits, nv);
+                        changed = true;
+                        results.push(Some(nv));
                     }
-                }
+                    None => results.push(None),
+                },
             }
         }
     }

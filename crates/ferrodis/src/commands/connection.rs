@@ -11,150 +11,36 @@ const CONN: &str = "@connection @fast";
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("ping", -1, FAST | SKIP_SLOWLOG, CONN, NO_KEYS, ping),
     cmd("echo", 2, FAST, CONN, NO_KEYS, echo),
-    cmd(
-        "quit",
-        -1,
-        ALLOW_BUSY | NO_AUTH | FAST | LOADING | STALE,
-        CONN,
-        NO_KEYS,
-        quit,
-    ),
-    cmd(
-        "reset",
-        1,
-        NOSCRIPT | LOADING | STALE | NO_AUTH | FAST | ALLOW_BUSY,
-        CONN,
-        NO_KEYS,
-        reset,
-    ),
+    cmd("quit", -1, ALLOW_BUSY | NO_AUTH | FAST | LOADING | STALE, CONN, NO_KEYS, quit),
+    cmd("reset", 1, NOSCRIPT | LOADING | STALE | NO_AUTH | FAST | ALLOW_BUSY, CONN, NO_KEYS, reset),
     cmd("select", 2, LOADING | STALE | FAST, CONN, NO_KEYS, select),
-    cmd(
-        "auth",
-        -2,
-        NOSCRIPT | LOADING | STALE | SKIP_MONITOR | SKIP_SLOWLOG | FAST | NO_AUTH | ALLOW_BUSY,
-        CONN,
-        NO_KEYS,
-        auth,
-    ),
-    cmd(
-        "hello",
-        -1,
-        NOSCRIPT | LOADING | STALE | SKIP_MONITOR | SKIP_SLOWLOG | FAST | NO_AUTH | ALLOW_BUSY,
-        CONN,
-        NO_KEYS,
-        hello,
-    ),
+    cmd("auth", -2, NOSCRIPT | LOADING | STALE | SKIP_MONITOR | SKIP_SLOWLOG | FAST | NO_AUTH | ALLOW_BUSY, CONN, NO_KEYS, auth),
+    cmd("hello", -1, NOSCRIPT | LOADING | STALE | SKIP_MONITOR | SKIP_SLOWLOG | FAST | NO_AUTH | ALLOW_BUSY, CONN, NO_KEYS, hello),
     container("client", -2, "@slow", CLIENT),
 ];
 
 const SLOW_CONN: &str = "@admin @slow @dangerous @connection";
 
 static CLIENT: &[CommandSpec] = &[
-    cmd(
-        "id",
-        2,
-        NOSCRIPT | LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_id,
-    ),
-    cmd(
-        "info",
-        2,
-        NOSCRIPT | LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_info,
-    ),
-    cmd(
-        "list",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        SLOW_CONN,
-        NO_KEYS,
-        client_list,
-    ),
-    cmd(
-        "setname",
-        3,
-        NOSCRIPT | LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_setname,
-    ),
-    cmd(
-        "getname",
-        2,
-        NOSCRIPT | LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_getname,
-    ),
-    cmd(
-        "kill",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        SLOW_CONN,
-        NO_KEYS,
-        client_kill,
-    ),
-    cmd(
-        "pause",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        SLOW_CONN,
-        NO_KEYS,
-        client_pause,
-    ),
-    cmd(
-        "unpause",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        SLOW_CONN,
-        NO_KEYS,
-        client_unpause,
-    ),
-    cmd(
-        "reply",
-        3,
-        NOSCRIPT | LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_reply,
-    ),
-    cmd(
-        "no-evict",
-        3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        SLOW_CONN,
-        NO_KEYS,
-        client_no_evict,
-    ),
-    cmd(
-        "setinfo",
-        4,
-        NOSCRIPT | LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_setinfo,
-    ),
-    cmd(
-        "help",
-        2,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        client_help,
-    ),
+    cmd("id", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_id),
+    cmd("info", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_info),
+    cmd("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_list),
+    cmd("setname", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_setname),
+    cmd("getname", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_getname),
+    cmd("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_kill),
+    cmd("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_pause),
+    cmd("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_unpause),
+    cmd("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_reply),
+    cmd("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_no_evict),
+    cmd("setinfo", 4, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_setinfo),
+    cmd("help", 2, LOADING | STALE, "@slow @connection", NO_KEYS, client_help),
 ];
 
 fn ping(ctx: &mut Ctx, argv: &[&[u8]]) {
     match argv.len() {
         1 => ctx.out.simple(b"PONG"),
         2 => ctx.out.bulk(argv[1]),
-        _ => ctx
-            .out
-            .error("ERR wrong number of arguments for 'ping' command"),
+        _ => ctx.out.error("ERR wrong number of arguments for 'ping' command"),
     }
 }
 
@@ -183,9 +69,7 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
 fn select(ctx: &mut Ctx, argv: &[&[u8]]) {
     match parse_i64(argv[1]) {
         None => ctx.out.error(super::NOT_INT),
-        Some(d) if d < 0 || d as usize >= ctx.st.keyspace.databases => {
-            ctx.out.error("ERR DB index is out of range")
-        }
+        Some(d) if d < 0 || d as usize >= ctx.st.keyspace.databases => ctx.out.error("ERR DB index is out of range"),
         Some(d) => {
             ctx.conn.db = d as usize;
             ctx.conn.info.db.store(d as usize, Ordering::Relaxed);
@@ -212,13 +96,11 @@ fn auth(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error(SYNTAX);
         return;
     }
-    let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 {
-        (b"default", argv[1])
-    } else {
-        (argv[1], argv[2])
-    };
+    let (user, pass): (&[u8], &[u8]) = if argv.len() == 2 { (b"default", argv[1]) } else { (argv[1], argv[2]) };
     if argv.len() == 2 && !ctx.st.config.hot.requirepass_set.load(Ordering::Relaxed) {
-        ctx.out.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+        ctx.out.error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        );
         return;
     }
     if check_auth(ctx, user, pass) {
@@ -234,8 +116,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) {
     if argv.len() > 1 {
         match parse_i64(argv[1]) {
             None => {
-                ctx.out
-                    .error("ERR Protocol version is not an integer or out of range");
+                ctx.out.error("ERR Protocol version is not an integer or out of range");
                 return;
             }
             Some(v) if v != 2 && v != 3 => {
@@ -257,10 +138,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) {
             setname = Some(argv[i + 1]);
             i += 2;
         } else {
-            ctx.out.error(&format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(argv[i])
-            ));
+            ctx.out.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(argv[i])));
             return;
         }
     }
@@ -315,7 +193,8 @@ fn client_id(ctx: &mut Ctx, _argv: &[&[u8]]) {
 }
 
 fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) {
-    let mut s = ctx.conn.info.describe(ctx.now);
+    let table = ctx.table;
+    let mut s = ctx.conn.info.describe(ctx.now, &|id| table.full_name(id).to_string());
     s.push('\n');
     ctx.out.verbatim(s.as_bytes());
 }
@@ -326,16 +205,8 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) {
     while i < argv.len() {
         if eq(argv[i], "type") && i + 1 < argv.len() {
             let t = argv[i + 1];
-            if !(eq(t, "normal")
-                || eq(t, "master")
-                || eq(t, "replica")
-                || eq(t, "slave")
-                || eq(t, "pubsub"))
-            {
-                ctx.out.error(&format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                ));
+            if !(eq(t, "normal") || eq(t, "master") || eq(t, "replica") || eq(t, "slave") || eq(t, "pubsub")) {
+                ctx.out.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(t)));
                 return;
             }
             if !eq(t, "normal") {
@@ -366,7 +237,8 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) {
         if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
             continue;
         }
-        s.push_str(&c.describe(ctx.now));
+        let table = ctx.table;
+        s.push_str(&c.describe(ctx.now, &|id| table.full_name(id).to_string()));
         s.push('\n');
     }
     ctx.out.verbatim(s.as_bytes());
@@ -400,18 +272,11 @@ fn client_setinfo(ctx: &mut Ctx, argv: &[&[u8]]) {
             ));
             return;
         }
-        let slot = if eq(argv[2], "lib-name") {
-            &ctx.conn.info.lib_name
-        } else {
-            &ctx.conn.info.lib_ver
-        };
+        let slot = if eq(argv[2], "lib-name") { &ctx.conn.info.lib_name } else { &ctx.conn.info.lib_ver };
         *slot.lock() = v.to_vec();
         ctx.out.ok();
     } else {
-        ctx.out.error(&format!(
-            "ERR Unrecognized option '{}'",
-            String::from_utf8_lossy(argv[2])
-        ));
+        ctx.out.error(&format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(argv[2])));
     }
 }
 
@@ -433,8 +298,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
         return;
     }
-    let (mut id, mut addr, mut laddr, mut user, mut skipme, mut typ) =
-        (None, None, None, None, true, None);
+    let (mut id, mut addr, mut laddr, mut user, mut skipme, mut typ) = (None, None, None, None, true, None);
     let mut i = 2;
     while i + 1 < argv.len() {
         let (k, v) = (argv[i], argv[i + 1]);
@@ -453,16 +317,8 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
         } else if eq(k, "user") {
             user = Some(String::from_utf8_lossy(v).into_owned());
         } else if eq(k, "type") {
-            if !(eq(v, "normal")
-                || eq(v, "master")
-                || eq(v, "replica")
-                || eq(v, "slave")
-                || eq(v, "pubsub"))
-            {
-                ctx.out.error(&format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(v)
-                ));
+            if !(eq(v, "normal") || eq(v, "master") || eq(v, "replica") || eq(v, "slave") || eq(v, "pubsub")) {
+                ctx.out.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(v)));
                 return;
             }
             typ = Some(eq(v, "normal"));
@@ -509,8 +365,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Some(ms) = parse_i64(argv[2]) else {
-        ctx.out
-            .error("ERR timeout is not an integer or out of range");
+        ctx.out.error("ERR timeout is not an integer or out of range");
         return;
     };
     if ms < 0 {
@@ -530,12 +385,8 @@ fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error(SYNTAX);
         return;
     }
-    ctx.st
-        .pause_writes_only
-        .store(writes_only, Ordering::Relaxed);
-    ctx.st
-        .pause_until
-        .store(ctx.now.saturating_add(ms), Ordering::Relaxed);
+    ctx.st.pause_writes_only.store(writes_only, Ordering::Relaxed);
+    ctx.st.pause_until.store(ctx.now.saturating_add(ms), Ordering::Relaxed);
     ctx.out.ok();
 }
 
@@ -561,10 +412,7 @@ fn client_reply(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn client_no_evict(ctx: &mut Ctx, argv: &[&[u8]]) {
     if eq(argv[2], "on") || eq(argv[2], "off") {
-        ctx.conn
-            .info
-            .no_evict
-            .store(eq(argv[2], "on"), Ordering::Relaxed);
+        ctx.conn.info.no_evict.store(eq(argv[2], "on"), Ordering::Relaxed);
         ctx.out.ok();
     } else {
         ctx.out.error(SYNTAX);

@@ -36,10 +36,7 @@ fn unknown_command(argv: &[&[u8]]) -> String {
         args.push_str(&format!("'{}' ", s));
     }
     let name: String = String::from_utf8_lossy(argv[0]).chars().take(128).collect();
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        name, args
-    )
+    format!("ERR unknown command '{}', with args beginning with: {}", name, args)
 }
 
 /// Runs one command. `argv` is the request; replies go to `out`.
@@ -55,10 +52,7 @@ pub fn execute(
     let flow = execute_inner(st, table, conn, out, ts, argv, reply_start);
     // Error statistics come from the reply itself, so handlers need not report them.
     if out.buf.len() > reply_start && out.buf[reply_start] == b'-' {
-        let end = out.buf[reply_start + 1..]
-            .iter()
-            .position(|&c| c == b' ' || c == b'\r')
-            .map_or(out.buf.len(), |p| reply_start + 1 + p);
+        let end = out.buf[reply_start + 1..].iter().position(|&c| c == b' ' || c == b'\r').map_or(out.buf.len(), |p| reply_start + 1 + p);
         let prefix = String::from_utf8_lossy(&out.buf[reply_start + 1..end]).into_owned();
         st.stats.record_error(&prefix);
     }
@@ -91,10 +85,7 @@ fn execute_inner(
     let mut spec = table.spec(id);
     if !spec.subcommands.is_empty() && !(argv.len() == 1 && spec.arity_ok(1)) {
         if argv.len() < 2 {
-            out.error(&format!(
-                "ERR wrong number of arguments for '{}' command",
-                table.full_name(id)
-            ));
+            out.error(&format!("ERR wrong number of arguments for '{}' command", table.full_name(id)));
             return Flow::Continue;
         }
         match table.lookup_sub(id, argv[1]) {
@@ -105,10 +96,7 @@ fn execute_inner(
             None => {
                 out.error(&format!(
                     "ERR unknown subcommand '{}'. Try {} HELP.",
-                    String::from_utf8_lossy(argv[1])
-                        .chars()
-                        .take(128)
-                        .collect::<String>(),
+                    String::from_utf8_lossy(argv[1]).chars().take(128).collect::<String>(),
                     spec.name.to_ascii_uppercase()
                 ));
                 return Flow::Continue;
@@ -116,18 +104,12 @@ fn execute_inner(
         }
     }
     if !spec.arity_ok(argv.len()) {
-        out.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            table.full_name(id)
-        ));
+        out.error(&format!("ERR wrong number of arguments for '{}' command", table.full_name(id)));
         ThreadStats::add(&ts.cmd[id].rejected, 1);
         return Flow::Continue;
     }
     // 2. Authentication.
-    if !conn.authenticated
-        && spec.flags & flag::NO_AUTH == 0
-        && st.config.hot.requirepass_set.load(Ordering::Relaxed)
-    {
+    if !conn.authenticated && spec.flags & flag::NO_AUTH == 0 && st.config.hot.requirepass_set.load(Ordering::Relaxed) {
         out.error("NOAUTH Authentication required.");
         ThreadStats::add(&ts.cmd[id].rejected, 1);
         return Flow::Continue;
@@ -137,10 +119,7 @@ fn execute_inner(
     if st.pause_until.load(Ordering::Relaxed) > now
         && spec.flags & flag::NO_AUTH == 0
         && !is_unpause(table, id)
-        && st.paused(
-            spec.is_write() || spec.flags & flag::MAY_REPLICATE != 0,
-            now,
-        )
+        && st.paused(spec.is_write() || spec.flags & flag::MAY_REPLICATE != 0, now)
     {
         return Flow::Paused;
     }
@@ -153,10 +132,7 @@ fn execute_inner(
         if idx.len() == 1 {
             ctx.lock_stripe(crate::util::key_slot(argv[idx[0]]) % STRIPES);
         } else if !idx.is_empty() {
-            let mut stripes: SmallVec<[usize; 8]> = idx
-                .iter()
-                .map(|&i| crate::util::key_slot(argv[i]) % STRIPES)
-                .collect();
+            let mut stripes: SmallVec<[usize; 8]> = idx.iter().map(|&i| crate::util::key_slot(argv[i]) % STRIPES).collect();
             stripes.sort_unstable();
             stripes.dedup();
             for s in stripes {
@@ -165,6 +141,7 @@ fn execute_inner(
         }
     }
 
+    ctx.conn.info.last_cmd.store(id + 1, Ordering::Relaxed);
     // 5. Run it, and propagate while the locks are held.
     let t0 = Instant::now();
     (spec.handler)(&mut ctx, argv);
@@ -205,15 +182,7 @@ fn is_unpause(table: &super::CommandTable, id: usize) -> bool {
 }
 
 #[cold]
-fn slowlog(
-    st: &State,
-    table: &super::CommandTable,
-    conn: &ConnState,
-    id: usize,
-    argv: &[&[u8]],
-    usec: i64,
-    now: i64,
-) {
+fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize, argv: &[&[u8]], usec: i64, now: i64) {
     let max_args = 32;
     let mut args: Vec<Vec<u8>> = Vec::new();
     for (i, a) in argv.iter().enumerate() {
@@ -232,15 +201,5 @@ fn slowlog(
     let name = String::from_utf8_lossy(&conn.info.name.lock()).into_owned();
     let max = st.config.hot.slowlog_max_len.load(Ordering::Relaxed);
     let _ = table.full_name(id);
-    st.slowlog.lock().push(
-        SlowEntry {
-            id: 0,
-            time: now / 1000,
-            usec,
-            args,
-            peer: conn.info.addr.clone(),
-            name,
-        },
-        max,
-    );
+    st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name }, max);
 }

@@ -9,78 +9,15 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "expire",
-        -3,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        ONE_KEY,
-        expire,
-    ),
-    cmd(
-        "pexpire",
-        -3,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        ONE_KEY,
-        pexpire,
-    ),
-    cmd(
-        "expireat",
-        -3,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        ONE_KEY,
-        expireat,
-    ),
-    cmd(
-        "pexpireat",
-        -3,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        ONE_KEY,
-        pexpireat,
-    ),
-    cmd(
-        "ttl",
-        2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        ONE_KEY,
-        ttl,
-    ),
-    cmd(
-        "pttl",
-        2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        ONE_KEY,
-        pttl,
-    ),
-    cmd(
-        "expiretime",
-        2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        ONE_KEY,
-        expiretime,
-    ),
-    cmd(
-        "pexpiretime",
-        2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        ONE_KEY,
-        pexpiretime,
-    ),
-    cmd(
-        "persist",
-        2,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        ONE_KEY,
-        persist,
-    ),
+    cmd("expire", -3, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, expire),
+    cmd("pexpire", -3, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, pexpire),
+    cmd("expireat", -3, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, expireat),
+    cmd("pexpireat", -3, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, pexpireat),
+    cmd("ttl", 2, READONLY | FAST, "@keyspace @read @fast", ONE_KEY, ttl),
+    cmd("pttl", 2, READONLY | FAST, "@keyspace @read @fast", ONE_KEY, pttl),
+    cmd("expiretime", 2, READONLY | FAST, "@keyspace @read @fast", ONE_KEY, expiretime),
+    cmd("pexpiretime", 2, READONLY | FAST, "@keyspace @read @fast", ONE_KEY, pexpiretime),
+    cmd("persist", 2, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, persist),
 ];
 
 fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], unit_ms: bool, absolute: bool) {
@@ -99,38 +36,22 @@ fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], unit_ms: bool, absolute: bool) 
         } else if eq(a, "lt") {
             lt = true;
         } else {
-            ctx.out.error(&format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(a)
-            ));
+            ctx.out.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(a)));
             return;
         }
     }
     if nx && (xx || gt || lt) {
-        ctx.out
-            .error("ERR NX and XX, GT or LT options at the same time are not compatible");
+        ctx.out.error("ERR NX and XX, GT or LT options at the same time are not compatible");
         return;
     }
     if gt && lt {
-        ctx.out
-            .error("ERR GT and LT options at the same time are not compatible");
+        ctx.out.error("ERR GT and LT options at the same time are not compatible");
         return;
     }
-    let ms = if unit_ms {
-        Some(when)
-    } else {
-        when.checked_mul(1000)
-    };
-    let at = ms.and_then(|m| {
-        if absolute {
-            Some(m)
-        } else {
-            m.checked_add(ctx.now)
-        }
-    });
+    let ms = if unit_ms { Some(when) } else { when.checked_mul(1000) };
+    let at = ms.and_then(|m| if absolute { Some(m) } else { m.checked_add(ctx.now) });
     let Some(at) = at else {
-        ctx.out
-            .error(&format!("ERR invalid expire time in '{}' command", name));
+        ctx.out.error(&format!("ERR invalid expire time in '{}' command", name));
         return;
     };
     let key = argv[1];
@@ -177,11 +98,7 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], ms: bool, absolute: bool) {
         None => out.int(-2),
         Some(e) if e.expire == 0 => out.int(-1),
         Some(e) => {
-            let v = if absolute {
-                e.expire
-            } else {
-                (e.expire - now).max(0)
-            };
+            let v = if absolute { e.expire } else { (e.expire - now).max(0) };
             out.int(if ms { v } else { (v + 500) / 1000 })
         }
     }
@@ -222,12 +139,7 @@ impl ActiveExpire {
     pub fn cycle(&mut self, st: &State, budget: Duration) -> (u64, u64) {
         let start = Instant::now();
         let (mut sampled, mut expired) = (0u64, 0u64);
-        let effort = st
-            .config
-            .hot
-            .active_expire_effort
-            .load(Ordering::Relaxed)
-            .clamp(1, 10) as u64;
+        let effort = st.config.hot.active_expire_effort.load(Ordering::Relaxed).clamp(1, 10) as u64;
         let per_batch = 20 * effort;
         let acceptable_stale = 10 - (effort - 1); // percent
         let dbs = st.keyspace.databases;

@@ -9,201 +9,34 @@ use crate::types::{StrValue, Value};
 use crate::util::{glob_match, parse_i64};
 use std::sync::atomic::Ordering;
 
-const TWO_KEYS: Keys = Keys::Range {
-    first: 1,
-    last: 2,
-    step: 1,
-};
+const TWO_KEYS: Keys = Keys::Range { first: 1, last: 2, step: 1 };
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "del",
-        -2,
-        WRITE,
-        "@keyspace @write @slow",
-        range(1, -1, 1),
-        del,
-    ),
-    cmd(
-        "unlink",
-        -2,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        range(1, -1, 1),
-        del,
-    ),
-    cmd(
-        "exists",
-        -2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        range(1, -1, 1),
-        exists,
-    ),
-    cmd(
-        "touch",
-        -2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        range(1, -1, 1),
-        touch,
-    ),
-    cmd(
-        "type",
-        2,
-        READONLY | FAST,
-        "@keyspace @read @fast",
-        ONE_KEY,
-        type_cmd,
-    ),
-    cmd(
-        "rename",
-        3,
-        WRITE,
-        "@keyspace @write @slow",
-        TWO_KEYS,
-        rename,
-    ),
-    cmd(
-        "renamenx",
-        3,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        TWO_KEYS,
-        renamenx,
-    ),
-    cmd(
-        "copy",
-        -3,
-        WRITE | DENYOOM,
-        "@keyspace @write @slow",
-        TWO_KEYS,
-        copy,
-    ),
-    cmd(
-        "move",
-        3,
-        WRITE | FAST,
-        "@keyspace @write @fast",
-        ONE_KEY,
-        move_cmd,
-    ),
+    cmd("del", -2, WRITE, "@keyspace @write @slow", range(1, -1, 1), del),
+    cmd("unlink", -2, WRITE | FAST, "@keyspace @write @fast", range(1, -1, 1), del),
+    cmd("exists", -2, READONLY | FAST, "@keyspace @read @fast", range(1, -1, 1), exists),
+    cmd("touch", -2, READONLY | FAST, "@keyspace @read @fast", range(1, -1, 1), touch),
+    cmd("type", 2, READONLY | FAST, "@keyspace @read @fast", ONE_KEY, type_cmd),
+    cmd("rename", 3, WRITE, "@keyspace @write @slow", TWO_KEYS, rename),
+    cmd("renamenx", 3, WRITE | FAST, "@keyspace @write @fast", TWO_KEYS, renamenx),
+    cmd("copy", -3, WRITE | DENYOOM, "@keyspace @write @slow", TWO_KEYS, copy),
+    cmd("move", 3, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, move_cmd),
     container("object", -2, "@keyspace @read @slow", OBJECT),
-    cmd(
-        "keys",
-        2,
-        READONLY | WHOLE_KEYSPACE,
-        "@keyspace @read @slow @dangerous",
-        NO_KEYS,
-        keys,
-    ),
-    cmd(
-        "scan",
-        -2,
-        READONLY | WHOLE_KEYSPACE,
-        "@keyspace @read @slow",
-        NO_KEYS,
-        scan,
-    ),
-    cmd(
-        "randomkey",
-        1,
-        READONLY | WHOLE_KEYSPACE,
-        "@keyspace @read @slow",
-        NO_KEYS,
-        randomkey,
-    ),
-    cmd(
-        "dbsize",
-        1,
-        READONLY | FAST | WHOLE_KEYSPACE,
-        "@keyspace @read @fast",
-        NO_KEYS,
-        dbsize,
-    ),
-    cmd(
-        "flushdb",
-        -1,
-        WRITE | WHOLE_KEYSPACE,
-        "@keyspace @write @slow @dangerous",
-        NO_KEYS,
-        flushdb,
-    ),
-    cmd(
-        "flushall",
-        -1,
-        WRITE | WHOLE_KEYSPACE,
-        "@keyspace @write @slow @dangerous",
-        NO_KEYS,
-        flushall,
-    ),
-    cmd(
-        "swapdb",
-        3,
-        WRITE | FAST | WHOLE_KEYSPACE,
-        "@keyspace @write @fast @dangerous",
-        NO_KEYS,
-        swapdb,
-    ),
+    cmd("keys", 2, READONLY | WHOLE_KEYSPACE, "@keyspace @read @slow @dangerous", NO_KEYS, keys),
+    cmd("scan", -2, READONLY | WHOLE_KEYSPACE, "@keyspace @read @slow", NO_KEYS, scan),
+    cmd("randomkey", 1, READONLY | WHOLE_KEYSPACE, "@keyspace @read @slow", NO_KEYS, randomkey),
+    cmd("dbsize", 1, READONLY | FAST | WHOLE_KEYSPACE, "@keyspace @read @fast", NO_KEYS, dbsize),
+    cmd("flushdb", -1, WRITE | WHOLE_KEYSPACE, "@keyspace @write @slow @dangerous", NO_KEYS, flushdb),
+    cmd("flushall", -1, WRITE | WHOLE_KEYSPACE, "@keyspace @write @slow @dangerous", NO_KEYS, flushall),
+    cmd("swapdb", 3, WRITE | FAST | WHOLE_KEYSPACE, "@keyspace @write @fast @dangerous", NO_KEYS, swapdb),
 ];
 
 static OBJECT: &[CommandSpec] = &[
-    cmd(
-        "encoding",
-        3,
-        READONLY,
-        "@keyspace @read @slow",
-        Keys::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        },
-        object_encoding,
-    ),
-    cmd(
-        "freq",
-        3,
-        READONLY,
-        "@keyspace @read @slow",
-        Keys::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        },
-        object_freq,
-    ),
-    cmd(
-        "idletime",
-        3,
-        READONLY,
-        "@keyspace @read @slow",
-        Keys::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        },
-        object_idletime,
-    ),
-    cmd(
-        "refcount",
-        3,
-        READONLY,
-        "@keyspace @read @slow",
-        Keys::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        },
-        object_refcount,
-    ),
-    cmd(
-        "help",
-        2,
-        LOADING | STALE,
-        "@keyspace @slow",
-        NO_KEYS,
-        object_help,
-    ),
+    cmd("encoding", 3, READONLY, "@keyspace @read @slow", Keys::Range { first: 2, last: 2, step: 1 }, object_encoding),
+    cmd("freq", 3, READONLY, "@keyspace @read @slow", Keys::Range { first: 2, last: 2, step: 1 }, object_freq),
+    cmd("idletime", 3, READONLY, "@keyspace @read @slow", Keys::Range { first: 2, last: 2, step: 1 }, object_idletime),
+    cmd("refcount", 3, READONLY, "@keyspace @read @slow", Keys::Range { first: 2, last: 2, step: 1 }, object_refcount),
+    cmd("help", 2, LOADING | STALE, "@keyspace @slow", NO_KEYS, object_help),
 ];
 
 fn del(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -311,8 +144,7 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) {
         i += 1;
     }
     if src == dst && db == ctx.db() {
-        ctx.out
-            .error("ERR source and destination objects are the same");
+        ctx.out.error("ERR source and destination objects are the same");
         return;
     }
     let Some((v, exp)) = ctx.entry(src, false).0.map(|e| (e.value.clone(), e.expire)) else {
@@ -335,8 +167,7 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     };
     if db == ctx.db() {
-        ctx.out
-            .error("ERR source and destination objects are the same");
+        ctx.out.error("ERR source and destination objects are the same");
         return;
     }
     let key = argv[1];
@@ -460,10 +291,7 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) {
 /// SCAN's cursor is the next slot to visit: each call returns whole slots, so every key present
 /// for the whole iteration is returned at least once, whatever resizes happen in between.
 fn scan(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let cursor = match std::str::from_utf8(argv[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
+    let cursor = match std::str::from_utf8(argv[1]).ok().and_then(|s| s.parse::<u64>().ok()) {
         Some(c) => c,
         None => {
             ctx.out.error("ERR invalid cursor");
@@ -487,11 +315,7 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
             i += 2;
         } else if eq(argv[i], "match") && i + 1 < argv.len() {
-            pat = if argv[i + 1] == b"*" {
-                None
-            } else {
-                Some(argv[i + 1])
-            };
+            pat = if argv[i + 1] == b"*" { None } else { Some(argv[i + 1]) };
             i += 2;
         } else if eq(argv[i], "type") && i + 1 < argv.len() {
             typ = Some(argv[i + 1]);
@@ -505,10 +329,7 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut slot = cursor.min(SLOTS as u64) as usize;
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut visited = 0i64;
-    while slot < SLOTS
-        && (found.len() as i64) < count
-        && visited < count.saturating_mul(10).max(100)
-    {
+    while slot < SLOTS && (found.len() as i64) < count && visited < count.saturating_mul(10).max(100) {
         for_slot_keys(ctx, db, slot, |e| {
             visited += 1;
             if pat.is_some_and(|p| !glob_match(p, &e.key, false)) {

@@ -63,14 +63,7 @@ pub struct ConnState {
 
 impl ConnState {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        ConnState {
-            db: 0,
-            authenticated,
-            info,
-            close_after_reply: false,
-            reply_mode: ReplyMode::On,
-            skip_this: false,
-        }
+        ConnState { db: 0, authenticated, info, close_after_reply: false, reply_mode: ReplyMode::On, skip_this: false }
     }
 }
 
@@ -97,18 +90,7 @@ impl<'a> Ctx<'a> {
         ts: &'a ThreadStats,
         cmd_id: usize,
     ) -> Self {
-        Ctx {
-            st,
-            table,
-            conn,
-            out,
-            ts,
-            now: crate::util::now_ms(),
-            cmd_id,
-            guards: SmallVec::new(),
-            dirty: 0,
-            custom_propagated: false,
-        }
+        Ctx { st, table, conn, out, ts, now: crate::util::now_ms(), cmd_id, guards: SmallVec::new(), dirty: 0, custom_propagated: false }
     }
 
     /// Locks a stripe (dispatch calls this in ascending order before the handler runs).
@@ -150,12 +132,7 @@ impl<'a> Ctx<'a> {
         self.entry_in(db, key, read)
     }
 
-    pub fn entry_in(
-        &mut self,
-        db: usize,
-        key: &[u8],
-        read: bool,
-    ) -> (Option<&mut Entry>, &mut ReplyBuf) {
+    pub fn entry_in(&mut self, db: usize, key: &[u8], read: bool) -> (Option<&mut Entry>, &mut ReplyBuf) {
         let loc = self.st.keyspace.locate(key);
         let now = self.now;
         let pos = self.guards.iter().position(|(s, _)| *s == loc.stripe);
@@ -177,14 +154,7 @@ impl<'a> Ctx<'a> {
         }
         let e = stripe.get_mut(db, &loc, key);
         if read {
-            ThreadStats::add(
-                if e.is_some() {
-                    &self.ts.hits
-                } else {
-                    &self.ts.misses
-                },
-                1,
-            );
+            ThreadStats::add(if e.is_some() { &self.ts.hits } else { &self.ts.misses }, 1);
         }
         match e {
             Some(e) => {
@@ -219,12 +189,7 @@ impl<'a> Ctx<'a> {
                 self.guards.len() - 1
             }
         };
-        let e = Entry {
-            key: SmallBytes::new(key),
-            value,
-            expire,
-            lru: lru_clock(),
-        };
+        let e = Entry { key: SmallBytes::new(key), value, expire, lru: lru_clock() };
         self.guards[pos].1.insert(db, &loc, e, hasher);
         self.dirty += 1;
     }

@@ -14,218 +14,53 @@ use std::sync::atomic::Ordering;
 const ADMIN_ACL: &str = "@admin @slow @dangerous";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "info",
-        -1,
-        LOADING | STALE,
-        "@slow @dangerous",
-        NO_KEYS,
-        info,
-    ),
+    cmd("info", -1, LOADING | STALE, "@slow @dangerous", NO_KEYS, info),
     container("config", -2, "@slow", CONFIG),
-    container_with(
-        "command",
-        -1,
-        LOADING | STALE,
-        "@slow @connection",
-        command_all,
-        COMMAND,
-    ),
+    container_with("command", -1, LOADING | STALE, "@slow @connection", command_all, COMMAND),
     cmd("time", 1, LOADING | STALE | FAST, "@fast", NO_KEYS, time),
-    cmd(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        "@admin @fast @dangerous",
-        NO_KEYS,
-        lastsave,
-    ),
+    cmd("lastsave", 1, LOADING | STALE | FAST, "@admin @fast @dangerous", NO_KEYS, lastsave),
     container("slowlog", -2, "@slow", SLOWLOG),
     container("latency", -2, "@slow", LATENCY),
     container("memory", -2, "@slow", MEMORY),
-    cmd(
-        "debug",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        debug,
-    ),
-    cmd(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-        ADMIN_ACL,
-        NO_KEYS,
-        shutdown,
-    ),
+    cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, debug),
+    cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, ADMIN_ACL, NO_KEYS, shutdown),
 ];
 
 static CONFIG: &[CommandSpec] = &[
-    cmd(
-        "get",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        config_get,
-    ),
-    cmd(
-        "set",
-        -4,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        config_set,
-    ),
-    cmd(
-        "resetstat",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        config_resetstat,
-    ),
-    cmd(
-        "rewrite",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        config_rewrite,
-    ),
+    cmd("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, config_get),
+    cmd("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, config_set),
+    cmd("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, config_resetstat),
+    cmd("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, config_rewrite),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, config_help),
 ];
 
 static COMMAND: &[CommandSpec] = &[
-    cmd(
-        "count",
-        2,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        command_count,
-    ),
-    cmd(
-        "info",
-        -2,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        command_info,
-    ),
-    cmd(
-        "docs",
-        -2,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        command_docs,
-    ),
-    cmd(
-        "list",
-        -2,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        command_list,
-    ),
-    cmd(
-        "getkeys",
-        -3,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        command_getkeys,
-    ),
-    cmd(
-        "help",
-        2,
-        LOADING | STALE,
-        "@slow @connection",
-        NO_KEYS,
-        command_help,
-    ),
+    cmd("count", 2, LOADING | STALE, "@slow @connection", NO_KEYS, command_count),
+    cmd("info", -2, LOADING | STALE, "@slow @connection", NO_KEYS, command_info),
+    cmd("docs", -2, LOADING | STALE, "@slow @connection", NO_KEYS, command_docs),
+    cmd("list", -2, LOADING | STALE, "@slow @connection", NO_KEYS, command_list),
+    cmd("getkeys", -4, LOADING | STALE, "@slow @connection", NO_KEYS, command_getkeys),
+    cmd("help", 2, LOADING | STALE, "@slow @connection", NO_KEYS, command_help),
 ];
 
 static SLOWLOG: &[CommandSpec] = &[
-    cmd(
-        "get",
-        -2,
-        ADMIN | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        slowlog_get,
-    ),
-    cmd(
-        "len",
-        2,
-        ADMIN | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        slowlog_len,
-    ),
-    cmd(
-        "reset",
-        2,
-        ADMIN | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        slowlog_reset,
-    ),
+    cmd("get", -2, ADMIN | LOADING | STALE, ADMIN_ACL, NO_KEYS, slowlog_get),
+    cmd("len", 2, ADMIN | LOADING | STALE, ADMIN_ACL, NO_KEYS, slowlog_len),
+    cmd("reset", 2, ADMIN | LOADING | STALE, ADMIN_ACL, NO_KEYS, slowlog_reset),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, slowlog_help),
 ];
 
 static LATENCY: &[CommandSpec] = &[
-    cmd(
-        "latest",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        latency_latest,
-    ),
-    cmd(
-        "history",
-        3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        latency_history,
-    ),
-    cmd(
-        "reset",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        ADMIN_ACL,
-        NO_KEYS,
-        latency_reset,
-    ),
+    cmd("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_latest),
+    cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_history),
+    cmd("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_reset),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, latency_help),
 ];
 
 static MEMORY: &[CommandSpec] = &[
-    cmd(
-        "usage",
-        -3,
-        READONLY,
-        "@read @slow",
-        Keys::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        },
-        memory_usage,
-    ),
+    cmd("usage", -3, READONLY, "@read @slow", Keys::Range { first: 2, last: 2, step: 1 }, memory_usage),
     cmd("stats", 2, LOADING | STALE, "@slow", NO_KEYS, memory_stats),
-    cmd(
-        "doctor",
-        2,
-        LOADING | STALE,
-        "@slow",
-        NO_KEYS,
-        memory_doctor,
-    ),
+    cmd("doctor", 2, LOADING | STALE, "@slow", NO_KEYS, memory_doctor),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, memory_help),
 ];
 
@@ -241,21 +76,13 @@ fn help(ctx: &mut Ctx, lines: &[&str]) {
 fn used_memory() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
-    (
-        stats::allocated::read().unwrap_or(0) as u64,
-        stats::active::read().unwrap_or(0) as u64,
-        stats::resident::read().unwrap_or(0) as u64,
-    )
+    (stats::allocated::read().unwrap_or(0) as u64, stats::active::read().unwrap_or(0) as u64, stats::resident::read().unwrap_or(0) as u64)
 }
 
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map_or(0, |p| p * 4096)
 }
 
@@ -285,10 +112,7 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
     let st = ctx.st;
     let all = sections.iter().any(|s| s == "all" || s == "everything");
     let default = sections.is_empty() || sections.iter().any(|s| s == "default");
-    let want = |name: &str| {
-        all || sections.iter().any(|s| s == name)
-            || (default && !matches!(name, "commandstats" | "latencystats"))
-    };
+    let want = |name: &str| all || sections.iter().any(|s| s == name) || (default && !matches!(name, "commandstats" | "latencystats"));
     let mut s = String::new();
     let cfg = &st.config;
     if want("server") {
@@ -413,11 +237,7 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
         let _ = write!(s, "{}# Modules\r\n", if s.is_empty() { "" } else { "\r\n" });
     }
     if want("commandstats") {
-        let _ = write!(
-            s,
-            "{}# Commandstats\r\n",
-            if s.is_empty() { "" } else { "\r\n" }
-        );
+        let _ = write!(s, "{}# Commandstats\r\n", if s.is_empty() { "" } else { "\r\n" });
         for id in 0..ctx.table.len() {
             let (calls, usec, rejected, failed) = st.stats.cmd(id);
             if calls + rejected + failed == 0 {
@@ -436,36 +256,20 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
         }
     }
     if want("errorstats") {
-        let _ = write!(
-            s,
-            "{}# Errorstats\r\n",
-            if s.is_empty() { "" } else { "\r\n" }
-        );
+        let _ = write!(s, "{}# Errorstats\r\n", if s.is_empty() { "" } else { "\r\n" });
         for (k, v) in st.stats.errors.lock().iter() {
             let _ = write!(s, "errorstat_{}:count={}\r\n", k, v);
         }
     }
     if want("cluster") {
-        let _ = write!(
-            s,
-            "{}# Cluster\r\ncluster_enabled:0\r\n",
-            if s.is_empty() { "" } else { "\r\n" }
-        );
+        let _ = write!(s, "{}# Cluster\r\ncluster_enabled:0\r\n", if s.is_empty() { "" } else { "\r\n" });
     }
     if want("keyspace") {
-        let _ = write!(
-            s,
-            "{}# Keyspace\r\n",
-            if s.is_empty() { "" } else { "\r\n" }
-        );
+        let _ = write!(s, "{}# Keyspace\r\n", if s.is_empty() { "" } else { "\r\n" });
         for db in 0..st.keyspace.databases {
             let (keys, expires) = st.keyspace.db_counts(db);
             if keys > 0 {
-                let _ = write!(
-                    s,
-                    "db{}:keys={},expires={},avg_ttl=0\r\n",
-                    db, keys, expires
-                );
+                let _ = write!(s, "db{}:keys={},expires={},avg_ttl=0\r\n", db, keys, expires);
             }
         }
     }
@@ -476,22 +280,13 @@ fn total_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<u64>().ok())
-                })
+            m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         })
         .map_or(0, |kb| kb * 1024)
 }
 
 fn info(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let sections: Vec<String> = argv[1..]
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-        .collect();
+    let sections: Vec<String> = argv[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let s = info_text(ctx, &sections);
     ctx.out.verbatim(s.as_bytes());
 }
@@ -529,17 +324,11 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
         let name = String::from_utf8_lossy(p[0]).to_string();
         let canon = crate::config::canonical(&name);
         if !cfg.exists(&name) {
-            ctx.out.error(&format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                name
-            ));
+            ctx.out.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{}'", name));
             return;
         }
         if seen.contains(&canon) {
-            ctx.out.error(&format!(
-                "ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
-                name
-            ));
+            ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter", name));
             return;
         }
         seen.push(canon.clone());
@@ -550,12 +339,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
         let v = String::from_utf8_lossy(p[1]).to_string();
         let words: Vec<String> = if matches!(
             canon.as_str(),
-            "save"
-                | "bind"
-                | "client-output-buffer-limit"
-                | "oom-score-adj-values"
-                | "latency-tracking-info-percentiles"
-                | "replicaof"
+            "save" | "bind" | "client-output-buffer-limit" | "oom-score-adj-values" | "latency-tracking-info-percentiles" | "replicaof"
         ) {
             let w: Vec<String> = v.split_whitespace().map(String::from).collect();
             if w.is_empty() {
@@ -569,10 +353,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
         match cfg.validate(&canon, &words) {
             Ok(val) => updates.push((canon, val)),
             Err(e) => {
-                ctx.out.error(&format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{}') - {}",
-                    name, e
-                ));
+                ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, e));
                 return;
             }
         }
@@ -620,11 +401,7 @@ fn config_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
 fn reply_command_info(ctx: &mut Ctx, id: usize) {
     let spec = ctx.table.spec(id);
     let full = ctx.table.full_name(id).to_string();
-    let flags: Vec<&str> = flag::NAMES
-        .iter()
-        .filter(|(f, _)| spec.flags & f != 0)
-        .map(|(_, n)| *n)
-        .collect();
+    let flags: Vec<&str> = flag::NAMES.iter().filter(|(f, _)| spec.flags & f != 0).map(|(_, n)| *n).collect();
     let acl: Vec<&str> = spec.acl.split_whitespace().collect();
     let (first, last, step) = spec.legacy_range();
     ctx.out.array(10);
@@ -653,18 +430,10 @@ fn reply_command_info(ctx: &mut Ctx, id: usize) {
                 "index",
                 first as i64,
                 "range",
-                &[
-                    ("lastkey", last as i64),
-                    ("step", step as i64),
-                    ("limit", 0),
-                ],
+                &[("lastkey", last as i64), ("step", step as i64), ("limit", 0)],
             );
         }
-        Keys::NumKeys {
-            numkeys,
-            first,
-            step,
-        } => {
+        Keys::NumKeys { numkeys, first, step } => {
             ctx.out.array(1);
             key_spec(
                 ctx,
@@ -672,44 +441,23 @@ fn reply_command_info(ctx: &mut Ctx, id: usize) {
                 "index",
                 numkeys as i64,
                 "keynum",
-                &[
-                    ("keynumidx", 0),
-                    ("firstkey", (first - numkeys) as i64),
-                    ("step", step as i64),
-                ],
+                &[("keynumidx", 0), ("firstkey", (first - numkeys) as i64), ("step", step as i64)],
             );
         }
     }
-    let subs: Vec<usize> = spec
-        .subcommands
-        .iter()
-        .filter_map(|s| {
-            ctx.table
-                .lookup(format!("{}|{}", spec.name, s.name).as_bytes())
-        })
-        .collect();
+    let subs: Vec<usize> =
+        spec.subcommands.iter().filter_map(|s| ctx.table.lookup(format!("{}|{}", spec.name, s.name).as_bytes())).collect();
     ctx.out.array(subs.len());
     for sid in subs {
         reply_command_info(ctx, sid);
     }
 }
 
-fn key_spec(
-    ctx: &mut Ctx,
-    write: bool,
-    bs_type: &str,
-    pos: i64,
-    fk_type: &str,
-    fk: &[(&str, i64)],
-) {
+fn key_spec(ctx: &mut Ctx, write: bool, bs_type: &str, pos: i64, fk_type: &str, fk: &[(&str, i64)]) {
     let out = &mut *ctx.out;
     out.map(3);
     out.bulk(b"flags");
-    let flags: &[&str] = if write {
-        &["RW", "UPDATE"]
-    } else {
-        &["RO", "ACCESS"]
-    };
+    let flags: &[&str] = if write { &["RW", "UPDATE"] } else { &["RO", "ACCESS"] };
     out.set(flags.len());
     for f in flags {
         out.simple(f.as_bytes());
@@ -762,14 +510,8 @@ fn command_info(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
     // Summaries are not carried yet: every command is documented by its group only.
-    let ids: Vec<usize> = if argv.len() == 2 {
-        ctx.table.top_level().collect()
-    } else {
-        argv[2..]
-            .iter()
-            .filter_map(|n| ctx.table.lookup(n))
-            .collect()
-    };
+    let ids: Vec<usize> =
+        if argv.len() == 2 { ctx.table.top_level().collect() } else { argv[2..].iter().filter_map(|n| ctx.table.lookup(n)).collect() };
     ctx.out.map(ids.len());
     for id in ids {
         let name = ctx.table.full_name(id).to_string();
@@ -798,10 +540,7 @@ fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
 fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut filter: Option<(String, String)> = None;
     if argv.len() == 5 && eq(argv[2], "filterby") {
-        filter = Some((
-            String::from_utf8_lossy(argv[3]).to_ascii_lowercase(),
-            String::from_utf8_lossy(argv[4]).to_string(),
-        ));
+        filter = Some((String::from_utf8_lossy(argv[3]).to_ascii_lowercase(), String::from_utf8_lossy(argv[4]).to_string()));
     } else if argv.len() != 2 {
         ctx.out.error(SYNTAX);
         return;
@@ -811,15 +550,10 @@ fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) {
         .top_level()
         .filter(|&id| match &filter {
             None => true,
-            Some((k, v)) if k == "pattern" => {
-                crate::util::glob_match(v.as_bytes(), ctx.table.full_name(id).as_bytes(), true)
+            Some((k, v)) if k == "pattern" => crate::util::glob_match(v.as_bytes(), ctx.table.full_name(id).as_bytes(), true),
+            Some((k, v)) if k == "aclcat" => {
+                ctx.table.spec(id).acl.split_whitespace().any(|a| a.trim_start_matches('@').eq_ignore_ascii_case(v))
             }
-            Some((k, v)) if k == "aclcat" => ctx
-                .table
-                .spec(id)
-                .acl
-                .split_whitespace()
-                .any(|a| a.trim_start_matches('@').eq_ignore_ascii_case(v)),
             Some(_) => false,
         })
         .map(|id| ctx.table.full_name(id).to_string())
@@ -843,8 +577,7 @@ fn command_getkeys(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let spec = ctx.table.spec(id);
     if !spec.arity_ok(args.len()) {
-        ctx.out
-            .error("ERR Invalid number of arguments specified for command");
+        ctx.out.error("ERR Invalid number of arguments specified for command");
         return;
     }
     let mut idx = smallvec::SmallVec::<[usize; 8]>::new();
@@ -907,18 +640,13 @@ fn slowlog_get(ctx: &mut Ctx, argv: &[&[u8]]) {
         Some(a) => match parse_i64(a) {
             Some(n) if n >= -1 => n,
             _ => {
-                ctx.out
-                    .error("ERR count should be greater than or equal to -1");
+                ctx.out.error("ERR count should be greater than or equal to -1");
                 return;
             }
         },
     };
     let log = ctx.st.slowlog.lock();
-    let take = if n == -1 {
-        log.entries.len()
-    } else {
-        (n as usize).min(log.entries.len())
-    };
+    let take = if n == -1 { log.entries.len() } else { (n as usize).min(log.entries.len()) };
     ctx.out.array(take);
     for e in log.entries.iter().take(take) {
         ctx.out.array(6);
@@ -994,9 +722,7 @@ fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
 }
 
 fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if argv.len() > 3
-        && !(argv.len() == 5 && eq(argv[3], "samples") && parse_i64(argv[4]).is_some())
-    {
+    if argv.len() > 3 && !(argv.len() == 5 && eq(argv[3], "samples") && parse_i64(argv[4]).is_some()) {
         ctx.out.error(SYNTAX);
         return;
     }
@@ -1004,9 +730,7 @@ fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) {
     match e {
         None => out.null(),
         Some(e) => {
-            let size = std::mem::size_of::<crate::keyspace::Entry>()
-                + e.key.heap_size()
-                + e.value.heap_size();
+            let size = std::mem::size_of::<crate::keyspace::Entry>() + e.key.heap_size() + e.value.heap_size();
             out.int(size as i64)
         }
     }
@@ -1014,9 +738,7 @@ fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn memory_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
     let (alloc, _, _) = used_memory();
-    let keys: usize = (0..ctx.st.keyspace.databases)
-        .map(|d| ctx.st.keyspace.dbsize(d))
-        .sum();
+    let keys: usize = (0..ctx.st.keyspace.databases).map(|d| ctx.st.keyspace.dbsize(d)).sum();
     ctx.out.map(4);
     ctx.out.bulk(b"peak.allocated");
     ctx.out.int(alloc as i64);
@@ -1025,11 +747,7 @@ fn memory_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.out.bulk(b"keys.count");
     ctx.out.int(keys as i64);
     ctx.out.bulk(b"keys.bytes-per-key");
-    ctx.out.int(if keys > 0 {
-        (alloc as usize / keys) as i64
-    } else {
-        0
-    });
+    ctx.out.int(if keys > 0 { (alloc as usize / keys) as i64 } else { 0 });
 }
 
 fn memory_doctor(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -1069,7 +787,16 @@ fn mix_digest(d: &mut [u8; 20], data: &[u8]) {
     *d = sha1_smol::Sha1::from(&d[..]).digest().bytes();
 }
 
+/// Type code as RDB and the digest number it (OBJ_STRING = 0, ...).
+fn type_code(v: &Value) -> u32 {
+    match v {
+        Value::Str(_) => 0,
+    }
+}
+
+/// Redis's xorObjectDigest: the type, the value, and a marker when the key has an expiry.
 fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
+    mix_digest(d, &type_code(&e.value).to_be_bytes());
     match &e.value {
         Value::Str(s) => mix_digest(d, &s.to_vec()),
         _ => {}
@@ -1081,30 +808,24 @@ fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
 
 pub fn dataset_digest(st: &crate::state::State) -> [u8; 20] {
     let mut fin = [0u8; 20];
+    let now = crate::util::now_ms();
     for db in 0..st.keyspace.databases {
-        let mut any = false;
-        let mut acc = [0u8; 20];
+        if st.keyspace.dbsize(db) == 0 {
+            continue;
+        }
+        mix_digest(&mut fin, &(db as u32).to_be_bytes());
         for slot in 0..SLOTS {
             let g = st.keyspace.lock(slot % STRIPES);
             if g.keys(db) == 0 {
                 continue;
             }
             if let Some(t) = g.slot(db, slot) {
-                for e in t.iter() {
-                    any = true;
+                for e in t.iter().filter(|e| !e.expired(now)) {
                     let mut d = [0u8; 20];
                     mix_digest(&mut d, &e.key);
                     value_digest(e, &mut d);
-                    for (a, b) in acc.iter_mut().zip(d.iter()) {
-                        *a ^= b;
-                    }
+                    xor_digest(&mut fin, &d);
                 }
-            }
-        }
-        if any {
-            mix_digest(&mut fin, &(db as u32).to_be_bytes());
-            for (a, b) in fin.iter_mut().zip(acc.iter()) {
-                *a ^= b;
             }
         }
     }
@@ -1116,11 +837,7 @@ fn hex(d: &[u8]) -> String {
 }
 
 fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let enabled = ctx
-        .st
-        .config
-        .get("enable-debug-command")
-        .unwrap_or_default();
+    let enabled = ctx.st.config.get("enable-debug-command").unwrap_or_default();
     let local = ctx.conn.info.addr.starts_with("127.") || ctx.conn.info.addr.starts_with("[::1]");
     if !(enabled == "yes" || (enabled == "local" && local)) {
         ctx.out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
@@ -1129,17 +846,12 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
     let sub = String::from_utf8_lossy(argv[1]).to_ascii_lowercase();
     match (sub.as_str(), argv.len()) {
         ("sleep", 3) => {
-            let secs: f64 = std::str::from_utf8(argv[2])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0.0);
+            let secs: f64 = std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0);
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
             ctx.out.ok();
         }
         ("set-active-expire", 3) => {
-            ctx.st
-                .active_expire
-                .store(argv[2] != b"0", Ordering::Relaxed);
+            ctx.st.active_expire.store(argv[2] != b"0", Ordering::Relaxed);
             ctx.out.ok();
         }
         ("digest", 2) => {
@@ -1154,10 +866,7 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
                 let g = ctx.st.keyspace.lock(loc.stripe);
                 let mut d = [0u8; 20];
                 if let Some(e) = g.get(db, &loc, k).filter(|e| !e.expired(ctx.now)) {
-                    match &e.value {
-                        Value::Str(s) => mix_digest(&mut d, &s.to_vec()),
-                        _ => {}
-                    }
+                    value_digest(e, &mut d);
                 }
                 drop(g);
                 ctx.out.simple(hex(&d).as_bytes());
@@ -1226,7 +935,7 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
             ],
         ),
         _ => ctx.out.error(&format!(
-            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(argv[1])
         )),
     }

@@ -8,199 +8,35 @@ use crate::types::{StrValue, Value};
 use crate::util::parse_i64;
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "get",
-        2,
-        READONLY | FAST,
-        "@read @string @fast",
-        ONE_KEY,
-        get,
-    ),
-    cmd(
-        "set",
-        -3,
-        WRITE | DENYOOM,
-        "@write @string @slow",
-        ONE_KEY,
-        set,
-    ),
-    cmd(
-        "setnx",
-        3,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        setnx,
-    ),
-    cmd(
-        "setex",
-        4,
-        WRITE | DENYOOM,
-        "@write @string @slow",
-        ONE_KEY,
-        setex,
-    ),
-    cmd(
-        "psetex",
-        4,
-        WRITE | DENYOOM,
-        "@write @string @slow",
-        ONE_KEY,
-        psetex,
-    ),
-    cmd(
-        "getset",
-        3,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        getset,
-    ),
-    cmd(
-        "getdel",
-        2,
-        WRITE | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        getdel,
-    ),
-    cmd(
-        "getex",
-        -2,
-        WRITE | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        getex,
-    ),
-    cmd(
-        "mget",
-        -2,
-        READONLY | FAST,
-        "@read @string @fast",
-        range(1, -1, 1),
-        mget,
-    ),
-    cmd(
-        "mset",
-        -3,
-        WRITE | DENYOOM,
-        "@write @string @slow",
-        range(1, -1, 2),
-        mset,
-    ),
-    cmd(
-        "msetnx",
-        -3,
-        WRITE | DENYOOM,
-        "@write @string @slow",
-        range(1, -1, 2),
-        msetnx,
-    ),
-    cmd(
-        "append",
-        3,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        append,
-    ),
-    cmd(
-        "strlen",
-        2,
-        READONLY | FAST,
-        "@read @string @fast",
-        ONE_KEY,
-        strlen,
-    ),
-    cmd(
-        "incr",
-        2,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        incr,
-    ),
-    cmd(
-        "decr",
-        2,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        decr,
-    ),
-    cmd(
-        "incrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        incrby,
-    ),
-    cmd(
-        "decrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        decrby,
-    ),
-    cmd(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        "@write @string @fast",
-        ONE_KEY,
-        incrbyfloat,
-    ),
-    cmd(
-        "getrange",
-        4,
-        READONLY,
-        "@read @string @slow",
-        ONE_KEY,
-        getrange,
-    ),
-    cmd(
-        "substr",
-        4,
-        READONLY,
-        "@read @string @slow",
-        ONE_KEY,
-        getrange,
-    ),
-    cmd(
-        "setrange",
-        4,
-        WRITE | DENYOOM,
-        "@write @string @slow",
-        ONE_KEY,
-        setrange,
-    ),
-    cmd(
-        "lcs",
-        -3,
-        READONLY,
-        "@read @string @slow",
-        Keys::Range {
-            first: 1,
-            last: 2,
-            step: 1,
-        },
-        lcs,
-    ),
+    cmd("get", 2, READONLY | FAST, "@read @string @fast", ONE_KEY, get),
+    cmd("set", -3, WRITE | DENYOOM, "@write @string @slow", ONE_KEY, set),
+    cmd("setnx", 3, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, setnx),
+    cmd("setex", 4, WRITE | DENYOOM, "@write @string @slow", ONE_KEY, setex),
+    cmd("psetex", 4, WRITE | DENYOOM, "@write @string @slow", ONE_KEY, psetex),
+    cmd("getset", 3, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, getset),
+    cmd("getdel", 2, WRITE | FAST, "@write @string @fast", ONE_KEY, getdel),
+    cmd("getex", -2, WRITE | FAST, "@write @string @fast", ONE_KEY, getex),
+    cmd("mget", -2, READONLY | FAST, "@read @string @fast", range(1, -1, 1), mget),
+    cmd("mset", -3, WRITE | DENYOOM, "@write @string @slow", range(1, -1, 2), mset),
+    cmd("msetnx", -3, WRITE | DENYOOM, "@write @string @slow", range(1, -1, 2), msetnx),
+    cmd("append", 3, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, append),
+    cmd("strlen", 2, READONLY | FAST, "@read @string @fast", ONE_KEY, strlen),
+    cmd("incr", 2, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, incr),
+    cmd("decr", 2, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, decr),
+    cmd("incrby", 3, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, incrby),
+    cmd("decrby", 3, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, decrby),
+    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, "@write @string @fast", ONE_KEY, incrbyfloat),
+    cmd("getrange", 4, READONLY, "@read @string @slow", ONE_KEY, getrange),
+    cmd("substr", 4, READONLY, "@read @string @slow", ONE_KEY, getrange),
+    cmd("setrange", 4, WRITE | DENYOOM, "@write @string @slow", ONE_KEY, setrange),
+    cmd("lcs", -3, READONLY, "@read @string @slow", Keys::Range { first: 1, last: 2, step: 1 }, lcs),
 ];
 
 /// Redis's 512 MB string limit (checked against proto-max-bulk-len).
 pub fn check_string_len(ctx: &mut Ctx, len: u64) -> bool {
-    let max = ctx
-        .st
-        .config
-        .hot
-        .proto_max_bulk_len
-        .load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let max = ctx.st.config.hot.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as u64;
     if len > max {
-        ctx.out
-            .error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        ctx.out.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
         return false;
     }
     true
@@ -239,18 +75,12 @@ fn old_value(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
 /// gives (`cmd` names the command in "invalid expire time in 'set' command").
 pub fn parse_expire(ctx: &mut Ctx, unit: &[u8], v: &[u8], cmd: &str) -> Option<i64> {
     let n = arg_i64(ctx, v)?;
-    let bad = |ctx: &mut Ctx| {
-        ctx.out
-            .error(&format!("ERR invalid expire time in '{}' command", cmd))
-    };
+    let bad = |ctx: &mut Ctx| ctx.out.error(&format!("ERR invalid expire time in '{}' command", cmd));
     if n <= 0 {
         bad(ctx);
         return None;
     }
-    let (secs, abs) = (
-        eq(unit, "ex") || eq(unit, "exat"),
-        eq(unit, "exat") || eq(unit, "pxat"),
-    );
+    let (secs, abs) = (eq(unit, "ex") || eq(unit, "exat"), eq(unit, "exat") || eq(unit, "pxat"));
     let ms = if secs {
         match n.checked_mul(1000) {
             Some(m) => m,
@@ -262,11 +92,7 @@ pub fn parse_expire(ctx: &mut Ctx, unit: &[u8], v: &[u8], cmd: &str) -> Option<i
     } else {
         n
     };
-    let at = if abs {
-        Some(ms)
-    } else {
-        ms.checked_add(ctx.now)
-    };
+    let at = if abs { Some(ms) } else { ms.checked_add(ctx.now) };
     match at {
         Some(a) => Some(a),
         None => {
@@ -291,11 +117,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) {
             getf = true;
         } else if eq(a, "keepttl") && expire.is_none() {
             keepttl = true;
-        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
-            && !keepttl
-            && expire.is_none()
-            && next.is_some()
-        {
+        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat")) && !keepttl && expire.is_none() && next.is_some() {
             expire = Some((a, next.copied().unwrap_or_default()));
             i += 1;
         } else {
@@ -415,10 +237,7 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) {
         let a = argv[i];
         if eq(a, "persist") && action.is_none() {
             action = Some(None);
-        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
-            && action.is_none()
-            && i + 1 < argv.len()
-        {
+        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat")) && action.is_none() && i + 1 < argv.len() {
             let Some(at) = parse_expire(ctx, a, argv[i + 1], "getex") else {
                 return;
             };
@@ -472,10 +291,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn mset(ctx: &mut Ctx, argv: &[&[u8]]) {
     if argv.len() % 2 == 0 {
-        ctx.out.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            ctx.table.full_name(ctx.cmd_id)
-        ));
+        ctx.out.error(&format!("ERR wrong number of arguments for '{}' command", ctx.table.full_name(ctx.cmd_id)));
         return;
     }
     for p in argv[1..].chunks(2) {
@@ -486,10 +302,7 @@ fn mset(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) {
     if argv.len() % 2 == 0 {
-        ctx.out.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            ctx.table.full_name(ctx.cmd_id)
-        ));
+        ctx.out.error(&format!("ERR wrong number of arguments for '{}' command", ctx.table.full_name(ctx.cmd_id)));
         return;
     }
     for p in argv[1..].chunks(2) {
@@ -592,14 +405,7 @@ fn decrby(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 extern "C" {
-    fn ferrodis_incrbyfloat(
-        cur: *const u8,
-        curlen: usize,
-        incr: *const u8,
-        incrlen: usize,
-        out: *mut u8,
-        outlen: usize,
-    ) -> i32;
+    fn ferrodis_incrbyfloat(cur: *const u8, curlen: usize, incr: *const u8, incrlen: usize, out: *mut u8, outlen: usize) -> i32;
 }
 
 /// INCRBYFLOAT's arithmetic exactly as Redis does it (long double, `%.17Lf`, trimmed).
@@ -610,8 +416,7 @@ pub fn incr_float(cur: Option<&[u8]>, by: &[u8]) -> Result<Vec<u8>, &'static str
         None => (std::ptr::null(), 0),
     };
     // SAFETY: the C helper reads exactly the given lengths and writes at most buf.len() bytes.
-    let n =
-        unsafe { ferrodis_incrbyfloat(p, l, by.as_ptr(), by.len(), buf.as_mut_ptr(), buf.len()) };
+    let n = unsafe { ferrodis_incrbyfloat(p, l, by.as_ptr(), by.len(), buf.as_mut_ptr(), buf.len()) };
     match n {
         -1 => Err(super::NOT_FLOAT),
         n if n < 0 => Err("ERR increment would produce NaN or Infinity"),
@@ -640,7 +445,8 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) {
         Err(err) => ctx.out.error(err),
         Ok(v) => {
             let keep = ctx.entry(argv[1], false).0.map_or(0, |e| e.expire);
-            ctx.store(argv[1], Value::Str(StrValue::from_bytes(&v)), keep);
+            // Redis stores the formatted result as a string (embstr), never as an int.
+            ctx.store(argv[1], Value::Str(StrValue::Bytes(crate::types::SmallBytes::new(&v))), keep);
             ctx.propagate(&[b"SET", argv[1], &v, b"KEEPTTL"]);
             ctx.out.bulk(&v);
         }
@@ -763,22 +569,19 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) {
             None => {}
             Some(Value::Str(s)) => vals[j] = s.to_vec(),
             Some(_) => {
-                ctx.out
-                    .error("ERR The specified keys must contain string values");
+                ctx.out.error("ERR The specified keys must contain string values");
                 return;
             }
         }
     }
     if getidx && getlen {
-        ctx.out
-            .error("ERR If you want both the length and indexes, please just use IDX.");
+        ctx.out.error("ERR If you want both the length and indexes, please just use IDX.");
         return;
     }
     let (a, b) = (&vals[0], &vals[1]);
     let (al, bl) = (a.len(), b.len());
     if (al as u64 + 1) * (bl as u64 + 1) > (u32::MAX as u64) / 4 {
-        ctx.out
-            .error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        ctx.out.error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
         return;
     }
     // Dynamic programming table of LCS lengths, (al+1) x (bl+1).
@@ -786,11 +589,7 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut dp = vec![0u32; (al + 1) * w];
     for i in 1..=al {
         for j in 1..=bl {
-            dp[i * w + j] = if a[i - 1] == b[j - 1] {
-                dp[(i - 1) * w + j - 1] + 1
-            } else {
-                dp[(i - 1) * w + j].max(dp[i * w + j - 1])
-            };
+            dp[i * w + j] = if a[i - 1] == b[j - 1] { dp[(i - 1) * w + j - 1] + 1 } else { dp[(i - 1) * w + j].max(dp[i * w + j - 1]) };
         }
     }
     let total = dp[al * w + bl] as usize;
@@ -866,10 +665,7 @@ mod tests {
         assert_eq!(incr_float(Some(b"10.5"), b"0.1").unwrap(), b"10.6");
         assert_eq!(incr_float(None, b"3.0e3").unwrap(), b"3000");
         assert_eq!(incr_float(Some(b"5.0e3"), b"2.0e2").unwrap(), b"5200");
-        assert_eq!(
-            incr_float(Some(b"abc"), b"1").unwrap_err(),
-            crate::commands::NOT_FLOAT
-        );
+        assert_eq!(incr_float(Some(b"abc"), b"1").unwrap_err(), crate::commands::NOT_FLOAT);
         assert!(incr_float(Some(b"1"), b" 1").is_err());
     }
     #[test]

@@ -80,41 +80,13 @@ pub struct CommandSpec {
 }
 
 /// Shorthand for declaring a spec in a family's static table.
-pub const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    acl: &'static str,
-    keys: Keys,
-    handler: Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        acl,
-        keys,
-        handler,
-        subcommands: &[],
-    }
+pub const fn cmd(name: &'static str, arity: i32, flags: u32, acl: &'static str, keys: Keys, handler: Handler) -> CommandSpec {
+    CommandSpec { name, arity, flags, acl, keys, handler, subcommands: &[] }
 }
 
 /// A container command (CONFIG, CLIENT, ...) with its subcommands.
-pub const fn container(
-    name: &'static str,
-    arity: i32,
-    acl: &'static str,
-    subs: &'static [CommandSpec],
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags: 0,
-        acl,
-        keys: Keys::None,
-        handler: |_, _| {},
-        subcommands: subs,
-    }
+pub const fn container(name: &'static str, arity: i32, acl: &'static str, subs: &'static [CommandSpec]) -> CommandSpec {
+    CommandSpec { name, arity, flags: 0, acl, keys: Keys::None, handler: |_, _| {}, subcommands: subs }
 }
 
 /// A container that may also be called bare (COMMAND): `handler` runs then.
@@ -126,25 +98,13 @@ pub const fn container_with(
     handler: Handler,
     subs: &'static [CommandSpec],
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        acl,
-        keys: Keys::None,
-        handler,
-        subcommands: subs,
-    }
+    CommandSpec { name, arity, flags, acl, keys: Keys::None, handler, subcommands: subs }
 }
 
 pub const fn range(first: i32, last: i32, step: i32) -> Keys {
     Keys::Range { first, last, step }
 }
-pub const ONE_KEY: Keys = Keys::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
+pub const ONE_KEY: Keys = Keys::Range { first: 1, last: 1, step: 1 };
 pub const NO_KEYS: Keys = Keys::None;
 
 impl CommandSpec {
@@ -168,15 +128,8 @@ impl CommandSpec {
                     i += step;
                 }
             }
-            Keys::NumKeys {
-                numkeys,
-                first,
-                step,
-            } => {
-                let Some(n) = argv
-                    .get(numkeys as usize)
-                    .and_then(|a| crate::util::parse_i64(a))
-                else {
+            Keys::NumKeys { numkeys, first, step } => {
+                let Some(n) = argv.get(numkeys as usize).and_then(|a| crate::util::parse_i64(a)) else {
                     return;
                 };
                 let mut i = first;
@@ -214,10 +167,7 @@ impl Default for CommandTable {
 
 impl CommandTable {
     pub fn new() -> Self {
-        CommandTable {
-            specs: Vec::new(),
-            index: HashMap::new(),
-        }
+        CommandTable { specs: Vec::new(), index: HashMap::new() }
     }
     /// Registers a family's commands (and their subcommands).
     pub fn register(&mut self, specs: &'static [CommandSpec]) {
@@ -254,17 +204,11 @@ impl CommandTable {
             let s = std::str::from_utf8(&buf[..name.len()]).ok()?;
             self.index.get(s).copied()
         } else {
-            self.index
-                .get(&String::from_utf8_lossy(name).to_ascii_lowercase())
-                .copied()
+            self.index.get(&String::from_utf8_lossy(name).to_ascii_lowercase()).copied()
         }
     }
     pub fn lookup_sub(&self, parent: usize, sub: &[u8]) -> Option<usize> {
-        let full = format!(
-            "{}|{}",
-            self.specs[parent].1,
-            String::from_utf8_lossy(sub).to_ascii_lowercase()
-        );
+        let full = format!("{}|{}", self.specs[parent].1, String::from_utf8_lossy(sub).to_ascii_lowercase());
         self.index.get(&full).copied()
     }
     pub fn spec(&self, id: usize) -> &'static CommandSpec {
@@ -281,10 +225,6 @@ impl CommandTable {
     }
     /// Top-level command ids (COMMAND, COMMAND COUNT, COMMAND LIST).
     pub fn top_level(&self) -> impl Iterator<Item = usize> + '_ {
-        self.specs
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, n))| !n.contains('|'))
-            .map(|(i, _)| i)
+        self.specs.iter().enumerate().filter(|(_, (_, n))| !n.contains('|')).map(|(i, _)| i)
     }
 }

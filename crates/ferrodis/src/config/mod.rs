@@ -111,10 +111,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("min-slaves-to-write", "min-replicas-to-write"),
     ("min-slaves-max-lag", "min-replicas-max-lag"),
-    (
-        "cluster-slave-validity-factor",
-        "cluster-replica-validity-factor",
-    ),
+    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
@@ -125,15 +122,8 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Directives accepted in a file that are not runtime options (or are deprecated no-ops).
-const FILE_ONLY: &[&str] = &[
-    "include",
-    "rename-command",
-    "user",
-    "loadmodule",
-    "list-max-ziplist-entries",
-    "list-max-ziplist-value",
-    "lua-replicate-commands",
-];
+const FILE_ONLY: &[&str] =
+    &["include", "rename-command", "user", "loadmodule", "list-max-ziplist-entries", "list-max-ziplist-value", "lua-replicate-commands"];
 
 fn enum_values(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
@@ -151,17 +141,13 @@ fn enum_values(name: &str) -> Option<&'static [&'static str]> {
         "appendfsync" => &["always", "everysec", "no"],
         "repl-diskless-load" => &["disabled", "on-empty-db", "swapdb"],
         "supervised" => &["upstart", "systemd", "auto", "no"],
-        "syslog-facility" => &[
-            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-        ],
+        "syslog-facility" => &["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"],
         "propagation-error-behavior" => &["ignore", "panic", "panic-on-replicas"],
         "cluster-preferred-endpoint-type" => &["ip", "hostname", "unknown-endpoint"],
         "acl-pubsub-default" => &["allchannels", "resetchannels"],
         "oom-score-adj" => &["no", "yes", "relative", "absolute"],
         "sanitize-dump-payload" => &["no", "yes", "clients"],
-        "enable-debug-command" | "enable-module-command" | "enable-protected-configs" => {
-            &["no", "yes", "local"]
-        }
+        "enable-debug-command" | "enable-module-command" | "enable-protected-configs" => &["no", "yes", "local"],
         _ => return None,
     })
 }
@@ -225,11 +211,7 @@ pub struct Config {
 
 pub fn canonical(name: &str) -> String {
     let l = name.to_ascii_lowercase();
-    ALIASES
-        .iter()
-        .find(|(a, _)| *a == l)
-        .map(|(_, c)| c.to_string())
-        .unwrap_or(l)
+    ALIASES.iter().find(|(a, _)| *a == l).map(|(_, c)| c.to_string()).unwrap_or(l)
 }
 
 fn quote(a: &str) -> String {
@@ -304,15 +286,17 @@ impl Config {
                 continue;
             }
             let fatal = |msg: &str| {
-                format!("\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}\n", i + 1, line, msg)
+                format!(
+                    "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}\n",
+                    i + 1,
+                    line,
+                    msg
+                )
             };
             let Some(words) = resp::split_args(line.as_bytes()) else {
                 return Err(fatal("Unbalanced quotes in configuration line"));
             };
-            let words: Vec<String> = words
-                .into_iter()
-                .map(|w| String::from_utf8_lossy(&w).into_owned())
-                .collect();
+            let words: Vec<String> = words.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned()).collect();
             if words.is_empty() {
                 continue;
             }
@@ -320,23 +304,14 @@ impl Config {
             let args = &words[1..];
             if FILE_ONLY.contains(&name.as_str()) {
                 match name.as_str() {
-                    "rename-command" if args.len() == 2 => self
-                        .renames
-                        .push((args[0].to_ascii_lowercase(), args[1].clone())),
+                    "rename-command" if args.len() == 2 => self.renames.push((args[0].to_ascii_lowercase(), args[1].clone())),
                     "rename-command" => return Err(fatal("wrong number of arguments")),
                     "include" if args.len() == 1 => {
-                        let t = std::fs::read_to_string(&args[0]).map_err(|e| {
-                            fatal(&format!(
-                                "Fatal error, can't open config file '{}': {}",
-                                args[0], e
-                            ))
-                        })?;
+                        let t = std::fs::read_to_string(&args[0])
+                            .map_err(|e| fatal(&format!("Fatal error, can't open config file '{}': {}", args[0], e)))?;
                         self.load_text(&t)?;
                     }
-                    _ => self.warnings.push(format!(
-                        "'{}' is accepted but not implemented by ferrodis yet",
-                        name
-                    )),
+                    _ => self.warnings.push(format!("'{}' is accepted but not implemented by ferrodis yet", name)),
                 }
                 continue;
             }
@@ -354,11 +329,7 @@ impl Config {
                 }
             } else if name == "bind" && binds_seen {
                 let cur = self.get(&name).unwrap_or_default();
-                format!(
-                    "{} {}",
-                    cur,
-                    self.validate(&name, args).map_err(|e| fatal(&e))?
-                )
+                format!("{} {}", cur, self.validate(&name, args).map_err(|e| fatal(&e))?)
             } else {
                 self.validate(&name, args).map_err(|e| fatal(&e))?
             };
@@ -366,10 +337,7 @@ impl Config {
             saves_seen |= name == "save";
             binds_seen |= name == "bind";
             if !IMPLEMENTED.contains(&name.as_str()) && self.defaults.get(&name) != Some(&value) {
-                self.warnings.push(format!(
-                    "'{}' is accepted but not implemented by ferrodis yet",
-                    name
-                ));
+                self.warnings.push(format!("'{}' is accepted but not implemented by ferrodis yet", name));
             }
             self.values.write().insert(name.clone(), value);
             self.refresh_hot(&name);
@@ -401,10 +369,7 @@ impl Config {
             if vals.contains(&l.as_str()) {
                 return Ok(l);
             }
-            return Err(format!(
-                "argument(s) must be one of the following: {}",
-                vals.join(", ")
-            ));
+            return Err(format!("argument(s) must be one of the following: {}", vals.join(", ")));
         }
         match name {
             "save" => {
@@ -421,29 +386,15 @@ impl Config {
                 if parts.len() % 4 != 0 {
                     return Err("Wrong number of arguments in buffer limit configuration.".into());
                 }
-                let mut cur: Vec<String> = self
-                    .get(name)
-                    .unwrap_or(def)
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect();
+                let mut cur: Vec<String> = self.get(name).unwrap_or(def).split_whitespace().map(String::from).collect();
                 for ch in parts.chunks(4) {
                     let class = match ch[0].to_ascii_lowercase().as_str() {
                         "normal" => "normal",
                         "replica" | "slave" => "slave",
                         "pubsub" => "pubsub",
-                        _ => {
-                            return Err(
-                                "Invalid client class specified in buffer limit configuration."
-                                    .into(),
-                            )
-                        }
+                        _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
                     };
-                    let (h, s, t) = (
-                        parse_memory(ch[1]),
-                        parse_memory(ch[2]),
-                        ch[3].parse::<i64>().ok(),
-                    );
+                    let (h, s, t) = (parse_memory(ch[1]), parse_memory(ch[2]), ch[3].parse::<i64>().ok());
                     let (Some(h), Some(s), Some(t)) = (h, s, t) else {
                         return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
                     };
@@ -494,16 +445,10 @@ impl Config {
                 }
             };
             let (lo, hi) = match name {
-                "port"
-                | "tls-port"
-                | "cluster-port"
-                | "cluster-announce-port"
-                | "replica-announce-port" => (0, 65535),
+                "port" | "tls-port" | "cluster-port" | "cluster-announce-port" | "replica-announce-port" => (0, 65535),
                 "databases" | "maxclients" | "hz" => (1, i64::from(i32::MAX)),
                 "active-expire-effort" => (1, 10),
-                "list-max-listpack-size" | "list-compress-depth" => {
-                    (i64::from(i32::MIN), i64::from(i32::MAX))
-                }
+                "list-max-listpack-size" | "list-compress-depth" => (i64::from(i32::MIN), i64::from(i32::MAX)),
                 "slowlog-log-slower-than" | "tcp-backlog" | "repl-backlog-ttl" => (-1, i64::MAX),
                 "proto-max-bulk-len" => (1024 * 1024, i64::MAX),
                 "client-query-buffer-limit" => (1024 * 1024, i64::MAX),
@@ -511,10 +456,7 @@ impl Config {
                 _ => (0, i64::MAX),
             };
             if v < lo || v > hi {
-                return Err(format!(
-                    "argument must be between {} and {} inclusive",
-                    lo, hi
-                ));
+                return Err(format!("argument must be between {} and {} inclusive", lo, hi));
             }
             return Ok(v.to_string());
         }
@@ -540,9 +482,7 @@ impl Config {
         let values = self.values.read();
         let mut out: Vec<(String, String)> = Vec::new();
         let mut push = |n: &str, v: &String| {
-            if crate::util::glob_match(pattern, n.as_bytes(), true)
-                && !out.iter().any(|(k, _)| k == n)
-            {
+            if crate::util::glob_match(pattern, n.as_bytes(), true) && !out.iter().any(|(k, _)| k == n) {
                 out.push((n.to_string(), v.clone()));
             }
         };
@@ -576,40 +516,21 @@ impl Config {
             "maxclients" => h.maxclients.store(int(name) as usize, Ordering::Relaxed),
             "timeout" => h.timeout_s.store(int(name), Ordering::Relaxed),
             "proto-max-bulk-len" => h.proto_max_bulk_len.store(int(name), Ordering::Relaxed),
-            "client-query-buffer-limit" => h
-                .query_buffer_limit
-                .store(int(name) as usize, Ordering::Relaxed),
-            "requirepass" => h.requirepass_set.store(
-                !self.get(name).unwrap_or_default().is_empty(),
-                Ordering::Relaxed,
-            ),
+            "client-query-buffer-limit" => h.query_buffer_limit.store(int(name) as usize, Ordering::Relaxed),
+            "requirepass" => h.requirepass_set.store(!self.get(name).unwrap_or_default().is_empty(), Ordering::Relaxed),
             "slowlog-log-slower-than" => h.slowlog_slower_than.store(int(name), Ordering::Relaxed),
-            "slowlog-max-len" => h
-                .slowlog_max_len
-                .store(int(name) as usize, Ordering::Relaxed),
+            "slowlog-max-len" => h.slowlog_max_len.store(int(name) as usize, Ordering::Relaxed),
             "hz" => h.hz.store(int(name).clamp(1, 500), Ordering::Relaxed),
             "active-expire-effort" => h.active_expire_effort.store(int(name), Ordering::Relaxed),
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
-            "maxmemory-policy" => h.lfu_policy.store(
-                self.get(name).unwrap_or_default().contains("lfu"),
-                Ordering::Relaxed,
-            ),
+            "maxmemory-policy" => h.lfu_policy.store(self.get(name).unwrap_or_default().contains("lfu"), Ordering::Relaxed),
             "client-output-buffer-limit" => {
                 let v = self.get(name).unwrap_or_default();
                 let p: Vec<&str> = v.split_whitespace().collect();
                 if let Some(i) = p.iter().position(|c| *c == "normal") {
-                    h.obuf_hard.store(
-                        p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0),
-                        Ordering::Relaxed,
-                    );
-                    h.obuf_soft.store(
-                        p.get(i + 2).and_then(|x| x.parse().ok()).unwrap_or(0),
-                        Ordering::Relaxed,
-                    );
-                    h.obuf_soft_secs.store(
-                        p.get(i + 3).and_then(|x| x.parse().ok()).unwrap_or(0),
-                        Ordering::Relaxed,
-                    );
+                    h.obuf_hard.store(p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
+                    h.obuf_soft.store(p.get(i + 2).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
+                    h.obuf_soft_secs.store(p.get(i + 3).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                 }
             }
             _ => {}
@@ -628,16 +549,8 @@ impl Config {
         let mut out = Vec::new();
         for line in old.lines() {
             let t = line.trim();
-            let name = t
-                .split_whitespace()
-                .next()
-                .map(canonical)
-                .unwrap_or_default();
-            if t.is_empty()
-                || t.starts_with('#')
-                || !values.contains_key(&name)
-                || t.starts_with("# Generated by CONFIG REWRITE")
-            {
+            let name = t.split_whitespace().next().map(canonical).unwrap_or_default();
+            if t.is_empty() || t.starts_with('#') || !values.contains_key(&name) || t.starts_with("# Generated by CONFIG REWRITE") {
                 if !t.starts_with("# Generated by CONFIG REWRITE") {
                     out.push(line.to_string());
                 }
@@ -656,14 +569,9 @@ impl Config {
                 out.push("# Generated by CONFIG REWRITE".into());
                 header = true;
             }
-            out.push(if v.is_empty() {
-                format!("{} \"\"", n)
-            } else {
-                format!("{} {}", n, v)
-            });
+            out.push(if v.is_empty() { format!("{} \"\"", n) } else { format!("{} {}", n, v) });
         }
-        std::fs::write(path, out.join("\n") + "\n")
-            .map_err(|e| format!("ERR Rewriting config file: {}", e))
+        std::fs::write(path, out.join("\n") + "\n").map_err(|e| format!("ERR Rewriting config file: {}", e))
     }
 }
 
@@ -679,14 +587,8 @@ mod tests {
 
     #[test]
     fn argv_becomes_lines() {
-        let a: Vec<String> = ["--port", "7000", "--save", "", "--bind", "127.0.0.1", "::1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            argv_to_config(&a),
-            "port \"7000\"\nsave \"\"\nbind \"127.0.0.1\" \"::1\""
-        );
+        let a: Vec<String> = ["--port", "7000", "--save", "", "--bind", "127.0.0.1", "::1"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(argv_to_config(&a), "port \"7000\"\nsave \"\"\nbind \"127.0.0.1\" \"::1\"");
         let mut c = Config::new();
         c.load_text(&argv_to_config(&a)).unwrap();
         assert_eq!(c.get("port").unwrap(), "7000");
@@ -698,15 +600,9 @@ mod tests {
     fn errors_as_redis_prints_them() {
         let mut c = Config::new();
         let e = c.load_text("port 7000\nport abc\n").unwrap_err();
-        assert!(
-            e.contains("at line 2\n>>> 'port abc'\nargument couldn't be parsed into an integer"),
-            "{e}"
-        );
+        assert!(e.contains("at line 2\n>>> 'port abc'\nargument couldn't be parsed into an integer"), "{e}");
         let e = Config::new().load_text("\nfoo \"bar\"").unwrap_err();
-        assert!(
-            e.contains("at line 2\n>>> 'foo \"bar\"'\nBad directive or wrong number of arguments"),
-            "{e}"
-        );
+        assert!(e.contains("at line 2\n>>> 'foo \"bar\"'\nBad directive or wrong number of arguments"), "{e}");
         let e = Config::new().load_text("appendonly maybe").unwrap_err();
         assert!(e.contains("argument must be 'yes' or 'no'"));
         let e = Config::new().load_text("hz").unwrap_err();
@@ -716,10 +612,7 @@ mod tests {
     #[test]
     fn memory_and_aliases() {
         let mut c = Config::new();
-        c.load_text(
-            "maxmemory 1gb\nslave-read-only no\nclient-output-buffer-limit normal 1mb 512kb 10",
-        )
-        .unwrap();
+        c.load_text("maxmemory 1gb\nslave-read-only no\nclient-output-buffer-limit normal 1mb 512kb 10").unwrap();
         assert_eq!(c.get("maxmemory").unwrap(), "1073741824");
         assert_eq!(c.get("replica-read-only").unwrap(), "no");
         assert_eq!(c.hot.obuf_hard.load(Ordering::Relaxed), 1 << 20);

@@ -45,12 +45,7 @@ impl Journal {
     pub fn new(backlog_size: usize) -> Self {
         Journal {
             enabled: AtomicBool::new(false),
-            inner: Mutex::new(Inner {
-                data: Default::default(),
-                start: 0,
-                cap: backlog_size.max(16 * 1024),
-                db: None,
-            }),
+            inner: Mutex::new(Inner { data: Default::default(), start: 0, cap: backlog_size.max(16 * 1024), db: None }),
         }
     }
     /// Starts recording (a consumer has appeared).
@@ -92,13 +87,7 @@ impl Journal {
         if from < g.start || from > g.start + g.data.len() as u64 {
             return None;
         }
-        Some(
-            g.data
-                .iter()
-                .skip((from - g.start) as usize)
-                .copied()
-                .collect(),
-        )
+        Some(g.data.iter().skip((from - g.start) as usize).copied().collect())
     }
     /// First offset still in the backlog and the number of bytes held.
     pub fn backlog(&self) -> (u64, usize, usize) {

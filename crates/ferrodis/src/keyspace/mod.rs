@@ -85,11 +85,7 @@ pub struct StripeDb {
 
 impl StripeDb {
     fn new() -> Self {
-        StripeDb {
-            slots: (0..PER_STRIPE).map(|_| SlotTable::default()).collect(),
-            keys: 0,
-            volatile: 0,
-        }
+        StripeDb { slots: (0..PER_STRIPE).map(|_| SlotTable::default()).collect(), keys: 0, volatile: 0 }
     }
 }
 
@@ -113,38 +109,22 @@ impl Stripe {
     #[inline]
     pub fn get(&self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&Entry> {
         let d = self.dbs[db].as_ref()?;
-        d.slots[loc.slot / STRIPES]
-            .table
-            .find(loc.hash, |e| e.key.as_slice() == key)
+        d.slots[loc.slot / STRIPES].table.find(loc.hash, |e| e.key.as_slice() == key)
     }
     #[inline]
     pub fn get_mut(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&mut Entry> {
         let d = self.dbs[db].as_mut()?;
-        d.slots[loc.slot / STRIPES]
-            .table
-            .find_mut(loc.hash, |e| e.key.as_slice() == key)
+        d.slots[loc.slot / STRIPES].table.find_mut(loc.hash, |e| e.key.as_slice() == key)
     }
     /// Inserts or replaces the key's entry; returns the previous entry.
     #[inline]
-    pub fn insert(
-        &mut self,
-        db: usize,
-        loc: &KeyLoc,
-        entry: Entry,
-        hasher: &Hasher,
-    ) -> Option<Entry> {
+    pub fn insert(&mut self, db: usize, loc: &KeyLoc, entry: Entry, hasher: &Hasher) -> Option<Entry> {
         let d = self.db_mut(db);
         let new_volatile = entry.expire != 0;
         let slot = &mut d.slots[loc.slot / STRIPES];
         let key = entry.key.clone();
-        let old = match slot.table.entry(
-            loc.hash,
-            |e| e.key.as_slice() == key.as_slice(),
-            |e| hasher.hash_one(e.key.as_slice()),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                Some(std::mem::replace(o.get_mut(), entry))
-            }
+        let old = match slot.table.entry(loc.hash, |e| e.key.as_slice() == key.as_slice(), |e| hasher.hash_one(e.key.as_slice())) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(entry);
                 None
@@ -172,12 +152,7 @@ impl Stripe {
     pub fn remove(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<Entry> {
         let d = self.dbs[db].as_mut()?;
         let slot = &mut d.slots[loc.slot / STRIPES];
-        let e = slot
-            .table
-            .find_entry(loc.hash, |e| e.key.as_slice() == key)
-            .ok()?
-            .remove()
-            .0;
+        let e = slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key).ok()?.remove().0;
         d.keys -= 1;
         if e.expire != 0 {
             slot.volatile -= 1;
@@ -253,27 +228,13 @@ pub struct Keyspace {
 
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
-        let stripes = (0..STRIPES)
-            .map(|_| {
-                Padded(Mutex::new(Stripe {
-                    dbs: (0..databases).map(|_| None).collect(),
-                }))
-            })
-            .collect();
-        Keyspace {
-            stripes,
-            databases,
-            hasher: Hasher::default(),
-        }
+        let stripes = (0..STRIPES).map(|_| Padded(Mutex::new(Stripe { dbs: (0..databases).map(|_| None).collect() }))).collect();
+        Keyspace { stripes, databases, hasher: Hasher::default() }
     }
     #[inline]
     pub fn locate(&self, key: &[u8]) -> KeyLoc {
         let slot = key_slot(key);
-        KeyLoc {
-            slot,
-            stripe: slot % STRIPES,
-            hash: self.hasher.hash_one(key),
-        }
+        KeyLoc { slot, stripe: slot % STRIPES, hash: self.hasher.hash_one(key) }
     }
     #[inline]
     pub fn lock(&self, stripe: usize) -> MutexGuard<'_, Stripe> {
@@ -307,12 +268,7 @@ mod tests {
     use crate::types::StrValue;
 
     fn entry(k: &[u8], v: &[u8], exp: i64) -> Entry {
-        Entry {
-            key: SmallBytes::new(k),
-            value: Value::Str(StrValue::from_bytes(v)),
-            expire: exp,
-            lru: 0,
-        }
+        Entry { key: SmallBytes::new(k), value: Value::Str(StrValue::from_bytes(v)), expire: exp, lru: 0 }
     }
 
     #[test]
@@ -322,12 +278,8 @@ mod tests {
         assert_eq!(loc.slot, 12182);
         {
             let mut s = ks.lock(loc.stripe);
-            assert!(s
-                .insert(0, &loc, entry(b"foo", b"bar", 0), &ks.hasher)
-                .is_none());
-            assert!(s
-                .insert(0, &loc, entry(b"foo", b"baz", 5), &ks.hasher)
-                .is_some());
+            assert!(s.insert(0, &loc, entry(b"foo", b"bar", 0), &ks.hasher).is_none());
+            assert!(s.insert(0, &loc, entry(b"foo", b"baz", 5), &ks.hasher).is_some());
             assert_eq!(s.volatile(0), 1);
             assert!(s.get(0, &loc, b"foo").is_some());
             assert!(s.get(1, &loc, b"foo").is_none());
@@ -345,10 +297,6 @@ mod tests {
 
     #[test]
     fn entry_is_compact() {
-        assert!(
-            std::mem::size_of::<Entry>() <= 64,
-            "{}",
-            std::mem::size_of::<Entry>()
-        );
+        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
     }
 }

@@ -17,22 +17,13 @@ use tokio::net::TcpStream;
 /// Replies are flushed mid-batch past this size, so a long pipeline cannot pile up output.
 const FLUSH_AT: usize = 64 * 1024;
 
-pub async fn serve(
-    mut sock: TcpStream,
-    peer: SocketAddr,
-    st: Arc<State>,
-    table: Arc<CommandTable>,
-    ts: Arc<ThreadStats>,
-) {
+pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table: Arc<CommandTable>, ts: Arc<ThreadStats>) {
     let _ = sock.set_nodelay(true);
     let keepalive = st.config.get_int("tcp-keepalive");
     if keepalive > 0 {
         let sref = socket2::SockRef::from(&sock);
         let _ = sref.set_keepalive(true);
-        let _ = sref.set_tcp_keepalive(
-            &socket2::TcpKeepalive::new()
-                .with_time(std::time::Duration::from_secs(keepalive as u64)),
-        );
+        let _ = sref.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(keepalive as u64)));
     }
     let now = crate::util::now_ms();
     let info = Arc::new(ClientInfo {
@@ -48,12 +39,8 @@ pub async fn serve(
     });
     // maxclients, counted as Redis does (this connection included).
     if st.clients.count() >= st.config.hot.maxclients.load(Ordering::Relaxed) {
-        st.stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let _ = sock
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        st.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     }
     st.clients.register(info.clone());
@@ -85,8 +72,7 @@ pub async fn serve(
         }
         let limits = Limits {
             max_bulk_len: st.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
-            authenticated: conn.authenticated
-                || !st.config.hot.requirepass_set.load(Ordering::Relaxed),
+            authenticated: conn.authenticated || !st.config.hot.requirepass_set.load(Ordering::Relaxed),
             ..Limits::default()
         };
         let mut pos = 0;
@@ -95,8 +81,7 @@ pub async fn serve(
             match parse_request(&rbuf[pos..], &limits, &mut req) {
                 Ok(true) => {
                     let base = &rbuf[pos..];
-                    let argv: SmallVec<[&[u8]; 8]> =
-                        (0..req.argc()).map(|i| req.arg(base, i)).collect();
+                    let argv: SmallVec<[&[u8]; 8]> = (0..req.argc()).map(|i| req.arg(base, i)).collect();
                     if argv.is_empty() {
                         pos += req.consumed;
                         continue;
@@ -116,13 +101,11 @@ pub async fn serve(
                     let hard = st.config.hot.obuf_hard.load(Ordering::Relaxed);
                     if hard > 0 && out.buf.len() > hard {
                         tracing::warn!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", info.addr);
-                        st.stats
-                            .client_output_buffer_limit_disconnections
-                            .fetch_add(1, Ordering::Relaxed);
+                        st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
                         break 'conn;
                     }
                     if out.buf.len() >= FLUSH_AT {
-                        if flush(&mut sock, &mut out, &ts, &info).await.is_err() {
+                        if flush(&mut sock, &mut out, &ts, &info, &st).await.is_err() {
                             break 'conn;
                         }
                     }
@@ -137,25 +120,19 @@ pub async fn serve(
                     // Redis replies the protocol error and closes the connection.
                     out.error(&format!("ERR {}", e.0));
                     tracing::debug!("Protocol error ({}) from client: {}", e.0, info.addr);
-                    let _ = flush(&mut sock, &mut out, &ts, &info).await;
+                    let _ = flush(&mut sock, &mut out, &ts, &info, &st).await;
                     break 'conn;
                 }
             }
         }
         rbuf.advance(pos);
         if rbuf.len() > st.config.hot.query_buffer_limit.load(Ordering::Relaxed) {
-            tracing::warn!(
-                "Closing client that reached max query buffer length: {} (qbuf={})",
-                info.addr,
-                rbuf.len()
-            );
-            st.stats
-                .client_query_buffer_limit_disconnections
-                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("Closing client that reached max query buffer length: {} (qbuf={})", info.addr, rbuf.len());
+            st.stats.client_query_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
             break;
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
-        if !out.buf.is_empty() && flush(&mut sock, &mut out, &ts, &info).await.is_err() {
+        if !out.buf.is_empty() && flush(&mut sock, &mut out, &ts, &info, &st).await.is_err() {
             break;
         }
         if close {
@@ -169,14 +146,23 @@ pub async fn serve(
     st.clients.unregister(info.id);
 }
 
-async fn flush(
-    sock: &mut TcpStream,
-    out: &mut ReplyBuf,
-    ts: &ThreadStats,
-    info: &ClientInfo,
-) -> std::io::Result<()> {
+async fn flush(sock: &mut TcpStream, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {
     info.obuf.store(out.buf.len(), Ordering::Relaxed);
-    let r = sock.write_all(&out.buf).await;
+    // The soft output limit: pending output above it for longer than its seconds closes the client.
+    let soft = st.config.hot.obuf_soft.load(Ordering::Relaxed);
+    let secs = st.config.hot.obuf_soft_secs.load(Ordering::Relaxed);
+    let r = if soft > 0 && secs > 0 && out.buf.len() > soft {
+        match tokio::time::timeout(std::time::Duration::from_secs(secs as u64), sock.write_all(&out.buf)).await {
+            Ok(r) => r,
+            Err(_) => {
+                st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", info.addr);
+                Err(std::io::Error::other("soft output buffer limit"))
+            }
+        }
+    } else {
+        sock.write_all(&out.buf).await
+    };
     ThreadStats::add(&ts.net_out, out.buf.len() as u64);
     out.buf.clear();
     if out.buf.capacity() > 1024 * 1024 {

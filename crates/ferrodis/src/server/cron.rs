@@ -18,9 +18,7 @@ pub async fn run(st: Arc<State>) {
             // Redis's slow cycle: at most 25% of the cron period.
             let t0 = Instant::now();
             expire.cycle(&st, period / 4);
-            st.stats
-                .expire_cycle_cpu_ms
-                .fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+            st.stats.expire_cycle_cpu_ms.fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();

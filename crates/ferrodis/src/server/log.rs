@@ -14,9 +14,7 @@ struct RedisFormat {
     role: char,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Civil date from days since the epoch (Howard Hinnant's algorithm).
 fn civil(days: i64) -> (i64, u32, u32) {
@@ -54,25 +52,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let lvl = match *event.metadata().level() {
             Level::TRACE | Level::DEBUG => '.',
             Level::INFO => '*',
             Level::WARN | Level::ERROR => '#',
         };
-        write!(
-            w,
-            "{}:{} {} {} ",
-            std::process::id(),
-            self.role,
-            timestamp(),
-            lvl
-        )?;
+        write!(w, "{}:{} {} {} ", std::process::id(), self.role, timestamp(), lvl)?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }
@@ -82,10 +68,7 @@ struct FileWriter(Mutex<std::fs::File>);
 
 impl Write for &FileWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .write(b)
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.write(b)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -101,17 +84,12 @@ pub fn init(loglevel: &str, logfile: &str, role: char) -> Result<(), String> {
         "notice" => Level::INFO,
         _ => Level::WARN,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(max)
-        .event_format(RedisFormat { role });
+    let builder = tracing_subscriber::fmt().with_max_level(max).event_format(RedisFormat { role });
     let res = if logfile.is_empty() {
         builder.with_writer(std::io::stdout).try_init()
     } else {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logfile)
-            .map_err(|e| format!("Can't open the log file: {}", e))?;
+        let f =
+            std::fs::OpenOptions::new().create(true).append(true).open(logfile).map_err(|e| format!("Can't open the log file: {}", e))?;
         let w: &'static FileWriter = Box::leak(Box::new(FileWriter(Mutex::new(f))));
         builder.with_writer(move || w).try_init()
     };

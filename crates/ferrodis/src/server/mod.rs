@@ -57,24 +57,23 @@ pub fn run(config: Config) -> i32 {
     let port = config.get_int("port") as u16;
     let threads = match config.was_set("io-threads") {
         true => config.get_int("io-threads").max(1) as usize,
-        false => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        false => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
     let mut table = build_table();
     for (old, new) in &config.renames {
         if !table.rename(old, new) {
-            eprintln!(
-                "*** FATAL CONFIG FILE ERROR ***\nNo such command in rename-command: {}",
-                old
-            );
+            eprintln!("*** FATAL CONFIG FILE ERROR ***\nNo such command in rename-command: {}", old);
             return 1;
         }
     }
     let table: Arc<CommandTable> = Arc::new(table);
     let st = State::new(config, port);
     tracing::info!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
-    tracing::info!("Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started (ferrodis {})", std::process::id(), env!("CARGO_PKG_VERSION"));
+    tracing::info!(
+        "Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started (ferrodis {})",
+        std::process::id(),
+        env!("CARGO_PKG_VERSION")
+    );
     tracing::info!("Configuration loaded");
     for w in &st.config.warnings {
         tracing::warn!("{}", w);
@@ -92,15 +91,9 @@ pub fn run(config: Config) -> i32 {
             match listen(addr, backlog) {
                 Ok(l) => listeners.push(l),
                 Err(e)
-                    if optional
-                        && (e.kind() == std::io::ErrorKind::AddrNotAvailable
-                            || e.raw_os_error() == Some(libc::EAFNOSUPPORT)) => {}
+                    if optional && (e.kind() == std::io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(libc::EAFNOSUPPORT)) => {}
                 Err(e) => {
-                    tracing::warn!(
-                        "Warning: Could not create server TCP listening socket {}: bind: {}",
-                        addr,
-                        e
-                    );
+                    tracing::warn!("Warning: Could not create server TCP listening socket {}: bind: {}", addr, e);
                     tracing::warn!("Failed listening on port {} (TCP), aborting.", port);
                     return 1;
                 }
@@ -124,20 +117,14 @@ pub fn run(config: Config) -> i32 {
         std::thread::Builder::new()
             .name(format!("ferrodis-io-{}", i))
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("worker runtime");
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&rt, worker(rx, st, table, ts));
             })
             .expect("spawn worker thread");
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("main runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("main runtime");
     rt.block_on(async move {
         tracing::info!("Running mode=standalone, port={}.", port);
         tracing::info!("Server initialized");
@@ -151,9 +138,7 @@ pub fn run(config: Config) -> i32 {
                 loop {
                     match l.accept().await {
                         Ok((s, peer)) => {
-                            st.stats
-                                .connections_received
-                                .fetch_add(1, Ordering::Relaxed);
+                            st.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                             if let Ok(s) = s.into_std() {
                                 next = (next + 1) % senders.len();
                                 let _ = senders[next].send((s, peer));
@@ -170,19 +155,15 @@ pub fn run(config: Config) -> i32 {
         }
         tracing::info!("Ready to accept connections tcp");
         tokio::spawn(cron::run(st.clone()));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .expect("SIGINT handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
         let notified = st.shutdown_notify.notified();
         tokio::select! {
             _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
             _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
             _ = notified => tracing::warn!("User requested shutdown..."),
         }
-        tracing::info!(
-            "Saving the final RDB snapshot is not available yet; exiting without saving."
-        );
+        tracing::info!("Saving the final RDB snapshot is not available yet; exiting without saving.");
         if !pidfile.is_empty() {
             tracing::info!("Removing the pid file.");
             let _ = std::fs::remove_file(&pidfile);

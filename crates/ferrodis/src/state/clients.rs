@@ -20,8 +20,8 @@ pub struct ClientInfo {
     pub last_interaction_ms: AtomicI64,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
-    /// Last command's full name ("get", "client|list").
-    pub last_cmd: Mutex<&'static str>,
+    /// Last command's id in the command table, plus one (0: none yet).
+    pub last_cmd: AtomicUsize,
     pub qbuf: AtomicUsize,
     pub obuf: AtomicUsize,
     pub commands: AtomicU64,
@@ -40,7 +40,8 @@ impl ClientInfo {
         self.killed.load(Ordering::Acquire)
     }
     /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.0's fields in Redis's order.
-    pub fn describe(&self, now_ms: i64) -> String {
+    /// `cmd_name` maps a command id to its full name ("client|list").
+    pub fn describe(&self, now_ms: i64, cmd_name: &dyn Fn(usize) -> String) -> String {
         let name = String::from_utf8_lossy(&self.name.lock()).into_owned();
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let obuf = self.obuf.load(Ordering::Relaxed);
@@ -58,7 +59,10 @@ impl ClientInfo {
             16384usize.saturating_sub(qbuf),
             obuf,
             qbuf + obuf + 16384 * 2,
-            self.last_cmd.lock(),
+            match self.last_cmd.load(Ordering::Relaxed) {
+                0 => "NULL".to_string(),
+                id => cmd_name(id - 1),
+            },
             self.user.lock(),
             self.resp.load(Ordering::Relaxed).max(2),
             String::from_utf8_lossy(&self.lib_name.lock()),

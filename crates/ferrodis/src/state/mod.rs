@@ -62,9 +62,7 @@ impl State {
             run_id: crate::util::random_hex40(),
             start_ms: crate::util::now_ms(),
             tcp_port,
-            executable: std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             active_expire: AtomicBool::new(true),
             lastsave: AtomicI64::new(crate::util::now_ms() / 1000),
             dirty: AtomicU64::new(0),

@@ -65,23 +65,14 @@ impl Stats {
         self.threads.lock().push(t);
     }
     pub fn sum(&self, f: impl Fn(&ThreadStats) -> &AtomicU64) -> u64 {
-        self.threads
-            .lock()
-            .iter()
-            .map(|t| f(t).load(Ordering::Relaxed))
-            .sum()
+        self.threads.lock().iter().map(|t| f(t).load(Ordering::Relaxed)).sum()
     }
     /// Totals for command `id`: (calls, usec, rejected, failed).
     pub fn cmd(&self, id: usize) -> (u64, u64, u64, u64) {
         self.threads.lock().iter().fold((0, 0, 0, 0), |a, t| {
             let c = &t.cmd[id];
             let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
-            (
-                a.0 + l(&c.calls),
-                a.1 + l(&c.usec),
-                a.2 + l(&c.rejected),
-                a.3 + l(&c.failed),
-            )
+            (a.0 + l(&c.calls), a.1 + l(&c.usec), a.2 + l(&c.rejected), a.3 + l(&c.failed))
         })
     }
     pub fn record_error(&self, prefix: &str) {
@@ -95,14 +86,7 @@ impl Stats {
     }
     pub fn reset(&self) {
         for t in self.threads.lock().iter() {
-            for c in [
-                &t.commands,
-                &t.hits,
-                &t.misses,
-                &t.net_in,
-                &t.net_out,
-                &t.expired,
-            ] {
+            for c in [&t.commands, &t.hits, &t.misses, &t.net_in, &t.net_out, &t.expired] {
                 c.store(0, Ordering::Relaxed);
             }
             for c in t.cmd.iter() {
@@ -111,12 +95,7 @@ impl Stats {
                 }
             }
         }
-        for c in [
-            &self.connections_received,
-            &self.rejected_connections,
-            &self.expired_keys,
-            &self.total_error_replies,
-        ] {
+        for c in [&self.connections_received, &self.rejected_connections, &self.expired_keys, &self.total_error_replies] {
             c.store(0, Ordering::Relaxed);
         }
         self.errors.lock().clear();

@@ -17,10 +17,7 @@ impl SmallBytes {
         if b.len() <= INLINE {
             let mut data = [0u8; INLINE];
             data[..b.len()].copy_from_slice(b);
-            SmallBytes::Inline {
-                len: b.len() as u8,
-                data,
-            }
+            SmallBytes::Inline { len: b.len() as u8, data }
         } else {
             SmallBytes::Heap(b.into())
         }

@@ -1,0 +1,268 @@
+//! Differential tests: the same command sequences go to Debian's redis-server 7.0.15 and to
+//! ferrodis, and every reply must be byte-for-byte identical, in RESP2 and in RESP3, and the
+//! datasets must end equal (`DEBUG DIGEST`, which ferrodis computes with Redis's algorithm).
+//!
+//! Corpus lines are redis-cli style. Markers: `@sort` compares an array's elements as a
+//! multiset, `@scan` compares SCAN's cursor and its keys as a set, `@skip` runs without comparing.
+
+use crate::harness::{elements, Client, Server};
+use proptest::prelude::*;
+
+fn words(line: &str) -> Vec<Vec<u8>> {
+    resp::split_args(line.as_bytes()).expect("corpus line quotes")
+}
+
+fn normalize(marker: &str, reply: Vec<u8>) -> Vec<u8> {
+    match marker {
+        "@sort" if matches!(reply.first(), Some(b'*' | b'~' | b'%')) => {
+            let mut e = elements(&reply);
+            e.sort();
+            e.concat()
+        }
+        "@scan" => {
+            let top = elements(&reply);
+            let mut keys = elements(&top[1]);
+            keys.sort();
+            [top[0].clone(), keys.concat()].concat()
+        }
+        _ => reply,
+    }
+}
+
+struct Pair {
+    _r: Server,
+    _f: Server,
+    rc: Client,
+    fc: Client,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let r = Server::redis(&[]);
+        let f = Server::ferrodis(&[]);
+        let (rc, fc) = (r.client(), f.client());
+        Pair { _r: r, _f: f, rc, fc }
+    }
+    fn both(&mut self, args: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+        (self.rc.cmd_bytes(args), self.fc.cmd_bytes(args))
+    }
+    fn check_digest(&mut self, ctx: &str) {
+        let (a, b) = self.both(&[b"DEBUG", b"DIGEST"]);
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "DEBUG DIGEST differs after {}", ctx);
+    }
+    /// Runs a corpus; returns the mismatches as readable lines.
+    fn run_corpus(&mut self, name: &str, text: &str) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (marker, cmd) = match line.split_once(' ') {
+                Some((m, rest)) if m.starts_with('@') => (m, rest),
+                _ => ("", line),
+            };
+            let w = words(cmd);
+            let args: Vec<&[u8]> = w.iter().map(|v| v.as_slice()).collect();
+            let (a, b) = self.both(&args);
+            if marker == "@skip" {
+                continue;
+            }
+            let (a, b) = (normalize(marker, a), normalize(marker, b));
+            if a != b {
+                bad.push(format!(
+                    "{}:{}: {}\n   redis:    {:?}\n   ferrodis: {:?}",
+                    name,
+                    n + 1,
+                    cmd,
+                    String::from_utf8_lossy(&a),
+                    String::from_utf8_lossy(&b)
+                ));
+            }
+        }
+        bad
+    }
+}
+
+const CORPORA: &[(&str, &str)] = &[
+    ("strings", include_str!("corpus/strings.txt")),
+    ("keys", include_str!("corpus/keys.txt")),
+    ("expire", include_str!("corpus/expire.txt")),
+    ("bits", include_str!("corpus/bits.txt")),
+    ("server", include_str!("corpus/server.txt")),
+];
+
+#[test]
+fn corpus_matches_redis_in_resp2_and_resp3() {
+    let mut p = Pair::new();
+    let mut bad = Vec::new();
+    for proto in ["2", "3"] {
+        let (a, b) = p.both(&[b"HELLO", proto.as_bytes()]);
+        assert_eq!(a.first(), b.first(), "HELLO {} reply kind", proto);
+        for (name, text) in CORPORA {
+            p.both(&[b"FLUSHALL"]);
+            p.both(&[b"SELECT", b"0"]);
+            bad.extend(p.run_corpus(&format!("{} (RESP{})", name, proto), text));
+            p.check_digest(&format!("corpus {} in RESP{}", name, proto));
+        }
+    }
+    assert!(bad.is_empty(), "{} replies differ from redis-server:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn protocol_errors_match_redis() {
+    let r = Server::redis(&[]);
+    let f = Server::ferrodis(&[]);
+    let cases: &[&[u8]] = &[
+        b"*x\r\n",
+        b"*1\r\n+PING\r\n",
+        b"*1\r\n$-5\r\n",
+        b"*1\r\n$abc\r\n",
+        b"*1\r\n$600000000\r\n",
+        b"SET \"k\r\n",
+        b"PING \"a\"b\r\n",
+        b"\r\n\r\nPING\r\n",
+        b"ECHO 'single quoted'\r\n",
+        b"SET k \"\\x41\\n\"\r\nGET k\r\n",
+    ];
+    for case in cases {
+        let read_all = |port: u16| {
+            let mut c = Client::connect(port);
+            c.send(case);
+            let mut out = Vec::new();
+            while let Some(r) = c.read_reply() {
+                out.extend(r);
+                if out.starts_with(b"-") {
+                    break;
+                }
+                if !case.windows(3).any(|w| w == b"GET") || out.ends_with(b"A\n\r\n") {
+                    break;
+                }
+            }
+            out
+        };
+        let (a, b) = (read_all(r.port), read_all(f.port));
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "reply to {:?}", String::from_utf8_lossy(case));
+    }
+}
+
+/// A random command over a small key set, as arguments.
+fn arb_command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop::sample::select(vec!["a", "b", "c", "{a}x"]);
+    let val = prop::sample::select(vec!["", "0", "1", "-1", "42", "3.5", "abc", "hello world", "9223372036854775807", "\u{ff}"]);
+    let num = prop::sample::select(vec!["0", "1", "-1", "2", "-3", "7", "100", "abc"]);
+    let off = prop::sample::select(vec!["0", "1", "7", "8", "15", "33"]);
+    prop_oneof![
+        (key.clone(), val.clone()).prop_map(|(k, v)| vec!["SET".into(), k.into(), v.into()]),
+        (key.clone(), val.clone(), prop::sample::select(vec!["NX", "XX", "GET", "KEEPTTL", "EX 1000", "PX 100000", "NX GET", "XX GET"]))
+            .prop_map(|(k, v, o)| {
+                let mut c = vec!["SET".to_string(), k.into(), v.into()];
+                c.extend(o.split(' ').map(String::from));
+                c
+            }),
+        key.clone().prop_map(|k| vec!["GET".into(), k.into()]),
+        (key.clone(), val.clone()).prop_map(|(k, v)| vec!["APPEND".into(), k.into(), v.into()]),
+        key.clone().prop_map(|k| vec!["INCR".into(), k.into()]),
+        (key.clone(), num.clone()).prop_map(|(k, n)| vec!["INCRBY".into(), k.into(), n.into()]),
+        (key.clone(), num.clone()).prop_map(|(k, n)| vec!["DECRBY".into(), k.into(), n.into()]),
+        (key.clone(), val.clone()).prop_map(|(k, n)| vec!["INCRBYFLOAT".into(), k.into(), n.into()]),
+        (key.clone(), key.clone()).prop_map(|(a, b)| vec!["DEL".into(), a.into(), b.into()]),
+        (key.clone(), key.clone()).prop_map(|(a, b)| vec!["EXISTS".into(), a.into(), b.into()]),
+        (key.clone(), off.clone(), val.clone()).prop_map(|(k, o, v)| vec!["SETRANGE".into(), k.into(), o.into(), v.into()]),
+        (key.clone(), num.clone(), num.clone()).prop_map(|(k, a, b)| vec!["GETRANGE".into(), k.into(), a.into(), b.into()]),
+        key.clone().prop_map(|k| vec!["STRLEN".into(), k.into()]),
+        (key.clone(), val.clone(), key.clone(), val.clone()).prop_map(|(a, x, b, y)| vec![
+            "MSET".into(),
+            a.into(),
+            x.into(),
+            b.into(),
+            y.into()
+        ]),
+        (key.clone(), key.clone(), key.clone()).prop_map(|(a, b, c)| vec!["MGET".into(), a.into(), b.into(), c.into()]),
+        (key.clone(), val.clone()).prop_map(|(k, v)| vec!["GETSET".into(), k.into(), v.into()]),
+        key.clone().prop_map(|k| vec!["GETDEL".into(), k.into()]),
+        (key.clone(), val.clone()).prop_map(|(k, v)| vec!["SETNX".into(), k.into(), v.into()]),
+        (key.clone(), off.clone(), prop::sample::select(vec!["0", "1"])).prop_map(|(k, o, b)| vec![
+            "SETBIT".into(),
+            k.into(),
+            o.into(),
+            b.into()
+        ]),
+        (key.clone(), off.clone()).prop_map(|(k, o)| vec!["GETBIT".into(), k.into(), o.into()]),
+        key.clone().prop_map(|k| vec!["BITCOUNT".into(), k.into()]),
+        (key.clone(), num.clone(), num.clone()).prop_map(|(k, a, b)| vec!["BITCOUNT".into(), k.into(), a.into(), b.into(), "BIT".into()]),
+        (key.clone(), prop::sample::select(vec!["0", "1"]), num.clone()).prop_map(|(k, b, s)| vec![
+            "BITPOS".into(),
+            k.into(),
+            b.into(),
+            s.into()
+        ]),
+        (prop::sample::select(vec!["AND", "OR", "XOR"]), key.clone(), key.clone(), key.clone()).prop_map(|(op, d, a, b)| vec![
+            "BITOP".into(),
+            op.into(),
+            d.into(),
+            a.into(),
+            b.into()
+        ]),
+        (key.clone(), key.clone()).prop_map(|(a, b)| vec!["RENAME".into(), a.into(), b.into()]),
+        (key.clone(), key.clone()).prop_map(|(a, b)| vec!["RENAMENX".into(), a.into(), b.into()]),
+        (key.clone(), key.clone()).prop_map(|(a, b)| vec!["COPY".into(), a.into(), b.into(), "REPLACE".into()]),
+        // Absolute times, so that NX/XX/GT/LT cannot depend on when each server ran the command.
+        (
+            key.clone(),
+            prop::sample::select(vec!["4102444800", "4102444900", "4102444700"]),
+            prop::sample::select(vec!["", "NX", "XX", "GT", "LT"])
+        )
+            .prop_map(|(k, t, o)| {
+                let mut c = vec!["EXPIREAT".to_string(), k.into(), t.into()];
+                if !o.is_empty() {
+                    c.push(o.into());
+                }
+                c
+            }),
+        key.clone().prop_map(|k| vec!["PERSIST".into(), k.into()]),
+        key.clone().prop_map(|k| vec!["TTL".into(), k.into()]),
+        key.clone().prop_map(|k| vec!["TYPE".into(), k.into()]),
+        key.clone().prop_map(|k| vec!["OBJECT".into(), "ENCODING".into(), k.into()]),
+        (key.clone(), key.clone()).prop_map(|(a, b)| vec!["LCS".into(), a.into(), b.into()]),
+        (key.clone(), prop::sample::select(vec!["u8", "i8", "i5", "u3", "i64"]), off.clone(), num.clone()).prop_map(|(k, t, o, n)| vec![
+            "BITFIELD".into(),
+            k.into(),
+            "INCRBY".into(),
+            t.into(),
+            o.into(),
+            n.into(),
+            "GET".into(),
+            t.into(),
+            o.into()
+        ]),
+        (key.clone(), prop::sample::select(vec!["1", "0"])).prop_map(|(k, d)| vec!["MOVE".into(), k.into(), d.into()]),
+        Just(vec!["DBSIZE".to_string()]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    #[test]
+    fn random_sequences_match_redis(cmds in prop::collection::vec(arb_command(), 1..40), resp3 in any::<bool>()) {
+        thread_local! {
+            static PAIR: std::cell::RefCell<Option<Pair>> = const { std::cell::RefCell::new(None) };
+        }
+        PAIR.with(|cell| {
+            let mut g = cell.borrow_mut();
+            let p = g.get_or_insert_with(Pair::new);
+            p.both(&[b"FLUSHALL"]);
+            p.both(&[b"SELECT", b"0"]);
+            let proto: &[u8] = if resp3 { b"3" } else { b"2" };
+            p.both(&[b"HELLO", proto]);
+            for c in &cmds {
+                let args: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
+                let (a, b) = p.both(&args);
+                prop_assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "command {:?}", c);
+            }
+            let (a, b) = p.both(&[b"DEBUG", b"DIGEST"]);
+            prop_assert_eq!(a, b, "dataset digest");
+            Ok(())
+        })?;
+    }
+}

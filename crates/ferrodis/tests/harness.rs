@@ -1,0 +1,255 @@
+//! Test harness: spawn ferrodis or redis-server on a free loopback port, a guard that kills the
+//! process by PID on drop, and a raw RESP client that returns replies byte for byte.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const FERRODIS: &str = env!("CARGO_BIN_EXE_ferrodis");
+
+/// A free port below 55536 (so that port + 10000 stays valid for cluster buses).
+pub fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let p = l.local_addr().expect("local addr").port();
+        if p < 55536 {
+            return p;
+        }
+    }
+}
+
+/// A running server; killed (by PID) and reaped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrodis-test-{}-{}-{}", tag, std::process::id(), free_port()));
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+fn spawn(bin: &str, args: &[&str], tag: &str) -> Server {
+    let port = free_port();
+    let dir = tempdir(tag);
+    let mut cmd = Command::new(bin);
+    cmd.arg("--port").arg(port.to_string()).arg("--bind").arg("127.0.0.1").arg("--save").arg("").arg("--appendonly").arg("no");
+    cmd.arg("--enable-debug-command").arg("yes").arg("--dir").arg(&dir);
+    cmd.args(args).stdout(Stdio::from(std::fs::File::create(dir.join("log")).expect("log file"))).stderr(Stdio::null());
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {}", bin, e));
+    let s = Server { child, port, dir };
+    s.wait_ready();
+    s
+}
+
+impl Server {
+    pub fn ferrodis(args: &[&str]) -> Server {
+        spawn(FERRODIS, args, "ferrodis")
+    }
+    /// Debian's redis-server 7.0.15, the reference.
+    pub fn redis(args: &[&str]) -> Server {
+        require_redis();
+        spawn("redis-server", args, "redis")
+    }
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = Client::try_connect(self.port) {
+                let r = c.cmd(&["PING"]);
+                if r == b"+PONG\r\n" || r.starts_with(b"-NOAUTH") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server on port {} did not become ready; log:\n{}", self.port, self.log());
+    }
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+    /// Waits (bounded) for the process to exit; returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+pub fn require_redis() {
+    let ok = Command::new("redis-server").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "redis-server is required (apt-get install redis-server redis-tools); .ci/run installs it");
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+/// A raw RESP client: sends bytes, reads exactly one reply (RESP2 or RESP3) as raw bytes.
+pub struct Client {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn try_connect(port: u16) -> std::io::Result<Client> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_nodelay(true)?;
+        Ok(Client { s, buf: Vec::new() })
+    }
+    pub fn connect(port: u16) -> Client {
+        Self::try_connect(port).expect("connect")
+    }
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write");
+    }
+    pub fn cmd(&mut self, args: &[&str]) -> Vec<u8> {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        self.cmd_bytes(&a)
+    }
+    pub fn cmd_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(&encode(args));
+        self.read_reply().expect("a reply")
+    }
+    /// The reply as text, for assertions.
+    pub fn text(&mut self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.cmd(args)).into_owned()
+    }
+    fn fill(&mut self) -> Option<()> {
+        let mut tmp = [0u8; 65536];
+        match self.s.read(&mut tmp) {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                Some(())
+            }
+        }
+    }
+    /// Reads one complete reply; None if the connection closed first.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(n) = reply_len(&self.buf, 0) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            self.fill()?;
+        }
+    }
+    /// True if the server closed the connection (after any pending bytes).
+    pub fn closed(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let mut tmp = [0u8; 4096];
+            match self.s.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+fn line_end(b: &[u8], from: usize) -> Option<usize> {
+    b[from..].windows(2).position(|w| w == b"\r\n").map(|p| from + p)
+}
+
+/// Length of the complete reply starting at `at`, if the buffer holds all of it.
+pub fn reply_len(b: &[u8], at: usize) -> Option<usize> {
+    if at >= b.len() {
+        return None;
+    }
+    let e = line_end(b, at)?;
+    let head = std::str::from_utf8(&b[at + 1..e]).ok()?;
+    let after = e + 2;
+    match b[at] {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after - at),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(after - at);
+            }
+            let end = after + n as usize + 2;
+            (end <= b.len()).then_some(end - at)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(after - at);
+            }
+            let items = if b[at] == b'%' || b[at] == b'|' { 2 * n } else { n };
+            let mut pos = after;
+            for _ in 0..items {
+                pos += reply_len(b, pos)?;
+            }
+            if b[at] == b'|' {
+                // An attribute precedes the actual reply.
+                pos += reply_len(b, pos)?;
+            }
+            Some(pos - at)
+        }
+        _ => None,
+    }
+}
+
+/// Splits an aggregate reply into its element replies (raw), for order-insensitive compares.
+pub fn elements(b: &[u8]) -> Vec<Vec<u8>> {
+    let e = line_end(b, 0).expect("header");
+    let mut pos = e + 2;
+    let mut out = Vec::new();
+    while pos < b.len() {
+        let n = reply_len(b, pos).expect("element");
+        out.push(b[pos..pos + n].to_vec());
+        pos += n;
+    }
+    out
+}
+
+/// Runs redis-cli with arguments against a port; returns stdout.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let o = Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().expect("redis-cli (apt-get install redis-tools)");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Polls `f` until it returns true or the deadline passes.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
