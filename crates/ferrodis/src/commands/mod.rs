@@ -14,6 +14,9 @@ pub mod keys;
 pub mod server;
 pub mod string;
 
+#[cfg(test)]
+mod tests;
+
 use crate::keyspace::{lru_clock, Entry, KeyLoc, Stripe};
 use crate::state::{ClientInfo, State, ThreadStats};
 use crate::types::{SmallBytes, Value};
