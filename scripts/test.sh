@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, integration tests against the real binary, and the
+# differential tests against Debian's redis-server 7.0.15 (installed here when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    echo "== installing Debian's redis-server and redis-tools (the reference for differential tests)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+redis-server --version
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked
