@@ -290,7 +290,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
                 if c.id == ctx.conn.info.id {
                     ctx.conn.close_after_reply = true;
                 } else {
-                    c.kill();
+                    ctx.st.clients.kill(c.id);
                 }
                 ctx.out.ok();
             }
@@ -356,7 +356,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
         if me {
             ctx.conn.close_after_reply = true;
         } else {
-            c.kill();
+            ctx.st.clients.kill(c.id);
         }
         n += 1;
     }

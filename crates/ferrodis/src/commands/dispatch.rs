@@ -39,6 +39,38 @@ fn unknown_command(argv: &[&[u8]]) -> String {
     format!("ERR unknown command '{}', with args beginning with: {}", name, args)
 }
 
+/// A clock read once per command: wall-clock ms are derived from a monotonic reading anchored
+/// once per batch, and the end of one command is the start of the next.
+pub struct Clock {
+    base_ms: i64,
+    base: Instant,
+    last: Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let now = Instant::now();
+        Clock { base_ms: crate::util::now_ms(), base: now, last: now }
+    }
+    /// Starts a batch of requests: reads the monotonic clock, and the wall clock again when the
+    /// anchor is older than 100 ms (so wall-clock steps are seen within that time).
+    pub fn anchor(&mut self) {
+        self.last = Instant::now();
+        if self.last.duration_since(self.base).as_millis() >= 100 {
+            *self = Clock::new();
+        }
+    }
+    fn now_ms(&self) -> i64 {
+        self.base_ms + self.last.duration_since(self.base).as_millis() as i64
+    }
+}
+
 /// Runs one command. `argv` is the request; replies go to `out`.
 pub fn execute(
     st: &State,
@@ -48,8 +80,21 @@ pub fn execute(
     ts: &ThreadStats,
     argv: &[&[u8]],
 ) -> Flow {
+    execute_timed(st, table, conn, out, ts, argv, &mut Clock::new())
+}
+
+/// `execute` with the connection's clock (the hot path).
+pub fn execute_timed(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    argv: &[&[u8]],
+    clock: &mut Clock,
+) -> Flow {
     let reply_start = out.buf.len();
-    let flow = execute_inner(st, table, conn, out, ts, argv, reply_start);
+    let flow = execute_inner(st, table, conn, out, ts, argv, reply_start, clock);
     // Error statistics come from the reply itself, so handlers need not report them.
     if out.buf.len() > reply_start && out.buf[reply_start] == b'-' {
         let end = out.buf[reply_start + 1..].iter().position(|&c| c == b' ' || c == b'\r').map_or(out.buf.len(), |p| reply_start + 1 + p);
@@ -68,6 +113,7 @@ pub fn execute(
     flow
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute_inner(
     st: &State,
     table: &super::CommandTable,
@@ -76,6 +122,7 @@ fn execute_inner(
     ts: &ThreadStats,
     argv: &[&[u8]],
     _start: usize,
+    clock: &mut Clock,
 ) -> Flow {
     // 1. Find the command (and subcommand), check arity.
     let Some(mut id) = table.lookup(argv[0]) else {
@@ -115,7 +162,7 @@ fn execute_inner(
         return Flow::Continue;
     }
     // 3. CLIENT PAUSE holds commands (writes only, or all) until it ends.
-    let now = crate::util::now_ms();
+    let now = clock.now_ms();
     if st.pause_until.load(Ordering::Relaxed) > now
         && spec.flags & flag::NO_AUTH == 0
         && !is_unpause(table, id)
@@ -125,7 +172,7 @@ fn execute_inner(
     }
 
     // 4. Lock the stripes of the command's keys, ascending.
-    let mut ctx = Ctx::new(st, table, conn, out, ts, id);
+    let mut ctx = Ctx::new(st, table, conn, out, ts, id, now);
     if spec.flags & flag::WHOLE_KEYSPACE == 0 {
         let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
         spec.key_indices(argv, &mut idx);
@@ -143,7 +190,7 @@ fn execute_inner(
 
     ctx.conn.info.last_cmd.store(id + 1, Ordering::Relaxed);
     // 5. Run it, and propagate while the locks are held.
-    let t0 = Instant::now();
+    let t0 = clock.last;
     (spec.handler)(&mut ctx, argv);
     let dirty = ctx.dirty();
     if dirty > 0 {
@@ -153,7 +200,8 @@ fn execute_inner(
         st.dirty.fetch_add(dirty, Ordering::Relaxed);
     }
     drop(ctx);
-    let usec = t0.elapsed().as_micros() as u64;
+    clock.last = Instant::now();
+    let usec = clock.last.duration_since(t0).as_micros() as u64;
 
     // 6. Statistics and the slow log.
     let cs = &ts.cmd[id];

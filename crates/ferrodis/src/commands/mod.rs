@@ -17,7 +17,7 @@ pub mod string;
 #[cfg(test)]
 mod tests;
 
-use crate::keyspace::{lru_clock, Entry, KeyLoc, Stripe};
+use crate::keyspace::{Entry, Found, KeyLoc, Stripe};
 use crate::state::{ClientInfo, State, ThreadStats};
 use crate::types::{SmallBytes, Value};
 use parking_lot::MutexGuard;
@@ -92,8 +92,9 @@ impl<'a> Ctx<'a> {
         out: &'a mut ReplyBuf,
         ts: &'a ThreadStats,
         cmd_id: usize,
+        now: i64,
     ) -> Self {
-        Ctx { st, table, conn, out, ts, now: crate::util::now_ms(), cmd_id, guards: SmallVec::new(), dirty: 0, custom_propagated: false }
+        Ctx { st, table, conn, out, ts, now, cmd_id, guards: SmallVec::new(), dirty: 0, custom_propagated: false }
     }
 
     /// Locks a stripe (dispatch calls this in ascending order before the handler runs).
@@ -148,21 +149,23 @@ impl<'a> Ctx<'a> {
             }
         };
         let stripe = &mut *self.guards[pos].1;
-        let expired = matches!(stripe.get(db, &loc, key), Some(e) if e.expired(now));
-        if expired {
-            stripe.remove(db, &loc, key);
-            self.st.journal.append(db, &[b"DEL", key]);
-            ThreadStats::add(&self.ts.expired, 1);
-            self.dirty += 1;
-        }
-        let e = stripe.get_mut(db, &loc, key);
+        let e = match stripe.find_live(db, &loc, key, now) {
+            Found::Live(e) => Some(e),
+            Found::Missing => None,
+            Found::Expired(_) => {
+                self.st.journal.append(db, &[b"DEL", key]);
+                ThreadStats::add(&self.ts.expired, 1);
+                self.dirty += 1;
+                None
+            }
+        };
         if read {
             ThreadStats::add(if e.is_some() { &self.ts.hits } else { &self.ts.misses }, 1);
         }
         match e {
             Some(e) => {
                 if read {
-                    e.lru = lru_clock();
+                    e.lru = (now / 1000) as u32;
                 }
                 (Some(e), &mut *self.out)
             }
@@ -192,7 +195,7 @@ impl<'a> Ctx<'a> {
                 self.guards.len() - 1
             }
         };
-        let e = Entry { key: SmallBytes::new(key), value, expire, lru: lru_clock() };
+        let e = Entry { key: SmallBytes::new(key), value, expire, lru: (self.now / 1000) as u32 };
         self.guards[pos].1.insert(db, &loc, e, hasher);
         self.dirty += 1;
     }

@@ -156,7 +156,7 @@ impl CommandSpec {
 /// The table: specs by id, and a name index ("get", "config|get").
 pub struct CommandTable {
     pub specs: Vec<(&'static CommandSpec, String)>,
-    index: HashMap<String, usize>,
+    index: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
 }
 
 impl Default for CommandTable {
@@ -167,29 +167,29 @@ impl Default for CommandTable {
 
 impl CommandTable {
     pub fn new() -> Self {
-        CommandTable { specs: Vec::new(), index: HashMap::new() }
+        CommandTable { specs: Vec::new(), index: HashMap::default() }
     }
     /// Registers a family's commands (and their subcommands).
     pub fn register(&mut self, specs: &'static [CommandSpec]) {
         for s in specs {
             let id = self.specs.len();
             self.specs.push((s, s.name.to_string()));
-            self.index.insert(s.name.to_string(), id);
+            self.index.insert(s.name.as_bytes().to_vec(), id);
             for sub in s.subcommands {
                 let full = format!("{}|{}", s.name, sub.name);
                 let sid = self.specs.len();
                 self.specs.push((sub, full.clone()));
-                self.index.insert(full, sid);
+                self.index.insert(full.into_bytes(), sid);
             }
         }
     }
     /// Applies `rename-command old new` (an empty new name removes the command).
     pub fn rename(&mut self, old: &str, new: &str) -> bool {
-        let Some(id) = self.index.remove(&old.to_ascii_lowercase()) else {
+        let Some(id) = self.index.remove(old.to_ascii_lowercase().as_bytes()) else {
             return false;
         };
         if !new.is_empty() {
-            self.index.insert(new.to_ascii_lowercase(), id);
+            self.index.insert(new.to_ascii_lowercase().into_bytes(), id);
         }
         true
     }
@@ -201,14 +201,15 @@ impl CommandTable {
             for (d, s) in buf.iter_mut().zip(name) {
                 *d = s.to_ascii_lowercase();
             }
-            let s = std::str::from_utf8(&buf[..name.len()]).ok()?;
-            self.index.get(s).copied()
+            self.index.get(&buf[..name.len()]).copied()
         } else {
-            self.index.get(&String::from_utf8_lossy(name).to_ascii_lowercase()).copied()
+            self.index.get(&name.to_ascii_lowercase()).copied()
         }
     }
     pub fn lookup_sub(&self, parent: usize, sub: &[u8]) -> Option<usize> {
-        let full = format!("{}|{}", self.specs[parent].1, String::from_utf8_lossy(sub).to_ascii_lowercase());
+        let mut full = self.specs[parent].1.clone().into_bytes();
+        full.push(b'|');
+        full.extend(sub.iter().map(|c| c.to_ascii_lowercase()));
         self.index.get(&full).copied()
     }
     pub fn spec(&self, id: usize) -> &'static CommandSpec {

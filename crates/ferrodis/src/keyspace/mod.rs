@@ -94,6 +94,14 @@ pub struct Stripe {
     dbs: Vec<Option<Box<StripeDb>>>,
 }
 
+/// What [`Stripe::find_live`] found.
+pub enum Found<'a> {
+    Live(&'a mut Entry),
+    /// The key had expired and was removed (the caller journals its DEL).
+    Expired(Entry),
+    Missing,
+}
+
 /// Where a key lives: computed once per key per command.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyLoc {
@@ -116,6 +124,24 @@ impl Stripe {
         let d = self.dbs[db].as_mut()?;
         d.slots[loc.slot / STRIPES].table.find_mut(loc.hash, |e| e.key.as_slice() == key)
     }
+    /// Finds a key, removing it instead when it has expired at `now` (one hash lookup).
+    #[inline]
+    pub fn find_live(&mut self, db: usize, loc: &KeyLoc, key: &[u8], now: i64) -> Found<'_> {
+        let Some(d) = self.dbs[db].as_mut() else { return Found::Missing };
+        let slot = &mut d.slots[loc.slot / STRIPES];
+        match slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key) {
+            Err(_) => Found::Missing,
+            Ok(o) if o.get().expired(now) => {
+                let e = o.remove().0;
+                d.keys -= 1;
+                slot.volatile -= 1;
+                d.volatile -= 1;
+                Found::Expired(e)
+            }
+            Ok(o) => Found::Live(o.into_mut()),
+        }
+    }
+
     /// Inserts or replaces the key's entry; returns the previous entry.
     #[inline]
     pub fn insert(&mut self, db: usize, loc: &KeyLoc, entry: Entry, hasher: &Hasher) -> Option<Entry> {

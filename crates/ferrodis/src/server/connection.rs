@@ -2,7 +2,7 @@
 //! execute each inline through dispatch, append replies to one buffer, write once per batch.
 // PERF-CRITICAL
 
-use crate::commands::dispatch::{execute, Flow};
+use crate::commands::dispatch::{execute_timed, Clock, Flow};
 use crate::commands::{CommandTable, ConnState};
 use crate::state::{ClientInfo, State, ThreadStats};
 use bytes::{Buf, BytesMut};
@@ -50,6 +50,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut req = Request::default();
     let mut paused = false;
+    let mut clock = Clock::new();
     'conn: loop {
         if paused {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -58,12 +59,9 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
             if rbuf.capacity() - rbuf.len() < 4096 {
                 rbuf.reserve(16 * 1024);
             }
-            let n = tokio::select! {
-                r = sock.read_buf(&mut rbuf) => match r {
-                    Ok(0) | Err(_) => break 'conn,
-                    Ok(n) => n,
-                },
-                _ = info.kill_notify.notified() => break 'conn,
+            let n = match sock.read_buf(&mut rbuf).await {
+                Ok(0) | Err(_) => break 'conn,
+                Ok(n) => n,
             };
             ThreadStats::add(&ts.net_in, n as u64);
         }
@@ -77,6 +75,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
         };
         let mut pos = 0;
         let mut close = false;
+        clock.anchor();
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {
                 Ok(true) => {
@@ -86,7 +85,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
                         pos += req.consumed;
                         continue;
                     }
-                    match execute(&st, &table, &mut conn, &mut out, &ts, &argv) {
+                    match execute_timed(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock) {
                         Flow::Continue => {}
                         Flow::Close => close = true,
                         Flow::Paused => {

@@ -28,7 +28,7 @@ pub async fn run(st: Arc<State>) {
                 for c in st.clients.all() {
                     if now - c.last_interaction_ms.load(Ordering::Relaxed) > timeout * 1000 {
                         tracing::debug!("Closing idle client");
-                        c.kill();
+                        st.clients.kill(c.id);
                     }
                 }
             }

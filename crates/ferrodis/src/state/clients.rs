@@ -26,15 +26,18 @@ pub struct ClientInfo {
     pub obuf: AtomicUsize,
     pub commands: AtomicU64,
     pub killed: AtomicBool,
-    pub kill_notify: tokio::sync::Notify,
     pub no_evict: AtomicBool,
     pub user: Mutex<String>,
 }
 
 impl ClientInfo {
-    pub fn kill(&self) {
+    /// Marks the client killed and shuts its socket down, which ends its connection task at its
+    /// next read. Only called through `Clients::kill`, under the registry lock, so the fd is
+    /// still the connection's own (it unregisters before its socket closes).
+    fn kill_locked(&self) {
         self.killed.store(true, Ordering::Release);
-        self.kill_notify.notify_one();
+        // SAFETY: shutdown(2) on an fd the registry guarantees is this client's open socket.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
     }
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
@@ -95,5 +98,16 @@ impl Clients {
     }
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.map.lock().get(&id).cloned()
+    }
+    /// Kills a connected client (CLIENT KILL, idle timeout); false if it is gone already.
+    pub fn kill(&self, id: u64) -> bool {
+        let map = self.map.lock();
+        match map.get(&id) {
+            Some(c) => {
+                c.kill_locked();
+                true
+            }
+            None => false,
+        }
     }
 }
