@@ -11,17 +11,16 @@ use smallvec::SmallVec;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use super::io::Socket;
 
 /// Replies are flushed mid-batch past this size, so a long pipeline cannot pile up output.
 const FLUSH_AT: usize = 64 * 1024;
 
-pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table: Arc<CommandTable>, ts: Arc<ThreadStats>) {
-    let _ = sock.set_nodelay(true);
+pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<CommandTable>, ts: Arc<ThreadStats>) {
+    let _ = sock.get_ref().set_nodelay(true);
     let keepalive = st.config.get_int("tcp-keepalive");
     if keepalive > 0 {
-        let sref = socket2::SockRef::from(&sock);
+        let sref = socket2::SockRef::from(sock.get_ref());
         let _ = sref.set_keepalive(true);
         let _ = sref.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(keepalive as u64)));
     }
@@ -29,8 +28,8 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
     let info = Arc::new(ClientInfo {
         id: st.clients.next_id(),
         addr: peer.to_string(),
-        laddr: sock.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+        laddr: sock.get_ref().local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        fd: std::os::fd::AsRawFd::as_raw_fd(sock.get_ref()),
         created_ms: now,
         last_interaction_ms: now.into(),
         resp: 2.into(),
@@ -104,7 +103,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
                         break 'conn;
                     }
                     if out.buf.len() >= FLUSH_AT {
-                        if flush(&mut sock, &mut out, &ts, &info, &st).await.is_err() {
+                        if flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
                             break 'conn;
                         }
                     }
@@ -119,7 +118,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
                     // Redis replies the protocol error and closes the connection.
                     out.error(&format!("ERR {}", e.0));
                     tracing::debug!("Protocol error ({}) from client: {}", e.0, info.addr);
-                    let _ = flush(&mut sock, &mut out, &ts, &info, &st).await;
+                    let _ = flush(&sock, &mut out, &ts, &info, &st).await;
                     break 'conn;
                 }
             }
@@ -131,7 +130,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
             break;
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
-        if !out.buf.is_empty() && flush(&mut sock, &mut out, &ts, &info, &st).await.is_err() {
+        if !out.buf.is_empty() && flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
             break;
         }
         if close {
@@ -145,7 +144,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, st: Arc<State>, table:
     st.clients.unregister(info.id);
 }
 
-async fn flush(sock: &mut TcpStream, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {
+async fn flush(sock: &Socket, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {
     info.obuf.store(out.buf.len(), Ordering::Relaxed);
     // The soft output limit: pending output above it for longer than its seconds closes the client.
     let soft = st.config.hot.obuf_soft.load(Ordering::Relaxed);

@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod cron;
+pub mod io;
 pub mod log;
 
 use crate::commands::{build_table, CommandTable};
@@ -182,7 +183,7 @@ async fn worker(
     while let Some((s, peer)) = rx.recv().await {
         let (st, table, ts) = (st.clone(), table.clone(), ts.clone());
         tokio::task::spawn_local(async move {
-            if let Ok(s) = tokio::net::TcpStream::from_std(s) {
+            if let Ok(s) = io::Socket::new(s) {
                 connection::serve(s, peer, st, table, ts).await;
             }
         });
