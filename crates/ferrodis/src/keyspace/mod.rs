@@ -36,10 +36,12 @@ impl Entry {
     }
 }
 
-/// One hash slot of one database.
+/// One hash slot of one database. Entries are boxed: slot tables are small and hashbrown keeps
+/// them between 7/16 and 7/8 full, so an empty bucket costs 8 bytes instead of a whole entry
+/// (at 1M small keys this is 84 bytes per key instead of 145; Redis uses 99).
 #[derive(Default)]
 pub struct SlotTable {
-    table: HashTable<Entry>,
+    table: HashTable<Box<Entry>>,
     volatile: u32,
 }
 
@@ -54,14 +56,14 @@ impl SlotTable {
         self.volatile as usize
     }
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.table.iter()
+        self.table.iter().map(|b| &**b)
     }
     /// Removes every entry for which `f` returns true; returns the removed entries.
     pub fn extract_if(&mut self, mut f: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
         let mut out = Vec::new();
         self.table.retain(|e| {
             if f(e) {
-                out.push(e.clone());
+                out.push((**e).clone());
                 false
             } else {
                 true
@@ -117,12 +119,12 @@ impl Stripe {
     #[inline]
     pub fn get(&self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&Entry> {
         let d = self.dbs[db].as_ref()?;
-        d.slots[loc.slot / STRIPES].table.find(loc.hash, |e| e.key.as_slice() == key)
+        d.slots[loc.slot / STRIPES].table.find(loc.hash, |e| e.key.as_slice() == key).map(|b| &**b)
     }
     #[inline]
     pub fn get_mut(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&mut Entry> {
         let d = self.dbs[db].as_mut()?;
-        d.slots[loc.slot / STRIPES].table.find_mut(loc.hash, |e| e.key.as_slice() == key)
+        d.slots[loc.slot / STRIPES].table.find_mut(loc.hash, |e| e.key.as_slice() == key).map(|b| &mut **b)
     }
     /// Finds a key, removing it instead when it has expired at `now` (one hash lookup).
     #[inline]
@@ -132,13 +134,13 @@ impl Stripe {
         match slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key) {
             Err(_) => Found::Missing,
             Ok(o) if o.get().expired(now) => {
-                let e = o.remove().0;
+                let e = *o.remove().0;
                 d.keys -= 1;
                 slot.volatile -= 1;
                 d.volatile -= 1;
                 Found::Expired(e)
             }
-            Ok(o) => Found::Live(o.into_mut()),
+            Ok(o) => Found::Live(&mut **o.into_mut()),
         }
     }
 
@@ -150,9 +152,10 @@ impl Stripe {
         let slot = &mut d.slots[loc.slot / STRIPES];
         let key = entry.key.clone();
         let old = match slot.table.entry(loc.hash, |e| e.key.as_slice() == key.as_slice(), |e| hasher.hash_one(e.key.as_slice())) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
+            // Overwrites reuse the entry's allocation.
+            hashbrown::hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(&mut **o.get_mut(), entry)),
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(entry);
+                v.insert(Box::new(entry));
                 None
             }
         };
@@ -178,7 +181,7 @@ impl Stripe {
     pub fn remove(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<Entry> {
         let d = self.dbs[db].as_mut()?;
         let slot = &mut d.slots[loc.slot / STRIPES];
-        let e = slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key).ok()?.remove().0;
+        let e = *slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key).ok()?.remove().0;
         d.keys -= 1;
         if e.expire != 0 {
             slot.volatile -= 1;

@@ -2,6 +2,7 @@
 //! execute each inline through dispatch, append replies to one buffer, write once per batch.
 // PERF-CRITICAL
 
+use super::io::Socket;
 use crate::commands::dispatch::{execute_timed, Clock, Flow};
 use crate::commands::{CommandTable, ConnState};
 use crate::state::{ClientInfo, State, ThreadStats};
@@ -11,7 +12,6 @@ use smallvec::SmallVec;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use super::io::Socket;
 
 /// Replies are flushed mid-batch past this size, so a long pipeline cannot pile up output.
 const FLUSH_AT: usize = 64 * 1024;

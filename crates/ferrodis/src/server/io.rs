@@ -39,7 +39,8 @@ impl Socket {
             let room = spare.len();
             // SAFETY: reading into uninitialised spare capacity is what read(2) is for; the
             // length is only advanced by the number of bytes the kernel wrote.
-            let r = unsafe { libc::read(std::os::fd::AsRawFd::as_raw_fd(self.fd.get_ref()), spare.as_mut_ptr() as *mut libc::c_void, room) };
+            let r =
+                unsafe { libc::read(std::os::fd::AsRawFd::as_raw_fd(self.fd.get_ref()), spare.as_mut_ptr() as *mut libc::c_void, room) };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::WouldBlock {
