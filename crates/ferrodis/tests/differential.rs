@@ -266,3 +266,50 @@ proptest! {
         })?;
     }
 }
+
+/// `COMMAND INFO` for every command ferrodis has: name, arity, flags, legacy key positions and
+/// ACL categories as redis-server 7.0.15 reports them (flags and categories as sets).
+#[test]
+fn command_table_matches_redis() {
+    let r = Server::redis(&[]);
+    let f = Server::ferrodis(&[]);
+    let (mut rc, mut fc) = (r.client(), f.client());
+    let list = fc.cmd(&["COMMAND", "LIST"]);
+    let names: Vec<String> = elements(&list)
+        .iter()
+        .map(|e| {
+            let s = String::from_utf8_lossy(e).into_owned();
+            s.split("\r\n").nth(1).unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(names.len() > 60, "{:?}", names);
+    let mut bad = Vec::new();
+    fn fields(info: &[u8]) -> Vec<Vec<u8>> {
+        let top = elements(info);
+        let cmd = elements(&top[0]);
+        let mut out: Vec<Vec<u8>> = cmd[..7].to_vec();
+        for i in [2, 6] {
+            let mut set = elements(&cmd[i]);
+            set.sort();
+            out[i] = set.concat();
+        }
+        out
+    }
+    for n in &names {
+        let a = rc.cmd(&["COMMAND", "INFO", n]);
+        let b = fc.cmd(&["COMMAND", "INFO", n]);
+        if a == b"*1\r\n*-1\r\n" {
+            // Newer than Redis 7.0 (CLIENT SETINFO is 7.2): nothing to compare with.
+            continue;
+        }
+        if fields(&a) != fields(&b) {
+            bad.push(format!(
+                "{}:\n  redis:    {:?}\n  ferrodis: {:?}",
+                n,
+                String::from_utf8_lossy(&a[..a.len().min(300)]),
+                String::from_utf8_lossy(&b[..b.len().min(300)])
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "COMMAND INFO differs:\n{}", bad.join("\n"));
+}

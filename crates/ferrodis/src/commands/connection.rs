@@ -9,13 +9,13 @@ use std::sync::atomic::Ordering;
 const CONN: &str = "@connection @fast";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("ping", -1, FAST | SKIP_SLOWLOG, CONN, NO_KEYS, ping),
-    cmd("echo", 2, FAST, CONN, NO_KEYS, echo),
-    cmd("quit", -1, ALLOW_BUSY | NO_AUTH | FAST | LOADING | STALE, CONN, NO_KEYS, quit),
+    cmd("ping", -1, FAST, CONN, NO_KEYS, ping),
+    cmd("echo", 2, FAST | LOADING | STALE, CONN, NO_KEYS, echo),
+    cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | NO_AUTH | FAST | LOADING | STALE, CONN, NO_KEYS, quit),
     cmd("reset", 1, NOSCRIPT | LOADING | STALE | NO_AUTH | FAST | ALLOW_BUSY, CONN, NO_KEYS, reset),
     cmd("select", 2, LOADING | STALE | FAST, CONN, NO_KEYS, select),
-    cmd("auth", -2, NOSCRIPT | LOADING | STALE | SKIP_MONITOR | SKIP_SLOWLOG | FAST | NO_AUTH | ALLOW_BUSY, CONN, NO_KEYS, auth),
-    cmd("hello", -1, NOSCRIPT | LOADING | STALE | SKIP_MONITOR | SKIP_SLOWLOG | FAST | NO_AUTH | ALLOW_BUSY, CONN, NO_KEYS, hello),
+    cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, CONN, NO_KEYS, auth),
+    cmd("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, CONN, NO_KEYS, hello),
     container("client", -2, "@slow", CLIENT),
 ];
 

@@ -233,6 +233,16 @@ fn is_unpause(table: &super::CommandTable, id: usize) -> bool {
 fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize, argv: &[&[u8]], usec: i64, now: i64) {
     let max_args = 32;
     let mut args: Vec<Vec<u8>> = Vec::new();
+    // Credentials never reach the slow log (Redis redacts AUTH's and HELLO's arguments).
+    let name = table.full_name(id);
+    if name == "auth" || name == "hello" {
+        args.push(argv[0].to_vec());
+        args.extend(argv[1..].iter().map(|_| b"(redacted)".to_vec()));
+        let client = String::from_utf8_lossy(&conn.info.name.lock()).into_owned();
+        let max = st.config.hot.slowlog_max_len.load(Ordering::Relaxed);
+        st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name: client }, max);
+        return;
+    }
     for (i, a) in argv.iter().enumerate() {
         if i == max_args - 1 && argv.len() > max_args {
             args.push(format!("... ({} more arguments)", argv.len() - max_args + 1).into_bytes());
@@ -248,6 +258,5 @@ fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize,
     }
     let name = String::from_utf8_lossy(&conn.info.name.lock()).into_owned();
     let max = st.config.hot.slowlog_max_len.load(Ordering::Relaxed);
-    let _ = table.full_name(id);
     st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name }, max);
 }

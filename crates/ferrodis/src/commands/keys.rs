@@ -21,7 +21,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("renamenx", 3, WRITE | FAST, "@keyspace @write @fast", TWO_KEYS, renamenx),
     cmd("copy", -3, WRITE | DENYOOM, "@keyspace @write @slow", TWO_KEYS, copy),
     cmd("move", 3, WRITE | FAST, "@keyspace @write @fast", ONE_KEY, move_cmd),
-    container("object", -2, "@keyspace @read @slow", OBJECT),
+    container("object", -2, "@slow", OBJECT),
     cmd("keys", 2, READONLY | WHOLE_KEYSPACE, "@keyspace @read @slow @dangerous", NO_KEYS, keys),
     cmd("scan", -2, READONLY | WHOLE_KEYSPACE, "@keyspace @read @slow", NO_KEYS, scan),
     cmd("randomkey", 1, READONLY | WHOLE_KEYSPACE, "@keyspace @read @slow", NO_KEYS, randomkey),

@@ -59,8 +59,8 @@ static LATENCY: &[CommandSpec] = &[
 
 static MEMORY: &[CommandSpec] = &[
     cmd("usage", -3, READONLY, "@read @slow", Keys::Range { first: 2, last: 2, step: 1 }, memory_usage),
-    cmd("stats", 2, LOADING | STALE, "@slow", NO_KEYS, memory_stats),
-    cmd("doctor", 2, LOADING | STALE, "@slow", NO_KEYS, memory_doctor),
+    cmd("stats", 2, 0, "@slow", NO_KEYS, memory_stats),
+    cmd("doctor", 2, 0, "@slow", NO_KEYS, memory_doctor),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, memory_help),
 ];
 
