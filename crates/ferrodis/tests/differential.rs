@@ -313,3 +313,32 @@ fn command_table_matches_redis() {
     }
     assert!(bad.is_empty(), "COMMAND INFO differs:\n{}", bad.join("\n"));
 }
+
+/// MONITOR lines as Redis formats them (timestamps and client ports aside).
+#[test]
+fn monitor_matches_redis() {
+    let norm = |port: u16| -> Vec<String> {
+        let mut m = Client::connect(port);
+        assert_eq!(m.cmd(&["MONITOR"]), b"+OK\r\n");
+        let mut c = Client::connect(port);
+        c.cmd(&["SELECT", "2"]);
+        c.cmd_bytes(&[b"SET", b"k", b"a b\n\"q\"\x01\\"]);
+        c.cmd(&["GET", "k"]);
+        c.cmd(&["CONFIG", "GET", "hz"]); // admin: not shown
+        c.cmd(&["PING"]);
+        (0..4)
+            .map(|_| {
+                let line = String::from_utf8_lossy(&m.read_reply().expect("monitor line")).into_owned();
+                // "+1700000000.123456 [2 127.0.0.1:5555] ..." -> "[2] ..."
+                let (_, rest) = line.split_once(' ').expect("timestamp");
+                let (client, cmd) = rest.split_once("] ").expect("client");
+                format!("{}] {}", client.split(' ').next().unwrap_or_default(), cmd)
+            })
+            .collect()
+    };
+    let r = Server::redis(&[]);
+    let f = Server::ferrodis(&[]);
+    let (a, b) = (norm(r.port), norm(f.port));
+    assert_eq!(a, b);
+    assert!(b[1].contains(r#""SET" "k" "a b\n\"q\"\x01\\""#), "{:?}", b);
+}

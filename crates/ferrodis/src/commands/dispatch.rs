@@ -200,6 +200,10 @@ fn execute_inner(
         st.dirty.fetch_add(dirty, Ordering::Relaxed);
     }
     drop(ctx);
+    // MONITOR sees the command after it ran (so SELECT shows its new database), as in Redis.
+    if st.monitor_count.load(Ordering::Relaxed) > 0 && spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
+        st.feed_monitors(conn.db, &conn.info.addr, argv);
+    }
     clock.last = Instant::now();
     let usec = clock.last.duration_since(t0).as_micros() as u64;
 

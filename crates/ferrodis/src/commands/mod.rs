@@ -62,11 +62,13 @@ pub struct ConnState {
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
     pub skip_this: bool,
+    /// Set by MONITOR: the lines this connection must forward.
+    pub monitor: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
 impl ConnState {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        ConnState { db: 0, authenticated, info, close_after_reply: false, reply_mode: ReplyMode::On, skip_this: false }
+        ConnState { db: 0, authenticated, info, close_after_reply: false, reply_mode: ReplyMode::On, skip_this: false, monitor: None }
     }
 }
 

@@ -23,6 +23,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("latency", -2, "@slow", LATENCY),
     container("memory", -2, "@slow", MEMORY),
     cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, debug),
+    cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, monitor),
     cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, ADMIN_ACL, NO_KEYS, shutdown),
 ];
 
@@ -973,4 +974,20 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.st.request_shutdown(req);
     // As in Redis, a successful SHUTDOWN closes the connection without a reply.
     ctx.conn.close_after_reply = true;
+}
+
+// ---------------------------------------------------------------- MONITOR
+
+/// Queue length per monitor before a slow monitor is disconnected.
+const MONITOR_QUEUE: usize = 64 * 1024;
+
+fn monitor(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    if ctx.conn.monitor.is_none() {
+        let (tx, rx) = tokio::sync::mpsc::channel(MONITOR_QUEUE);
+        ctx.conn.monitor = Some(rx);
+        let mut m = ctx.st.monitors.lock();
+        m.push((ctx.conn.info.id, tx));
+        ctx.st.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+    ctx.out.ok();
 }

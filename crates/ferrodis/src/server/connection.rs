@@ -58,7 +58,27 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             if rbuf.capacity() - rbuf.len() < 4096 {
                 rbuf.reserve(16 * 1024);
             }
-            let n = match sock.read_buf(&mut rbuf).await {
+            let r = match conn.monitor.as_mut() {
+                None => sock.read_buf(&mut rbuf).await,
+                Some(rx) => tokio::select! {
+                    r = sock.read_buf(&mut rbuf) => r,
+                    line = rx.recv() => {
+                        let Some(line) = line else { break 'conn };
+                        out.raw(&line);
+                        while let Ok(more) = rx.try_recv() {
+                            out.raw(&more);
+                            if out.buf.len() >= FLUSH_AT {
+                                break;
+                            }
+                        }
+                        if flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                            break 'conn;
+                        }
+                        continue 'conn;
+                    }
+                },
+            };
+            let n = match r {
                 Ok(0) | Err(_) => break 'conn,
                 Ok(n) => n,
             };
@@ -140,6 +160,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = BytesMut::with_capacity(16 * 1024);
         }
+    }
+    if conn.monitor.is_some() {
+        st.remove_monitor(info.id);
     }
     st.clients.unregister(info.id);
 }

@@ -44,8 +44,9 @@ pub struct State {
     /// CLIENT PAUSE: until when (ms) and whether only writes are paused.
     pub pause_until: AtomicI64,
     pub pause_writes_only: AtomicBool,
-    /// The command table, as a trait object so that the state does not import the engine.
-    pub commands_count: AtomicU64,
+    /// Connections in MONITOR mode: (client id, bounded queue of formatted lines).
+    pub monitors: Mutex<Vec<(u64, tokio::sync::mpsc::Sender<Vec<u8>>)>>,
+    pub monitor_count: std::sync::atomic::AtomicUsize,
 }
 
 impl State {
@@ -70,7 +71,8 @@ impl State {
             shutdown_notify: tokio::sync::Notify::new(),
             pause_until: AtomicI64::new(0),
             pause_writes_only: AtomicBool::new(false),
-            commands_count: AtomicU64::new(0),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: std::sync::atomic::AtomicUsize::new(0),
         })
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).
@@ -82,8 +84,53 @@ impl State {
     pub fn uptime_s(&self) -> i64 {
         (crate::util::now_ms() - self.start_ms) / 1000
     }
+    /// Sends one command line to every MONITOR client; a monitor whose queue is full is dropped
+    /// (it reads too slowly), so memory stays bounded.
+    pub fn feed_monitors(&self, db: usize, addr: &str, argv: &[&[u8]]) {
+        let us = crate::util::now_us();
+        let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, db, addr).into_bytes();
+        for a in argv {
+            line.push(b' ');
+            repr(&mut line, a);
+        }
+        line.extend_from_slice(b"\r\n");
+        let mut m = self.monitors.lock();
+        m.retain(|(id, tx)| {
+            let ok = tx.try_send(line.clone()).is_ok();
+            if !ok {
+                self.clients.kill(*id);
+            }
+            ok
+        });
+        self.monitor_count.store(m.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn remove_monitor(&self, id: u64) {
+        let mut m = self.monitors.lock();
+        m.retain(|(i, _)| *i != id);
+        self.monitor_count.store(m.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn paused(&self, write: bool, now: i64) -> bool {
         let until = self.pause_until.load(Ordering::Relaxed);
         until > now && (write || !self.pause_writes_only.load(Ordering::Relaxed))
     }
+}
+
+/// Redis's `sdscatrepr`: a quoted string with C-style escapes.
+pub fn repr(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => out.push(c),
+            c => out.extend_from_slice(format!("\\x{:02x}", c).as_bytes()),
+        }
+    }
+    out.push(b'"');
 }
