@@ -165,3 +165,19 @@ fn client_pause_holds_writes_until_unpause() {
     assert_eq!(writer.join().unwrap(), "+OK\r\n");
     assert_eq!(admin.text(&["GET", "k"]), "$1\r\nv\r\n");
 }
+
+#[test]
+fn latency_monitor_records_slow_commands() {
+    let s = Server::ferrodis(&[]);
+    let mut c = s.client();
+    assert_eq!(c.text(&["LATENCY", "LATEST"]), "*0\r\n");
+    assert_eq!(c.text(&["CONFIG", "SET", "latency-monitor-threshold", "20"]), "+OK\r\n");
+    assert_eq!(c.text(&["DEBUG", "SLEEP", "0.05"]), "+OK\r\n");
+    let latest = c.text(&["LATENCY", "LATEST"]);
+    assert!(latest.starts_with("*1\r\n*4\r\n$7\r\ncommand\r\n"), "{}", latest);
+    let ms: i64 = latest.lines().nth(4).unwrap().trim_start_matches(':').parse().unwrap();
+    assert!(ms >= 50, "{}", latest);
+    assert!(c.text(&["LATENCY", "HISTORY", "command"]).starts_with("*1\r\n*2\r\n"));
+    assert_eq!(c.text(&["LATENCY", "RESET"]), ":1\r\n");
+    assert_eq!(c.text(&["LATENCY", "LATEST"]), "*0\r\n");
+}

@@ -217,6 +217,11 @@ fn execute_inner(
     }
     let info = &conn.info;
     info.last_interaction_ms.store(now, Ordering::Relaxed);
+    let threshold = st.config.hot.latency_threshold.load(Ordering::Relaxed);
+    if threshold > 0 && (usec / 1000) as i64 >= threshold {
+        let event = if spec.flags & flag::FAST != 0 { "fast-command" } else { "command" };
+        st.latency_add(event, usec / 1000, now / 1000);
+    }
     let slower = st.config.hot.slowlog_slower_than.load(Ordering::Relaxed);
     if slower >= 0 && usec as i64 >= slower && spec.flags & flag::SKIP_SLOWLOG == 0 {
         slowlog(st, table, conn, id, argv, usec as i64, now);

@@ -185,7 +185,7 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let (e, out) = ctx.entry(argv[2], false);
+    let (e, out) = ctx.peek(argv[2]);
     match e {
         None => out.null(),
         Some(e) => out.bulk(e.value.encoding().as_bytes()),
@@ -193,24 +193,21 @@ fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn object_freq(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if !ctx.st.config.hot.lfu_policy.load(Ordering::Relaxed) {
-        if ctx.entry(argv[2], false).0.is_none() {
-            ctx.out.null();
-            return;
-        }
-        ctx.out.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
-        return;
-    }
-    let (e, out) = ctx.entry(argv[2], false);
+    let hot = &ctx.st.config.hot;
+    let lfu = hot.lfu_policy.load(Ordering::Relaxed);
+    let decay = hot.lfu_decay_time.load(Ordering::Relaxed);
+    let now = ctx.now;
+    let (e, out) = ctx.peek(argv[2]);
     match e {
         None => out.null(),
-        Some(_) => out.int(0),
+        Some(_) if !lfu => out.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
+        Some(e) => out.int(crate::keyspace::lfu::decayed(e.lru, now, decay) as i64),
     }
 }
 
 fn object_idletime(ctx: &mut Ctx, argv: &[&[u8]]) {
     let lfu = ctx.st.config.hot.lfu_policy.load(Ordering::Relaxed);
-    let (e, out) = ctx.entry(argv[2], false);
+    let (e, out) = ctx.peek(argv[2]);
     match e {
         None => out.null(),
         Some(_) if lfu => out.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
@@ -219,7 +216,7 @@ fn object_idletime(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let (e, out) = ctx.entry(argv[2], false);
+    let (e, out) = ctx.peek(argv[2]);
     match e {
         None => out.null(),
         // Redis shares the integers 0..9999 and reports them with OBJ_SHARED_REFCOUNT.

@@ -139,6 +139,36 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn entry_in(&mut self, db: usize, key: &[u8], read: bool) -> (Option<&mut Entry>, &mut ReplyBuf) {
+        self.lookup(db, key, read, true)
+    }
+
+    /// Finds a live key without touching its LRU/LFU data or counting a hit (OBJECT, MEMORY,
+    /// DEBUG: Redis's LOOKUP_NOTOUCH).
+    pub fn peek(&mut self, key: &[u8]) -> (Option<&mut Entry>, &mut ReplyBuf) {
+        let db = self.conn.db;
+        self.lookup(db, key, false, false)
+    }
+
+    /// The access-time field of a key touched now: seconds for LRU, or the LFU field.
+    fn touched_field(&self, old: Option<u32>) -> u32 {
+        let hot = &self.st.config.hot;
+        if hot.lfu_policy.load(std::sync::atomic::Ordering::Relaxed) {
+            match old {
+                None => crate::keyspace::lfu::new(self.now),
+                Some(f) => crate::keyspace::lfu::touch(
+                    f,
+                    self.now,
+                    hot.lfu_log_factor.load(std::sync::atomic::Ordering::Relaxed),
+                    hot.lfu_decay_time.load(std::sync::atomic::Ordering::Relaxed),
+                    rand::random::<f64>(),
+                ),
+            }
+        } else {
+            (self.now / 1000) as u32
+        }
+    }
+
+    fn lookup(&mut self, db: usize, key: &[u8], read: bool, touch: bool) -> (Option<&mut Entry>, &mut ReplyBuf) {
         let loc = self.st.keyspace.locate(key);
         let now = self.now;
         let pos = self.guards.iter().position(|(s, _)| *s == loc.stripe);
@@ -166,8 +196,19 @@ impl<'a> Ctx<'a> {
         }
         match e {
             Some(e) => {
-                if read {
-                    e.lru = (now / 1000) as u32;
+                if touch {
+                    let hot = &self.st.config.hot;
+                    e.lru = if hot.lfu_policy.load(std::sync::atomic::Ordering::Relaxed) {
+                        crate::keyspace::lfu::touch(
+                            e.lru,
+                            now,
+                            hot.lfu_log_factor.load(std::sync::atomic::Ordering::Relaxed),
+                            hot.lfu_decay_time.load(std::sync::atomic::Ordering::Relaxed),
+                            rand::random::<f64>(),
+                        )
+                    } else {
+                        (now / 1000) as u32
+                    };
                 }
                 (Some(e), &mut *self.out)
             }
@@ -197,8 +238,18 @@ impl<'a> Ctx<'a> {
                 self.guards.len() - 1
             }
         };
-        let e = Entry { key: SmallBytes::new(key), value, expire, lru: (self.now / 1000) as u32 };
-        self.guards[pos].1.insert(db, &loc, e, hasher);
+        let lru = self.touched_field(None);
+        let e = Entry { key: SmallBytes::new(key), value, expire, lru };
+        if let Some(old) = self.guards[pos].1.insert(db, &loc, e, hasher) {
+            // Under LFU an overwritten key keeps its access frequency, counting this write as an
+            // access (Redis's lookupKeyWrite then dbOverwrite).
+            if self.st.config.hot.lfu_policy.load(std::sync::atomic::Ordering::Relaxed) {
+                let field = self.touched_field(Some(old.lru));
+                if let Some(e) = self.guards[pos].1.get_mut(db, &loc, key) {
+                    e.lru = field;
+                }
+            }
+        }
         self.dirty += 1;
     }
 

@@ -510,7 +510,7 @@ fn command_info(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
-    // Summaries are not carried yet: every command is documented by its group only.
+    // Summaries, arguments and history are not carried yet: each command reports its group only.
     let ids: Vec<usize> =
         if argv.len() == 2 { ctx.table.top_level().collect() } else { argv[2..].iter().filter_map(|n| ctx.table.lookup(n)).collect() };
     ctx.out.map(ids.len());
@@ -524,7 +524,7 @@ fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
             .find(|a| matches!(*a, "@string" | "@keyspace" | "@connection" | "@bitmap"))
             .unwrap_or("@server");
         ctx.out.bulk(name.as_bytes());
-        ctx.out.map(2);
+        ctx.out.map(1);
         ctx.out.bulk(b"group");
         ctx.out.bulk(match group {
             "@string" => b"string".as_slice(),
@@ -533,8 +533,6 @@ fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
             "@bitmap" => b"bitmap",
             _ => b"server",
         });
-        ctx.out.bulk(b"since");
-        ctx.out.bulk(b"1.0.0");
     }
 }
 
@@ -693,17 +691,49 @@ fn slowlog_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
     );
 }
 
-// Latency monitoring: ferrodis has no event sources that exceed a threshold yet (no fork, no
-// AOF fsync), so the history is truthfully empty; RESET reports the number of events reset.
+// Latency monitoring: the "command" and "fast-command" events, recorded by dispatch when a
+// command takes at least `latency-monitor-threshold` milliseconds.
 fn latency_latest(ctx: &mut Ctx, _argv: &[&[u8]]) {
-    ctx.out.array(0);
+    let l = ctx.st.latency.lock();
+    ctx.out.array(l.len());
+    for (name, ev) in l.iter() {
+        let (t, ms) = ev.samples.back().copied().unwrap_or((0, 0));
+        ctx.out.array(4);
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.int(t);
+        ctx.out.int(ms as i64);
+        ctx.out.int(ev.max as i64);
+    }
 }
-fn latency_history(ctx: &mut Ctx, _argv: &[&[u8]]) {
-    ctx.out.array(0);
+
+fn latency_history(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let l = ctx.st.latency.lock();
+    let name = String::from_utf8_lossy(argv[2]);
+    match l.get(name.as_ref()) {
+        None => ctx.out.array(0),
+        Some(ev) => {
+            ctx.out.array(ev.samples.len());
+            for (t, ms) in &ev.samples {
+                ctx.out.array(2);
+                ctx.out.int(*t);
+                ctx.out.int(*ms as i64);
+            }
+        }
+    }
 }
-fn latency_reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
-    ctx.out.int(0);
+
+fn latency_reset(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let mut l = ctx.st.latency.lock();
+    let n = if argv.len() == 2 {
+        let n = l.len();
+        l.clear();
+        n
+    } else {
+        argv[2..].iter().filter(|a| l.remove(String::from_utf8_lossy(a).as_ref()).is_some()).count()
+    };
+    ctx.out.int(n as i64);
 }
+
 fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
     help(
         ctx,
@@ -727,7 +757,7 @@ fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error(SYNTAX);
         return;
     }
-    let (e, out) = ctx.entry(argv[2], false);
+    let (e, out) = ctx.peek(argv[2]);
     match e {
         None => out.null(),
         Some(e) => {

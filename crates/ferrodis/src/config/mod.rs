@@ -193,6 +193,8 @@ pub struct Hot {
     pub active_expire_effort: AtomicI64,
     pub latency_threshold: AtomicI64,
     pub lfu_policy: AtomicBool,
+    pub lfu_log_factor: AtomicI64,
+    pub lfu_decay_time: AtomicI64,
 }
 
 pub struct Config {
@@ -523,6 +525,8 @@ impl Config {
             "hz" => h.hz.store(int(name).clamp(1, 500), Ordering::Relaxed),
             "active-expire-effort" => h.active_expire_effort.store(int(name), Ordering::Relaxed),
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
+            "lfu-log-factor" => h.lfu_log_factor.store(int(name), Ordering::Relaxed),
+            "lfu-decay-time" => h.lfu_decay_time.store(int(name), Ordering::Relaxed),
             "maxmemory-policy" => h.lfu_policy.store(self.get(name).unwrap_or_default().contains("lfu"), Ordering::Relaxed),
             "client-output-buffer-limit" => {
                 let v = self.get(name).unwrap_or_default();

@@ -286,6 +286,40 @@ impl Keyspace {
     }
 }
 
+/// LFU as Redis keeps it in the 24-bit LRU field: 16 bits of "last decrement time" in minutes,
+/// 8 bits of a logarithmic access counter (used when `maxmemory-policy` is an LFU policy).
+pub mod lfu {
+    pub const INIT_VAL: u32 = 5;
+
+    fn minutes(now_ms: i64) -> u32 {
+        ((now_ms / 1000 / 60) & 0xFFFF) as u32
+    }
+    /// The field of a new key.
+    pub fn new(now_ms: i64) -> u32 {
+        (minutes(now_ms) << 8) | INIT_VAL
+    }
+    /// The counter after decay (what OBJECT FREQ reports).
+    pub fn decayed(field: u32, now_ms: i64, decay_time: i64) -> u32 {
+        let ldt = field >> 8;
+        let counter = field & 255;
+        let now = minutes(now_ms);
+        let elapsed = if now >= ldt { now - ldt } else { 65535 - ldt + now };
+        let periods = if decay_time > 0 { elapsed / decay_time as u32 } else { 0 };
+        counter.saturating_sub(periods)
+    }
+    /// An access: decay, then a probabilistic logarithmic increment.
+    pub fn touch(field: u32, now_ms: i64, log_factor: i64, decay_time: i64, r: f64) -> u32 {
+        let mut c = decayed(field, now_ms, decay_time);
+        if c < 255 {
+            let base = c.saturating_sub(INIT_VAL) as f64;
+            if r < 1.0 / (base * log_factor as f64 + 1.0) {
+                c += 1;
+            }
+        }
+        (minutes(now_ms) << 8) | c
+    }
+}
+
 /// Seconds clock for LRU idle times.
 pub fn lru_clock() -> u32 {
     (crate::util::now_ms() / 1000) as u32
@@ -322,6 +356,19 @@ mod tests {
             assert!(s.remove(0, &loc, b"foo").is_some());
         }
         assert_eq!(ks.dbsize(0), 0);
+    }
+
+    #[test]
+    fn lfu_counts_logarithmically_and_decays() {
+        let now = 1_000_000_000_000;
+        let mut f = lfu::new(now);
+        assert_eq!(lfu::decayed(f, now, 1), 5);
+        for i in 0..1000 {
+            f = lfu::touch(f, now, 10, 1, (i % 100) as f64 / 100.0);
+        }
+        let c = lfu::decayed(f, now, 1);
+        assert!(c > 5 && c < 60, "{c}");
+        assert_eq!(lfu::decayed(f, now + 10 * 60_000, 1), c - 10);
     }
 
     #[test]

@@ -47,7 +47,18 @@ pub struct State {
     /// Connections in MONITOR mode: (client id, bounded queue of formatted lines).
     pub monitors: Mutex<Vec<(u64, tokio::sync::mpsc::Sender<Vec<u8>>)>>,
     pub monitor_count: std::sync::atomic::AtomicUsize,
+    /// The latency monitor: per event, samples (second, ms) and the all-time maximum.
+    pub latency: Mutex<std::collections::BTreeMap<&'static str, LatencyEvent>>,
 }
+
+/// One latency monitor event (Redis keeps the last 160 samples, one per second at most).
+#[derive(Default)]
+pub struct LatencyEvent {
+    pub samples: std::collections::VecDeque<(i64, u64)>,
+    pub max: u64,
+}
+
+const LATENCY_SAMPLES: usize = 160;
 
 impl State {
     pub fn new(config: Config, tcp_port: u16) -> Arc<State> {
@@ -73,6 +84,7 @@ impl State {
             pause_writes_only: AtomicBool::new(false),
             monitors: Mutex::new(Vec::new()),
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
+            latency: Mutex::new(Default::default()),
         })
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).
@@ -104,6 +116,23 @@ impl State {
         });
         self.monitor_count.store(m.len(), std::sync::atomic::Ordering::Relaxed);
     }
+    /// Records a latency sample (Redis's latencyAddSample): samples in the same second merge
+    /// into their maximum.
+    pub fn latency_add(&self, event: &'static str, ms: u64, now_s: i64) {
+        let mut l = self.latency.lock();
+        let ev = l.entry(event).or_default();
+        ev.max = ev.max.max(ms);
+        match ev.samples.back_mut() {
+            Some((t, v)) if *t == now_s => *v = (*v).max(ms),
+            _ => {
+                ev.samples.push_back((now_s, ms));
+                if ev.samples.len() > LATENCY_SAMPLES {
+                    ev.samples.pop_front();
+                }
+            }
+        }
+    }
+
     pub fn remove_monitor(&self, id: u64) {
         let mut m = self.monitors.lock();
         m.retain(|(i, _)| *i != id);
