@@ -447,8 +447,5 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
         "HELP",
         "    Print this help.",
     ];
-    ctx.out.array(lines.len());
-    for l in lines {
-        ctx.out.simple(l.as_bytes());
-    }
+    super::reply_help(ctx, &lines);
 }

@@ -317,6 +317,14 @@ pub fn arg_i64(ctx: &mut Ctx, a: &[u8]) -> Option<i64> {
     v
 }
 
+/// Replies a HELP text: one simple string per line.
+pub fn reply_help(ctx: &mut Ctx, lines: &[&str]) {
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.simple(l.as_bytes());
+    }
+}
+
 /// Case-insensitive comparison of an argument with an ASCII keyword.
 #[inline]
 pub fn eq(a: &[u8], kw: &str) -> bool {

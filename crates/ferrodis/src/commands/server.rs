@@ -3,7 +3,7 @@
 #![allow(unreachable_patterns, irrefutable_let_patterns)]
 
 use super::table::{cmd, container, container_with, flag, flag::*, CommandSpec, Keys, NO_KEYS};
-use super::{eq, Ctx, SYNTAX};
+use super::{eq, reply_help as help, Ctx, SYNTAX};
 use crate::keyspace::{SLOTS, STRIPES};
 use crate::state::{ShutdownRequest, ThreadStats};
 use crate::types::Value;
@@ -64,13 +64,6 @@ static MEMORY: &[CommandSpec] = &[
     cmd("doctor", 2, 0, "@slow", NO_KEYS, memory_doctor),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, memory_help),
 ];
-
-fn help(ctx: &mut Ctx, lines: &[&str]) {
-    ctx.out.array(lines.len());
-    for l in lines {
-        ctx.out.simple(l.as_bytes());
-    }
-}
 
 // ---------------------------------------------------------------- INFO
 

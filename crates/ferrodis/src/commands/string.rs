@@ -317,15 +317,20 @@ fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.out.int(1);
 }
 
-fn append(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let cur = match ctx.entry(argv[1], false).0.map(|e| &e.value) {
-        None => None,
-        Some(Value::Str(s)) => Some(s.len()),
+/// The length of the string at `key` (None when missing); Err after replying WRONGTYPE.
+fn str_len(ctx: &mut Ctx, key: &[u8]) -> Result<Option<usize>, ()> {
+    match ctx.entry(key, false).0.map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s.len())),
         Some(_) => {
             ctx.out.error(WRONGTYPE);
-            return;
+            Err(())
         }
-    };
+    }
+}
+
+fn append(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Ok(cur) = str_len(ctx, argv[1]) else { return };
     match cur {
         None => {
             ctx.store(argv[1], Value::Str(StrValue::from_bytes(argv[2])), 0);
@@ -504,14 +509,7 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     }
     let val = argv[3];
-    let cur = match ctx.entry(argv[1], false).0.map(|e| &e.value) {
-        None => None,
-        Some(Value::Str(s)) => Some(s.len()),
-        Some(_) => {
-            ctx.out.error(WRONGTYPE);
-            return;
-        }
-    };
+    let Ok(cur) = str_len(ctx, argv[1]) else { return };
     if val.is_empty() {
         ctx.out.int(cur.unwrap_or(0) as i64);
         return;

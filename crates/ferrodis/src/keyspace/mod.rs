@@ -91,6 +91,22 @@ impl StripeDb {
     }
 }
 
+/// Keeps a slot's and a stripe-database's counts of keys with an expiry in step with one key
+/// gaining or losing its expiry.
+fn track_volatile(slot: &mut u32, db: &mut usize, was: bool, is: bool) {
+    match (was, is) {
+        (false, true) => {
+            *slot += 1;
+            *db += 1;
+        }
+        (true, false) => {
+            *slot -= 1;
+            *db -= 1;
+        }
+        _ => {}
+    }
+}
+
 /// A lock stripe: for each database, the slot tables of the slots that map to this stripe.
 pub struct Stripe {
     dbs: Vec<Option<Box<StripeDb>>>,
@@ -163,17 +179,7 @@ impl Stripe {
         if old.is_none() {
             d.keys += 1;
         }
-        match (old_volatile, new_volatile) {
-            (false, true) => {
-                slot.volatile += 1;
-                d.volatile += 1;
-            }
-            (true, false) => {
-                slot.volatile -= 1;
-                d.volatile -= 1;
-            }
-            _ => {}
-        }
+        track_volatile(&mut slot.volatile, &mut d.volatile, old_volatile, new_volatile);
         old
     }
     /// Removes the key; returns its entry.
@@ -200,17 +206,7 @@ impl Stripe {
         };
         let was = e.expire != 0;
         e.expire = at;
-        match (was, at != 0) {
-            (false, true) => {
-                slot.volatile += 1;
-                d.volatile += 1;
-            }
-            (true, false) => {
-                slot.volatile -= 1;
-                d.volatile -= 1;
-            }
-            _ => {}
-        }
+        track_volatile(&mut slot.volatile, &mut d.volatile, was, at != 0);
         true
     }
     /// The slot table of `slot` in `db`, if allocated.
