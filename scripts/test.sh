@@ -16,5 +16,8 @@ redis-server --version
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== cargo test --workspace"
 cargo test --workspace --locked

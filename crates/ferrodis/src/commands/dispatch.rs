@@ -130,7 +130,7 @@ fn execute_inner(
         return Flow::Continue;
     };
     let mut spec = table.spec(id);
-    if !spec.subcommands.is_empty() && !(argv.len() == 1 && spec.arity_ok(1)) {
+    if !(spec.subcommands.is_empty() || argv.len() == 1 && spec.arity_ok(1)) {
         if argv.len() < 2 {
             out.error(&format!("ERR wrong number of arguments for '{}' command", table.full_name(id)));
             return Flow::Continue;

@@ -260,9 +260,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn delete_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
-        if self.entry_in(db, key, false).0.is_none() {
-            return None;
-        }
+        self.entry_in(db, key, false).0.as_ref()?;
         let loc = self.st.keyspace.locate(key);
         let e = self.stripe(loc.stripe).remove(db, &loc, key);
         self.dirty += 1;

@@ -304,7 +304,7 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         ctx.out.error(&format!(
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
             String::from_utf8_lossy(argv[argv.len() - 1])
@@ -771,7 +771,7 @@ fn memory_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.out.bulk(b"keys.count");
     ctx.out.int(keys as i64);
     ctx.out.bulk(b"keys.bytes-per-key");
-    ctx.out.int(if keys > 0 { (alloc as usize / keys) as i64 } else { 0 });
+    ctx.out.int((alloc as usize).checked_div(keys).unwrap_or(0) as i64);
 }
 
 fn memory_doctor(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -821,10 +821,8 @@ fn type_code(v: &Value) -> u32 {
 /// Redis's xorObjectDigest: the type, the value, and a marker when the key has an expiry.
 fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
     mix_digest(d, &type_code(&e.value).to_be_bytes());
-    match &e.value {
-        Value::Str(s) => mix_digest(d, &s.to_vec()),
-        _ => {}
-    }
+    let Value::Str(s) = &e.value;
+    mix_digest(d, &s.to_vec());
     if e.expire != 0 {
         xor_digest(d, b"!!expire!!");
     }

@@ -263,12 +263,11 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) {
                 let ms = itoa::Buffer::new().format(at).to_owned();
                 ctx.propagate(&[b"PEXPIREAT", argv[1], ms.as_bytes()]);
             }
-            Some(None) => {
-                if ctx.entry(argv[1], false).0.is_some_and(|e| e.expire != 0) {
-                    ctx.set_expire(argv[1], 0);
-                    ctx.propagate(&[b"PERSIST", argv[1]]);
-                }
+            Some(None) if ctx.entry(argv[1], false).0.is_some_and(|e| e.expire != 0) => {
+                ctx.set_expire(argv[1], 0);
+                ctx.propagate(&[b"PERSIST", argv[1]]);
             }
+            Some(None) => {}
             None => {}
         }
     }
@@ -290,7 +289,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn mset(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         ctx.out.error(&format!("ERR wrong number of arguments for '{}' command", ctx.table.full_name(ctx.cmd_id)));
         return;
     }
@@ -301,7 +300,7 @@ fn mset(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         ctx.out.error(&format!("ERR wrong number of arguments for '{}' command", ctx.table.full_name(ctx.cmd_id)));
         return;
     }
@@ -538,6 +537,9 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.touched();
 }
 
+/// One LCS match: (start, end) in the first string, (start, end) in the second, length.
+type LcsMatch = ((usize, usize), (usize, usize), usize);
+
 fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) {
     let (mut getlen, mut getidx, mut withlen, mut minlen) = (false, false, false, 0i64);
     let mut i = 3;
@@ -599,7 +601,7 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut result = vec![0u8; total];
     let mut idx = total;
     let (mut i, mut j) = (al, bl);
-    let mut matches: Vec<((usize, usize), (usize, usize), usize)> = Vec::new();
+    let mut matches: Vec<LcsMatch> = Vec::new();
     let mut cur: Option<(usize, usize, usize, usize)> = None; // a_start, a_end, b_start, b_end
     let flush = |cur: &mut Option<(usize, usize, usize, usize)>, matches: &mut Vec<_>| {
         if let Some((as_, ae, bs, be)) = cur.take() {

@@ -105,7 +105,7 @@ fn journal_rewrites_effects() {
     m.run(&[b"SET", b"nx", b"2", b"NX"]);
     let s = String::from_utf8(m.st.journal.read_from(0).unwrap()).unwrap();
     assert!(s.starts_with("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nPXAT\r\n"), "{}", s);
-    assert!(s.contains("$11\r\nINCRBYFLOAT") == false && s.contains("$1\r\nf\r\n$3\r\n1.5\r\n$7\r\nKEEPTTL"), "{}", s);
+    assert!(!s.contains("$11\r\nINCRBYFLOAT") && s.contains("$1\r\nf\r\n$3\r\n1.5\r\n$7\r\nKEEPTTL"), "{}", s);
     assert_eq!(s.matches("$2\r\nnx").count(), 1, "a SET NX that did nothing is not journaled: {}", s);
     assert!(!s.contains("GET\r\n"), "reads are not journaled");
 }

@@ -377,7 +377,7 @@ impl Config {
             "save" => {
                 let joined = args.join(" ");
                 let parts: Vec<&str> = joined.split_whitespace().collect();
-                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<i64>().is_err()) {
+                if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<i64>().is_err()) {
                     return Err("Invalid save parameters".into());
                 }
                 return Ok(parts.join(" "));
@@ -385,7 +385,7 @@ impl Config {
             "client-output-buffer-limit" => {
                 let joined = args.join(" ");
                 let parts: Vec<&str> = joined.split_whitespace().collect();
-                if parts.len() % 4 != 0 {
+                if !parts.len().is_multiple_of(4) {
                     return Err("Wrong number of arguments in buffer limit configuration.".into());
                 }
                 let mut cur: Vec<String> = self.get(name).unwrap_or(def).split_whitespace().map(String::from).collect();

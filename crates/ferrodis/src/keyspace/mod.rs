@@ -156,7 +156,7 @@ impl Stripe {
                 d.volatile -= 1;
                 Found::Expired(e)
             }
-            Ok(o) => Found::Live(&mut **o.into_mut()),
+            Ok(o) => Found::Live(o.into_mut()),
         }
     }
 

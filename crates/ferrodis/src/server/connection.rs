@@ -122,10 +122,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
                         break 'conn;
                     }
-                    if out.buf.len() >= FLUSH_AT {
-                        if flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
-                            break 'conn;
-                        }
+                    if out.buf.len() >= FLUSH_AT && flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                        break 'conn;
                     }
                 }
                 Ok(false) => {

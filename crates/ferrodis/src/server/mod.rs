@@ -129,8 +129,7 @@ pub fn run(config: Config) -> i32 {
     rt.block_on(async move {
         tracing::info!("Running mode=standalone, port={}.", port);
         tracing::info!("Server initialized");
-        let mut next = 0usize;
-        for l in listeners {
+        for (next, l) in listeners.into_iter().enumerate() {
             let l = tokio::net::TcpListener::from_std(l).expect("listener");
             let senders = senders.clone();
             let st = st.clone();
@@ -152,7 +151,6 @@ pub fn run(config: Config) -> i32 {
                     }
                 }
             });
-            next += 1;
         }
         tracing::info!("Ready to accept connections tcp");
         tokio::spawn(cron::run(st.clone()));
