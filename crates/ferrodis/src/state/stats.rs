@@ -45,8 +45,40 @@ impl ThreadStats {
     }
 }
 
+/// Redis's instantaneous metrics: a sample every 100 ms, the rate averaged over the last 16.
+#[derive(Default)]
+pub struct Instantaneous {
+    last: Option<(std::time::Instant, [u64; 3])>,
+    rates: [VecDeque<f64>; 3],
+}
+
+impl Instantaneous {
+    /// Takes a sample of (commands, bytes in, bytes out) totals.
+    pub fn sample(&mut self, totals: [u64; 3]) {
+        let now = std::time::Instant::now();
+        if let Some((t, prev)) = self.last {
+            let dt = now.duration_since(t).as_secs_f64();
+            if dt > 0.0 {
+                for (i, r) in self.rates.iter_mut().enumerate() {
+                    r.push_back(totals[i].saturating_sub(prev[i]) as f64 / dt);
+                    if r.len() > 16 {
+                        r.pop_front();
+                    }
+                }
+            }
+        }
+        self.last = Some((now, totals));
+    }
+    /// (ops/s, input KB/s, output KB/s).
+    pub fn rates(&self) -> (u64, f64, f64) {
+        let avg = |r: &VecDeque<f64>| if r.is_empty() { 0.0 } else { r.iter().sum::<f64>() / r.len() as f64 };
+        (avg(&self.rates[0]) as u64, avg(&self.rates[1]) / 1024.0, avg(&self.rates[2]) / 1024.0)
+    }
+}
+
 #[derive(Default)]
 pub struct Stats {
+    pub instantaneous: Mutex<Instantaneous>,
     pub threads: Mutex<Vec<Arc<ThreadStats>>>,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
