@@ -8,3 +8,4 @@ mod differential;
 mod expiry;
 mod protocol;
 mod real_clients;
+mod robustness;
