@@ -89,6 +89,7 @@ const CORPORA: &[(&str, &str)] = &[
     ("keys", include_str!("corpus/keys.txt")),
     ("expire", include_str!("corpus/expire.txt")),
     ("bits", include_str!("corpus/bits.txt")),
+    ("lists", include_str!("corpus/lists.txt")),
     ("server", include_str!("corpus/server.txt")),
 ];
 
@@ -238,6 +239,43 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
         ]),
         (key.clone(), prop::sample::select(vec!["1", "0"])).prop_map(|(k, d)| vec!["MOVE".into(), k.into(), d.into()]),
         Just(vec!["DBSIZE".to_string()]),
+    ]
+    .boxed()
+    .prop_union(arb_list_command().boxed())
+}
+
+/// Random list commands over the same keys (so type errors across families are exercised).
+fn arb_list_command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop::sample::select(vec!["a", "b", "c", "{a}x"]);
+    let val = prop::sample::select(vec!["", "0", "1", "x", "hello", "x"]);
+    let num = prop::sample::select(vec!["0", "1", "-1", "2", "-2", "5", "-100", "100"]);
+    let lr = prop::sample::select(vec!["LEFT", "RIGHT"]);
+    let s = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<String>>();
+    prop_oneof![
+        (prop::sample::select(vec!["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), key.clone(), val.clone(), val.clone())
+            .prop_map(move |(c, k, a, b)| s(vec![c, k, a, b])),
+        (prop::sample::select(vec!["LPOP", "RPOP"]), key.clone()).prop_map(move |(c, k)| s(vec![c, k])),
+        (prop::sample::select(vec!["LPOP", "RPOP"]), key.clone(), num.clone()).prop_map(move |(c, k, n)| s(vec![c, k, n])),
+        (key.clone(), num.clone(), num.clone()).prop_map(move |(k, a, b)| s(vec!["LRANGE", k, a, b])),
+        (key.clone(), num.clone(), num.clone()).prop_map(move |(k, a, b)| s(vec!["LTRIM", k, a, b])),
+        (key.clone(), num.clone()).prop_map(move |(k, i)| s(vec!["LINDEX", k, i])),
+        (key.clone(), num.clone(), val.clone()).prop_map(move |(k, i, v)| s(vec!["LSET", k, i, v])),
+        (key.clone(), prop::sample::select(vec!["BEFORE", "AFTER"]), val.clone(), val.clone())
+            .prop_map(move |(k, w, p, v)| s(vec!["LINSERT", k, w, p, v])),
+        (key.clone(), num.clone(), val.clone()).prop_map(move |(k, n, v)| s(vec!["LREM", k, n, v])),
+        (key.clone(), val.clone(), num.clone(), num.clone()).prop_map(move |(k, v, r, c)| s(vec![
+            "LPOS",
+            k,
+            v,
+            "RANK",
+            if r == "0" { "1" } else { r },
+            "COUNT",
+            if c.starts_with('-') { "0" } else { c }
+        ])),
+        (key.clone(), key.clone(), lr.clone(), lr.clone()).prop_map(move |(a, b, x, y)| s(vec!["LMOVE", a, b, x, y])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(vec!["RPOPLPUSH", a, b])),
+        (key.clone(), key.clone(), lr.clone(), num.clone()).prop_map(move |(a, b, x, n)| s(vec!["LMPOP", "2", a, b, x, "COUNT", n])),
+        key.clone().prop_map(move |k| s(vec!["LLEN", k])),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod bitops;
 pub mod connection;
 pub mod expire;
 pub mod keys;
+pub mod list;
 pub mod server;
 pub mod string;
 
@@ -37,6 +38,7 @@ pub fn build_table() -> CommandTable {
     let mut t = CommandTable::new();
     t.register(string::COMMANDS);
     t.register(bitops::COMMANDS);
+    t.register(list::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);

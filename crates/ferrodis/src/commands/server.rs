@@ -399,7 +399,11 @@ fn config_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
 fn reply_command_info(ctx: &mut Ctx, id: usize) {
     let spec = ctx.table.spec(id);
     let full = ctx.table.full_name(id).to_string();
-    let flags: Vec<&str> = flag::NAMES.iter().filter(|(f, _)| spec.flags & f != 0).map(|(_, n)| *n).collect();
+    let mut flags: Vec<&str> = flag::NAMES.iter().filter(|(f, _)| spec.flags & f != 0).map(|(_, n)| *n).collect();
+    // Redis derives "movablekeys" for commands whose key positions depend on their arguments.
+    if matches!(spec.keys, Keys::NumKeys { .. }) {
+        flags.push("movablekeys");
+    }
     let acl: Vec<&str> = spec.acl.split_whitespace().collect();
     let (first, last, step) = spec.legacy_range();
     ctx.out.array(10);
@@ -819,14 +823,21 @@ fn mix_digest(d: &mut [u8; 20], data: &[u8]) {
 fn type_code(v: &Value) -> u32 {
     match v {
         Value::Str(_) => 0,
+        Value::List(_) => 1,
     }
 }
 
 /// Redis's xorObjectDigest: the type, the value, and a marker when the key has an expiry.
 fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
     mix_digest(d, &type_code(&e.value).to_be_bytes());
-    let Value::Str(s) = &e.value;
-    mix_digest(d, &s.to_vec());
+    match &e.value {
+        Value::Str(s) => mix_digest(d, &s.to_vec()),
+        Value::List(l) => {
+            for item in l.iter() {
+                mix_digest(d, item);
+            }
+        }
+    }
     if e.expire != 0 {
         xor_digest(d, b"!!expire!!");
     }

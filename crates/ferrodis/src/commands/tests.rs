@@ -45,8 +45,11 @@ impl Node {
                 let g = self.st.keyspace.lock(slot % STRIPES);
                 if let Some(t) = g.slot(db, slot) {
                     for e in t.iter().filter(|e| !e.expired(now)) {
-                        let crate::types::Value::Str(s) = &e.value;
-                        m.insert((db, e.key.to_vec()), (s.to_vec(), e.expire));
+                        let v = match &e.value {
+                            crate::types::Value::Str(s) => s.to_vec(),
+                            other => format!("{:?}", other).into_bytes(),
+                        };
+                        m.insert((db, e.key.to_vec()), (v, e.expire));
                     }
                 }
             }
@@ -153,6 +156,12 @@ fn arb_write() -> impl Strategy<Value = Vec<String>> {
         Just(s(&["FLUSHDB"])),
         (key.clone(), val.clone(), key.clone()).prop_map(move |(a, v, b)| s(&["MSET", a, v, b, v])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["DEL", a, b])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["RPUSH", k, v, v])),
+        key.clone().prop_map(move |k| s(&["LPOP", k, "2"])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["LMOVE", a, b, "LEFT", "RIGHT"])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["LMPOP", "2", a, b, "RIGHT", "COUNT", "2"])),
+        key.clone().prop_map(move |k| s(&["LTRIM", k, "1", "-1"])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["LINSERT", k, "BEFORE", "1", v])),
     ]
 }
 

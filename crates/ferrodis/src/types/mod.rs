@@ -3,15 +3,18 @@
 //! Architecture invariant: `types` imports nothing of ours but `util`.
 
 pub mod bytes;
+pub mod list;
 pub mod string;
 
 pub use self::bytes::SmallBytes;
+pub use list::List;
 pub use string::StrValue;
 
-/// A stored value. Only strings exist so far; the other Redis types join as variants.
+/// A stored value; the other Redis types join as variants.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    List(Box<List>),
 }
 
 impl Value {
@@ -19,18 +22,21 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
         }
     }
     /// The name `OBJECT ENCODING` reports.
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(_) => "quicklist",
         }
     }
     /// Approximate heap bytes used by the value (for `MEMORY USAGE`).
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_size(),
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
         }
     }
 }

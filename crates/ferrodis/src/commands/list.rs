@@ -1,0 +1,489 @@
+//! The list family (Redis's t_list.c), without the blocking commands yet.
+
+use super::table::{cmd, flag::*, CommandSpec, Keys, ONE_KEY};
+use super::{eq, Ctx, NOT_INT, SYNTAX, WRONGTYPE};
+use crate::types::{List, Value};
+use crate::util::parse_i64;
+
+const TWO_KEYS: Keys = Keys::Range { first: 1, last: 2, step: 1 };
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, "@write @list @fast", ONE_KEY, lpush),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, "@write @list @fast", ONE_KEY, rpush),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, "@write @list @fast", ONE_KEY, lpushx),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, "@write @list @fast", ONE_KEY, rpushx),
+    cmd("lpop", -2, WRITE | FAST, "@write @list @fast", ONE_KEY, lpop),
+    cmd("rpop", -2, WRITE | FAST, "@write @list @fast", ONE_KEY, rpop),
+    cmd("llen", 2, READONLY | FAST, "@read @list @fast", ONE_KEY, llen),
+    cmd("lrange", 4, READONLY, "@read @list @slow", ONE_KEY, lrange),
+    cmd("lindex", 3, READONLY, "@read @list @slow", ONE_KEY, lindex),
+    cmd("lset", 4, WRITE | DENYOOM, "@write @list @slow", ONE_KEY, lset),
+    cmd("linsert", 5, WRITE | DENYOOM, "@write @list @slow", ONE_KEY, linsert),
+    cmd("lrem", 4, WRITE, "@write @list @slow", ONE_KEY, lrem),
+    cmd("ltrim", 4, WRITE, "@write @list @slow", ONE_KEY, ltrim),
+    cmd("lpos", -3, READONLY, "@read @list @slow", ONE_KEY, lpos),
+    cmd("lmove", 5, WRITE | DENYOOM, "@write @list @slow", TWO_KEYS, lmove),
+    cmd("rpoplpush", 3, WRITE | DENYOOM, "@write @list @slow", TWO_KEYS, rpoplpush),
+    cmd("lmpop", -4, WRITE, "@write @list @slow", Keys::NumKeys { numkeys: 1, first: 2, step: 1 }, lmpop),
+];
+
+/// The list at `key`: Ok(None) when missing, Err after replying WRONGTYPE.
+fn list_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a mut List>, ()> {
+    let (e, out) = ctx.entry(key, read);
+    match e.map(|e| &mut e.value) {
+        None => Ok(None),
+        Some(Value::List(l)) => Ok(Some(l)),
+        Some(_) => {
+            out.error(WRONGTYPE);
+            Err(())
+        }
+    }
+}
+
+/// Deletes `key` if its list became empty (Redis never keeps empty collections).
+fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
+    if matches!(ctx.entry(key, false).0.map(|e| &e.value), Some(Value::List(l)) if l.is_empty()) {
+        ctx.delete(key);
+    }
+}
+
+fn push_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool, only_existing: bool) {
+    let key = argv[1];
+    let Ok(l) = list_mut(ctx, key, false) else { return };
+    let len = match l {
+        Some(l) => {
+            for v in &argv[2..] {
+                l.push(left, v);
+            }
+            let n = l.len();
+            ctx.touched();
+            n
+        }
+        None if only_existing => 0,
+        None => {
+            let mut l = List::new();
+            for v in &argv[2..] {
+                l.push(left, v);
+            }
+            let n = l.len();
+            ctx.store(key, Value::List(Box::new(l)), 0);
+            n
+        }
+    };
+    ctx.out.int(len as i64);
+}
+
+fn lpush(ctx: &mut Ctx, argv: &[&[u8]]) {
+    push_generic(ctx, argv, true, false)
+}
+fn rpush(ctx: &mut Ctx, argv: &[&[u8]]) {
+    push_generic(ctx, argv, false, false)
+}
+fn lpushx(ctx: &mut Ctx, argv: &[&[u8]]) {
+    push_generic(ctx, argv, true, true)
+}
+fn rpushx(ctx: &mut Ctx, argv: &[&[u8]]) {
+    push_generic(ctx, argv, false, true)
+}
+
+/// Parses a positive count ("value is out of range, must be positive" as Redis says).
+fn positive_count(ctx: &mut Ctx, a: &[u8]) -> Option<usize> {
+    match parse_i64(a) {
+        Some(n) if n >= 0 => Some(n as usize),
+        _ => {
+            ctx.out.error("ERR value is out of range, must be positive");
+            None
+        }
+    }
+}
+
+fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool) {
+    if argv.len() > 3 {
+        ctx.out.error(&format!("ERR wrong number of arguments for '{}' command", ctx.table.full_name(ctx.cmd_id)));
+        return;
+    }
+    let count = match argv.get(2) {
+        None => None,
+        Some(a) => match positive_count(ctx, a) {
+            Some(n) => Some(n),
+            None => return,
+        },
+    };
+    let key = argv[1];
+    let Ok(l) = list_mut(ctx, key, false) else { return };
+    let Some(l) = l else {
+        if count.is_some() {
+            ctx.out.null_array();
+        } else {
+            ctx.out.null();
+        }
+        return;
+    };
+    match count {
+        None => {
+            let v = l.pop(left);
+            match v {
+                Some(v) => ctx.out.bulk(&v),
+                None => ctx.out.null(),
+            }
+        }
+        Some(n) => {
+            let n = n.min(l.len());
+            let items: Vec<_> = (0..n).filter_map(|_| l.pop(left)).collect();
+            ctx.out.array(items.len());
+            for v in &items {
+                ctx.out.bulk(v);
+            }
+        }
+    }
+    if count != Some(0) {
+        ctx.touched();
+    }
+    drop_if_empty(ctx, key);
+}
+
+fn lpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    pop_generic(ctx, argv, true)
+}
+fn rpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    pop_generic(ctx, argv, false)
+}
+
+fn llen(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Ok(l) = list_mut(ctx, argv[1], true) else { return };
+    let n = l.map_or(0, |l| l.len());
+    ctx.out.int(n as i64);
+}
+
+fn two_ints(ctx: &mut Ctx, a: &[u8], b: &[u8]) -> Option<(i64, i64)> {
+    match (parse_i64(a), parse_i64(b)) {
+        (Some(x), Some(y)) => Some((x, y)),
+        _ => {
+            ctx.out.error(NOT_INT);
+            None
+        }
+    }
+}
+
+fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some((mut start, mut end)) = two_ints(ctx, argv[2], argv[3]) else { return };
+    let (e, out) = ctx.entry(argv[1], true);
+    let l = match e.map(|e| &e.value) {
+        None => return out.array(0),
+        Some(Value::List(l)) => l,
+        Some(_) => return out.error(WRONGTYPE),
+    };
+    let len = l.len() as i64;
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    if start > end || start >= len {
+        return out.array(0);
+    }
+    end = end.min(len - 1);
+    out.array((end - start + 1) as usize);
+    for v in l.iter().skip(start as usize).take((end - start + 1) as usize) {
+        out.bulk(v);
+    }
+}
+
+/// A Redis list index (negative from the tail) resolved against `len`.
+fn resolve(index: i64, len: usize) -> Option<usize> {
+    let i = if index < 0 { len as i64 + index } else { index };
+    (i >= 0 && (i as usize) < len).then_some(i as usize)
+}
+
+fn lindex(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(index) = parse_i64(argv[2]) else {
+        ctx.out.error(NOT_INT);
+        return;
+    };
+    let (e, out) = ctx.entry(argv[1], true);
+    match e.map(|e| &e.value) {
+        None => out.null(),
+        Some(Value::List(l)) => match resolve(index, l.len()).and_then(|i| l.get(i)) {
+            Some(v) => out.bulk(v),
+            None => out.null(),
+        },
+        Some(_) => out.error(WRONGTYPE),
+    }
+}
+
+fn lset(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(index) = parse_i64(argv[2]) else {
+        ctx.out.error(NOT_INT);
+        return;
+    };
+    let Ok(l) = list_mut(ctx, argv[1], false) else { return };
+    let Some(l) = l else {
+        ctx.out.error("ERR no such key");
+        return;
+    };
+    match resolve(index, l.len()) {
+        Some(i) => {
+            l.set(i, argv[3]);
+            ctx.touched();
+            ctx.out.ok();
+        }
+        None => ctx.out.error("ERR index out of range"),
+    }
+}
+
+fn linsert(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let after = if eq(argv[2], "after") {
+        true
+    } else if eq(argv[2], "before") {
+        false
+    } else {
+        ctx.out.error(SYNTAX);
+        return;
+    };
+    let Ok(l) = list_mut(ctx, argv[1], false) else { return };
+    let Some(l) = l else {
+        ctx.out.int(0);
+        return;
+    };
+    let pos = l.iter().position(|v| v == argv[3]);
+    match pos {
+        None => ctx.out.int(-1),
+        Some(p) => {
+            l.insert(if after { p + 1 } else { p }, argv[4]);
+            let n = l.len();
+            ctx.touched();
+            ctx.out.int(n as i64);
+        }
+    }
+}
+
+fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(count) = parse_i64(argv[2]) else {
+        ctx.out.error(NOT_INT);
+        return;
+    };
+    let Ok(l) = list_mut(ctx, argv[1], false) else { return };
+    let Some(l) = l else {
+        ctx.out.int(0);
+        return;
+    };
+    let n = l.remove_matching(argv[3], count.unsigned_abs() as usize, count < 0);
+    if n > 0 {
+        ctx.touched();
+    }
+    drop_if_empty(ctx, argv[1]);
+    ctx.out.int(n as i64);
+}
+
+fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some((mut start, mut end)) = two_ints(ctx, argv[2], argv[3]) else { return };
+    let Ok(l) = list_mut(ctx, argv[1], false) else { return };
+    let Some(l) = l else {
+        ctx.out.ok();
+        return;
+    };
+    let len = l.len() as i64;
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    if start > end || start >= len {
+        l.clear();
+    } else {
+        l.trim(start as usize, end.min(len - 1) as usize);
+    }
+    ctx.touched();
+    drop_if_empty(ctx, argv[1]);
+    ctx.out.ok();
+}
+
+fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let (mut rank, mut count, mut maxlen): (i64, Option<i64>, i64) = (1, None, 0);
+    let mut i = 3;
+    while i < argv.len() {
+        let Some(v) = argv.get(i + 1) else {
+            ctx.out.error(SYNTAX);
+            return;
+        };
+        let Some(n) = parse_i64(v) else {
+            ctx.out.error(NOT_INT);
+            return;
+        };
+        if eq(argv[i], "rank") {
+            if n == 0 {
+                ctx.out.error("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
+                return;
+            }
+            if n == i64::MIN {
+                ctx.out.error("ERR value is out of range");
+                return;
+            }
+            rank = n;
+        } else if eq(argv[i], "count") {
+            if n < 0 {
+                ctx.out.error("ERR COUNT can't be negative");
+                return;
+            }
+            count = Some(n);
+        } else if eq(argv[i], "maxlen") {
+            if n < 0 {
+                ctx.out.error("ERR MAXLEN can't be negative");
+                return;
+            }
+            maxlen = n;
+        } else {
+            ctx.out.error(SYNTAX);
+            return;
+        }
+        i += 2;
+    }
+    let (e, out) = ctx.entry(argv[1], true);
+    let l = match e.map(|e| &e.value) {
+        None => {
+            if count.is_some() {
+                out.array(0);
+            } else {
+                out.null();
+            }
+            return;
+        }
+        Some(Value::List(l)) => l,
+        Some(_) => return out.error(WRONGTYPE),
+    };
+    let len = l.len();
+    let limit = if maxlen == 0 { len } else { (maxlen as usize).min(len) };
+    let want = match count {
+        Some(0) => usize::MAX,
+        Some(c) => c as usize,
+        None => 1,
+    };
+    let mut skip = rank.unsigned_abs() - 1;
+    let mut found = Vec::new();
+    let indexes: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..limit) } else { Box::new((len - limit..len).rev()) };
+    for idx in indexes {
+        if found.len() >= want {
+            break;
+        }
+        if l.get(idx) == Some(argv[2]) {
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                found.push(idx);
+            }
+        }
+    }
+    match count {
+        None => match found.first() {
+            Some(i) => out.int(*i as i64),
+            None => out.null(),
+        },
+        Some(_) => {
+            out.array(found.len());
+            for i in found {
+                out.int(i as i64);
+            }
+        }
+    }
+}
+
+/// Parses LEFT|RIGHT.
+fn side(a: &[u8]) -> Option<bool> {
+    if eq(a, "left") {
+        Some(true)
+    } else if eq(a, "right") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Moves one element from `src` (popped at `from_left`) to `dst` (pushed at `to_left`).
+fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) {
+    let Ok(s) = list_mut(ctx, src, false) else { return };
+    if s.is_none() {
+        ctx.out.null();
+        return;
+    }
+    // The destination must be a list (or missing) before anything moves.
+    if list_mut(ctx, dst, false).is_err() {
+        return;
+    }
+    let Ok(Some(s)) = list_mut(ctx, src, false) else { return };
+    let Some(v) = s.pop(from_left) else {
+        ctx.out.null();
+        return;
+    };
+    ctx.touched();
+    drop_if_empty(ctx, src);
+    match list_mut(ctx, dst, false) {
+        Ok(Some(d)) => {
+            d.push(to_left, &v);
+            ctx.touched();
+        }
+        _ => {
+            let mut l = List::new();
+            l.push(to_left, &v);
+            ctx.store(dst, Value::List(Box::new(l)), 0);
+        }
+    }
+    ctx.out.bulk(&v);
+}
+
+fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let (Some(from), Some(to)) = (side(argv[3]), side(argv[4])) else {
+        ctx.out.error(SYNTAX);
+        return;
+    };
+    move_generic(ctx, argv[1], argv[2], from, to)
+}
+
+fn rpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) {
+    move_generic(ctx, argv[1], argv[2], false, true)
+}
+
+fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let numkeys = match parse_i64(argv[1]) {
+        Some(n) if n > 0 => n as usize,
+        _ => return ctx.out.error("ERR numkeys should be greater than 0"),
+    };
+    if numkeys > argv.len().saturating_sub(3) {
+        return ctx.out.error(SYNTAX);
+    }
+    let keys = &argv[2..2 + numkeys];
+    let rest = &argv[2 + numkeys..];
+    let Some(left) = side(rest[0]) else {
+        return ctx.out.error(SYNTAX);
+    };
+    let mut count = 1usize;
+    match rest.len() {
+        1 => {}
+        3 if eq(rest[1], "count") => match parse_i64(rest[2]) {
+            Some(n) if n > 0 => count = n as usize,
+            _ => return ctx.out.error("ERR count should be greater than 0"),
+        },
+        _ => return ctx.out.error(SYNTAX),
+    }
+    for k in keys {
+        let Ok(l) = list_mut(ctx, k, false) else { return };
+        let Some(l) = l else { continue };
+        let n = count.min(l.len());
+        let items: Vec<_> = (0..n).filter_map(|_| l.pop(left)).collect();
+        ctx.touched();
+        drop_if_empty(ctx, k);
+        let n_s = itoa::Buffer::new().format(items.len()).to_owned();
+        ctx.propagate(&[if left { b"LPOP" } else { b"RPOP" }, k, n_s.as_bytes()]);
+        ctx.out.array(2);
+        ctx.out.bulk(k);
+        ctx.out.array(items.len());
+        for v in &items {
+            ctx.out.bulk(v);
+        }
+        return;
+    }
+    ctx.out.null_array();
+}
