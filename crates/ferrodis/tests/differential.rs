@@ -90,6 +90,7 @@ const CORPORA: &[(&str, &str)] = &[
     ("expire", include_str!("corpus/expire.txt")),
     ("bits", include_str!("corpus/bits.txt")),
     ("lists", include_str!("corpus/lists.txt")),
+    ("hashes", include_str!("corpus/hashes.txt")),
     ("server", include_str!("corpus/server.txt")),
 ];
 
@@ -242,6 +243,38 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     ]
     .boxed()
     .prop_union(arb_list_command().boxed())
+    .or(arb_hash_command().boxed())
+}
+
+/// Random hash commands over the same keys. Fields stay few, so hashes stay listpacks and
+/// HGETALL's order is deterministic (insertion order) on both servers.
+fn arb_hash_command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop::sample::select(vec!["a", "b", "c", "{a}x"]);
+    let field = prop::sample::select(vec!["f", "g", "h", ""]);
+    let val = prop::sample::select(vec!["", "0", "1", "-5", "x", "1.5"]);
+    let s = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<String>>();
+    prop_oneof![
+        (key.clone(), field.clone(), val.clone(), field.clone(), val.clone())
+            .prop_map(move |(k, f, v, g, w)| s(vec!["HSET", k, f, v, g, w])),
+        (key.clone(), field.clone(), val.clone()).prop_map(move |(k, f, v)| s(vec!["HSETNX", k, f, v])),
+        (key.clone(), field.clone()).prop_map(move |(k, f)| s(vec!["HGET", k, f])),
+        (key.clone(), field.clone(), field.clone()).prop_map(move |(k, f, g)| s(vec!["HMGET", k, f, g])),
+        key.clone().prop_map(move |k| s(vec!["HGETALL", k])),
+        key.clone().prop_map(move |k| s(vec!["HKEYS", k])),
+        key.clone().prop_map(move |k| s(vec!["HVALS", k])),
+        key.clone().prop_map(move |k| s(vec!["HLEN", k])),
+        (key.clone(), field.clone(), field.clone()).prop_map(move |(k, f, g)| s(vec!["HDEL", k, f, g])),
+        (key.clone(), field.clone()).prop_map(move |(k, f)| s(vec!["HEXISTS", k, f])),
+        (key.clone(), field.clone()).prop_map(move |(k, f)| s(vec!["HSTRLEN", k, f])),
+        (key.clone(), field.clone(), prop::sample::select(vec!["1", "-2", "x"])).prop_map(move |(k, f, n)| s(vec!["HINCRBY", k, f, n])),
+        (key.clone(), field.clone(), prop::sample::select(vec!["1.5", "-2", "x"])).prop_map(move |(k, f, n)| s(vec![
+            "HINCRBYFLOAT",
+            k,
+            f,
+            n
+        ])),
+        key.clone().prop_map(move |k| s(vec!["HRANDFIELD", k, "0"])),
+    ]
 }
 
 /// Random list commands over the same keys (so type errors across families are exercised).

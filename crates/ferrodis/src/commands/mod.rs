@@ -10,6 +10,7 @@ pub mod table;
 pub mod bitops;
 pub mod connection;
 pub mod expire;
+pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod server;
@@ -39,6 +40,7 @@ pub fn build_table() -> CommandTable {
     t.register(string::COMMANDS);
     t.register(bitops::COMMANDS);
     t.register(list::COMMANDS);
+    t.register(hash::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);

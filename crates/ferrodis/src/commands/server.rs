@@ -824,6 +824,7 @@ fn type_code(v: &Value) -> u32 {
     match v {
         Value::Str(_) => 0,
         Value::List(_) => 1,
+        Value::Hash(_) => 4,
     }
 }
 
@@ -835,6 +836,14 @@ fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
         Value::List(l) => {
             for item in l.iter() {
                 mix_digest(d, item);
+            }
+        }
+        Value::Hash(h) => {
+            for (f, v) in h.pairs() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, f);
+                mix_digest(&mut e, v);
+                xor_digest(d, &e);
             }
         }
     }

@@ -162,6 +162,10 @@ fn arb_write() -> impl Strategy<Value = Vec<String>> {
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["LMPOP", "2", a, b, "RIGHT", "COUNT", "2"])),
         key.clone().prop_map(move |k| s(&["LTRIM", k, "1", "-1"])),
         (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["LINSERT", k, "BEFORE", "1", v])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["HSET", k, "f", v, "g", v])),
+        key.clone().prop_map(move |k| s(&["HDEL", k, "f"])),
+        key.clone().prop_map(move |k| s(&["HINCRBYFLOAT", k, "n", "0.1"])),
+        key.clone().prop_map(move |k| s(&["HINCRBY", k, "i", "3"])),
     ]
 }
 

@@ -195,6 +195,8 @@ pub struct Hot {
     pub lfu_policy: AtomicBool,
     pub lfu_log_factor: AtomicI64,
     pub lfu_decay_time: AtomicI64,
+    pub hash_max_entries: AtomicUsize,
+    pub hash_max_value: AtomicUsize,
 }
 
 pub struct Config {
@@ -525,6 +527,8 @@ impl Config {
             "hz" => h.hz.store(int(name).clamp(1, 500), Ordering::Relaxed),
             "active-expire-effort" => h.active_expire_effort.store(int(name), Ordering::Relaxed),
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
+            "hash-max-listpack-entries" => h.hash_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "hash-max-listpack-value" => h.hash_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
             "lfu-log-factor" => h.lfu_log_factor.store(int(name), Ordering::Relaxed),
             "lfu-decay-time" => h.lfu_decay_time.store(int(name), Ordering::Relaxed),
             "maxmemory-policy" => h.lfu_policy.store(self.get(name).unwrap_or_default().contains("lfu"), Ordering::Relaxed),

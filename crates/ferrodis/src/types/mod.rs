@@ -3,10 +3,12 @@
 //! Architecture invariant: `types` imports nothing of ours but `util`.
 
 pub mod bytes;
+pub mod hash;
 pub mod list;
 pub mod string;
 
 pub use self::bytes::SmallBytes;
+pub use hash::Hash;
 pub use list::List;
 pub use string::StrValue;
 
@@ -15,6 +17,7 @@ pub use string::StrValue;
 pub enum Value {
     Str(StrValue),
     List(Box<List>),
+    Hash(Box<Hash>),
 }
 
 impl Value {
@@ -23,6 +26,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Hash(_) => "hash",
         }
     }
     /// The name `OBJECT ENCODING` reports.
@@ -30,6 +34,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::List(_) => "quicklist",
+            Value::Hash(h) => h.encoding(),
         }
     }
     /// Approximate heap bytes used by the value (for `MEMORY USAGE`).
@@ -37,6 +42,7 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_size(),
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
         }
     }
 }

@@ -1,0 +1,243 @@
+//! The hash type with Redis's two encodings: `listpack` (field/value pairs packed one after another
+//! in one buffer, in insertion order; linear search, as Redis does) while the hash has at most
+//! `hash-max-listpack-entries` fields and no field or value is longer than
+//! `hash-max-listpack-value`; `hashtable` past those limits (never converted back, as in Redis).
+
+use super::SmallBytes;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+/// Thresholds for the compact encoding (from the config).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+#[derive(Clone, Debug)]
+pub enum Hash {
+    Pack(Pack),
+    Table(Box<Table>),
+}
+
+/// Packed pairs: each item is a varint length then its bytes; items alternate field, value.
+#[derive(Clone, Debug, Default)]
+pub struct Pack {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Table {
+    t: HashTable<(SmallBytes, SmallBytes)>,
+    hasher: foldhash::fast::RandomState,
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> usize {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let b = buf[*pos];
+        *pos += 1;
+        n |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            return n;
+        }
+        shift += 7;
+    }
+}
+
+impl Pack {
+    /// Iterates (field, value, start offset of the pair, end offset).
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8], usize, usize)> {
+        let mut pos = 0;
+        let buf = &self.buf;
+        std::iter::from_fn(move || {
+            if pos >= buf.len() {
+                return None;
+            }
+            let start = pos;
+            let fl = get_varint(buf, &mut pos);
+            let f = &buf[pos..pos + fl];
+            pos += fl;
+            let vl = get_varint(buf, &mut pos);
+            let v = &buf[pos..pos + vl];
+            pos += vl;
+            Some((f, v, start, pos))
+        })
+    }
+    fn find(&self, field: &[u8]) -> Option<(&[u8], usize, usize)> {
+        self.pairs().find(|(f, _, _, _)| *f == field).map(|(_, v, s, e)| (v, s, e))
+    }
+    fn encode_pair(field: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut p = Vec::with_capacity(field.len() + value.len() + 4);
+        put_varint(&mut p, field.len());
+        p.extend_from_slice(field);
+        put_varint(&mut p, value.len());
+        p.extend_from_slice(value);
+        p
+    }
+}
+
+impl Table {
+    fn new() -> Table {
+        Table { t: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+    }
+    fn hash(&self, f: &[u8]) -> u64 {
+        self.hasher.hash_one(f)
+    }
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash::Pack(Pack::default())
+    }
+}
+
+impl Hash {
+    pub fn len(&self) -> usize {
+        match self {
+            Hash::Pack(p) => p.len,
+            Hash::Table(t) => t.t.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Hash::Pack(_) => "listpack",
+            Hash::Table(_) => "hashtable",
+        }
+    }
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match self {
+            Hash::Pack(p) => p.find(field).map(|(v, _, _)| v),
+            Hash::Table(t) => t.t.find(t.hash(field), |(f, _)| f.as_slice() == field).map(|(_, v)| v.as_slice()),
+        }
+    }
+    fn convert_to_table(&mut self) {
+        if let Hash::Pack(p) = self {
+            let mut t = Table::new();
+            for (f, v, _, _) in p.pairs() {
+                let h = t.hash(f);
+                let hasher = t.hasher.clone();
+                t.t.insert_unique(h, (SmallBytes::new(f), SmallBytes::new(v)), |(k, _)| hasher.hash_one(k.as_slice()));
+            }
+            *self = Hash::Table(Box::new(t));
+        }
+    }
+    /// Sets a field; true when the field is new.
+    pub fn set(&mut self, field: &[u8], value: &[u8], limits: Limits) -> bool {
+        if let Hash::Pack(p) = self {
+            if field.len() > limits.max_value || value.len() > limits.max_value {
+                self.convert_to_table();
+            } else {
+                let found = p.find(field).map(|(_, s, e)| (s, e));
+                let pair = Pack::encode_pair(field, value);
+                match found {
+                    Some((s, e)) => {
+                        p.buf.splice(s..e, pair);
+                        return false;
+                    }
+                    None => {
+                        p.buf.extend_from_slice(&pair);
+                        p.len += 1;
+                        if p.len > limits.max_entries {
+                            self.convert_to_table();
+                        }
+                        return true;
+                    }
+                }
+            }
+        }
+        let Hash::Table(t) = self else { unreachable!("converted above") };
+        let h = t.hash(field);
+        let hasher = t.hasher.clone();
+        match t.t.entry(h, |(f, _)| f.as_slice() == field, |(k, _)| hasher.hash_one(k.as_slice())) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                o.get_mut().1 = SmallBytes::new(value);
+                false
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((SmallBytes::new(field), SmallBytes::new(value)));
+                true
+            }
+        }
+    }
+    /// Removes a field; true if it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self {
+            Hash::Pack(p) => match p.find(field).map(|(_, s, e)| (s, e)) {
+                Some((s, e)) => {
+                    p.buf.drain(s..e);
+                    p.len -= 1;
+                    true
+                }
+                None => false,
+            },
+            Hash::Table(t) => {
+                let h = t.hash(field);
+                t.t.find_entry(h, |(f, _)| f.as_slice() == field).map(|o| o.remove()).is_ok()
+            }
+        }
+    }
+    /// All (field, value) pairs: insertion order for listpack, table order for hashtable.
+    pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+        match self {
+            Hash::Pack(p) => p.pairs().map(|(f, v, _, _)| (f, v)).collect(),
+            Hash::Table(t) => t.t.iter().map(|(f, v)| (f.as_slice(), v.as_slice())).collect(),
+        }
+    }
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Hash::Pack(p) => p.buf.capacity(),
+            Hash::Table(t) => t.t.capacity() * 49 + t.t.iter().map(|(f, v)| f.heap_size() + v.heap_size()).sum::<usize>(),
+        }
+    }
+}
+
+impl PartialEq for Hash {
+    fn eq(&self, o: &Self) -> bool {
+        let mut a = self.pairs();
+        let mut b = o.pairs();
+        a.sort();
+        b.sort();
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_map(ops in prop::collection::vec((any::<bool>(), 0u8..20, prop::collection::vec(any::<u8>(), 0..30)), 0..200)) {
+            let limits = Limits { max_entries: 8, max_value: 16 };
+            let mut h = Hash::default();
+            let mut m = BTreeMap::new();
+            for (set, f, v) in ops {
+                let f = vec![f];
+                if set {
+                    prop_assert_eq!(h.set(&f, &v, limits), m.insert(f.clone(), v.clone()).is_none());
+                } else {
+                    prop_assert_eq!(h.remove(&f), m.remove(&f).is_some());
+                }
+                prop_assert_eq!(h.len(), m.len());
+            }
+            for (f, v) in &m {
+                prop_assert_eq!(h.get(f), Some(v.as_slice()));
+            }
+        }
+    }
+}
