@@ -48,7 +48,7 @@ fn hash_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a m
 fn hash_create<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<&'a mut Hash, ()> {
     match hash_mut(ctx, key, false) {
         Err(()) => return Err(()),
-        Ok(None) => ctx.store(key, Value::Hash(Box::default()), 0),
+        Ok(None) => ctx.store(key, Value::Hash(Hash::default()), 0),
         Ok(Some(_)) => {}
     }
     match hash_mut(ctx, key, false) {
@@ -70,12 +70,7 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<i64> {
     }
     let l = limits(ctx);
     let Ok(h) = hash_create(ctx, argv[1]) else { return None };
-    let mut added = 0;
-    for p in argv[2..].chunks(2) {
-        if h.set(p[0], p[1], l) {
-            added += 1;
-        }
-    }
+    let added = h.set_many(&argv[2..], l) as i64;
     ctx.touched();
     Some(added)
 }

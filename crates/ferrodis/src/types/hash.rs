@@ -3,7 +3,6 @@
 //! `hash-max-listpack-entries` fields and no field or value is longer than
 //! `hash-max-listpack-value`; `hashtable` past those limits (never converted back, as in Redis).
 
-use super::SmallBytes;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
@@ -20,16 +19,38 @@ pub enum Hash {
     Table(Box<Table>),
 }
 
-/// Packed pairs: each item is a varint length then its bytes; items alternate field, value.
+/// Packed pairs in one exactly-sized allocation: each item is a varint length then its bytes;
+/// items alternate field, value (Redis's listpack plays the same role).
 #[derive(Clone, Debug, Default)]
 pub struct Pack {
-    buf: Vec<u8>,
-    len: usize,
+    buf: Box<[u8]>,
+}
+
+/// A field and its value packed in one allocation: varint field length, field, value.
+#[derive(Clone, Debug)]
+struct Pair(Box<[u8]>);
+
+impl Pair {
+    fn new(field: &[u8], value: &[u8]) -> Pair {
+        let mut v = Vec::with_capacity(field.len() + value.len() + 2);
+        put_varint(&mut v, field.len());
+        v.extend_from_slice(field);
+        v.extend_from_slice(value);
+        Pair(v.into_boxed_slice())
+    }
+    fn split(&self) -> (&[u8], &[u8]) {
+        let mut pos = 0;
+        let fl = get_varint(&self.0, &mut pos);
+        (&self.0[pos..pos + fl], &self.0[pos + fl..])
+    }
+    fn field(&self) -> &[u8] {
+        self.split().0
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Table {
-    t: HashTable<(SmallBytes, SmallBytes)>,
+    t: HashTable<Pair>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -73,8 +94,19 @@ impl Pack {
             Some((f, v, start, pos))
         })
     }
+    fn len(&self) -> usize {
+        self.pairs().count()
+    }
     fn find(&self, field: &[u8]) -> Option<(&[u8], usize, usize)> {
         self.pairs().find(|(f, _, _, _)| *f == field).map(|(_, v, s, e)| (v, s, e))
+    }
+    /// Replaces bytes `s..e` of the buffer with `with` (one exact reallocation).
+    fn splice(&mut self, s: usize, e: usize, with: &[u8]) {
+        let mut v = Vec::with_capacity(self.buf.len() - (e - s) + with.len());
+        v.extend_from_slice(&self.buf[..s]);
+        v.extend_from_slice(with);
+        v.extend_from_slice(&self.buf[e..]);
+        self.buf = v.into_boxed_slice();
     }
     fn encode_pair(field: &[u8], value: &[u8]) -> Vec<u8> {
         let mut p = Vec::with_capacity(field.len() + value.len() + 4);
@@ -104,12 +136,15 @@ impl Default for Hash {
 impl Hash {
     pub fn len(&self) -> usize {
         match self {
-            Hash::Pack(p) => p.len,
+            Hash::Pack(p) => p.len(),
             Hash::Table(t) => t.t.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match self {
+            Hash::Pack(p) => p.buf.is_empty(),
+            Hash::Table(t) => t.t.is_empty(),
+        }
     }
     pub fn encoding(&self) -> &'static str {
         match self {
@@ -120,16 +155,16 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             Hash::Pack(p) => p.find(field).map(|(v, _, _)| v),
-            Hash::Table(t) => t.t.find(t.hash(field), |(f, _)| f.as_slice() == field).map(|(_, v)| v.as_slice()),
+            Hash::Table(t) => t.t.find(t.hash(field), |p| p.field() == field).map(|p| p.split().1),
         }
     }
     fn convert_to_table(&mut self) {
         if let Hash::Pack(p) = self {
             let mut t = Table::new();
+            let hasher = t.hasher;
             for (f, v, _, _) in p.pairs() {
                 let h = t.hash(f);
-                let hasher = t.hasher.clone();
-                t.t.insert_unique(h, (SmallBytes::new(f), SmallBytes::new(v)), |(k, _)| hasher.hash_one(k.as_slice()));
+                t.t.insert_unique(h, Pair::new(f, v), |p| hasher.hash_one(p.field()));
             }
             *self = Hash::Table(Box::new(t));
         }
@@ -144,13 +179,13 @@ impl Hash {
                 let pair = Pack::encode_pair(field, value);
                 match found {
                     Some((s, e)) => {
-                        p.buf.splice(s..e, pair);
+                        p.splice(s, e, &pair);
                         return false;
                     }
                     None => {
-                        p.buf.extend_from_slice(&pair);
-                        p.len += 1;
-                        if p.len > limits.max_entries {
+                        let end = p.buf.len();
+                        p.splice(end, end, &pair);
+                        if p.len() > limits.max_entries {
                             self.convert_to_table();
                         }
                         return true;
@@ -160,32 +195,61 @@ impl Hash {
         }
         let Hash::Table(t) = self else { unreachable!("converted above") };
         let h = t.hash(field);
-        let hasher = t.hasher.clone();
-        match t.t.entry(h, |(f, _)| f.as_slice() == field, |(k, _)| hasher.hash_one(k.as_slice())) {
+        let hasher = t.hasher;
+        match t.t.entry(h, |p| p.field() == field, |p| hasher.hash_one(p.field())) {
             hashbrown::hash_table::Entry::Occupied(mut o) => {
-                o.get_mut().1 = SmallBytes::new(value);
+                *o.get_mut() = Pair::new(field, value);
                 false
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert((SmallBytes::new(field), SmallBytes::new(value)));
+                v.insert(Pair::new(field, value));
                 true
             }
         }
     }
+    /// Sets several fields at once (HSET with many pairs): a packed hash is rebuilt once, at its
+    /// exact size, instead of once per field. Returns how many fields were new.
+    pub fn set_many(&mut self, pairs: &[&[u8]], limits: Limits) -> usize {
+        if let Hash::Pack(p) = self {
+            let fits = pairs.iter().all(|x| x.len() <= limits.max_value);
+            if fits {
+                let mut items: Vec<(&[u8], &[u8])> = p.pairs().map(|(f, v, _, _)| (f, v)).collect();
+                let mut added = 0;
+                for kv in pairs.chunks(2) {
+                    match items.iter_mut().find(|(f, _)| *f == kv[0]) {
+                        Some(item) => item.1 = kv[1],
+                        None => {
+                            items.push((kv[0], kv[1]));
+                            added += 1;
+                        }
+                    }
+                }
+                if items.len() <= limits.max_entries {
+                    let mut buf = Vec::with_capacity(items.iter().map(|(f, v)| f.len() + v.len() + 4).sum());
+                    for (f, v) in &items {
+                        buf.extend_from_slice(&Pack::encode_pair(f, v));
+                    }
+                    p.buf = buf.into_boxed_slice();
+                    return added;
+                }
+            }
+        }
+        pairs.chunks(2).filter(|kv| self.set(kv[0], kv[1], limits)).count()
+    }
+
     /// Removes a field; true if it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self {
             Hash::Pack(p) => match p.find(field).map(|(_, s, e)| (s, e)) {
                 Some((s, e)) => {
-                    p.buf.drain(s..e);
-                    p.len -= 1;
+                    p.splice(s, e, &[]);
                     true
                 }
                 None => false,
             },
             Hash::Table(t) => {
                 let h = t.hash(field);
-                t.t.find_entry(h, |(f, _)| f.as_slice() == field).map(|o| o.remove()).is_ok()
+                t.t.find_entry(h, |p| p.field() == field).map(|o| o.remove()).is_ok()
             }
         }
     }
@@ -193,13 +257,13 @@ impl Hash {
     pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
         match self {
             Hash::Pack(p) => p.pairs().map(|(f, v, _, _)| (f, v)).collect(),
-            Hash::Table(t) => t.t.iter().map(|(f, v)| (f.as_slice(), v.as_slice())).collect(),
+            Hash::Table(t) => t.t.iter().map(|p| p.split()).collect(),
         }
     }
     pub fn heap_size(&self) -> usize {
         match self {
-            Hash::Pack(p) => p.buf.capacity(),
-            Hash::Table(t) => t.t.capacity() * 49 + t.t.iter().map(|(f, v)| f.heap_size() + v.heap_size()).sum::<usize>(),
+            Hash::Pack(p) => p.buf.len(),
+            Hash::Table(t) => t.t.capacity() * 17 + t.t.iter().map(|p| p.0.len()).sum::<usize>(),
         }
     }
 }

@@ -17,7 +17,7 @@ pub use string::StrValue;
 pub enum Value {
     Str(StrValue),
     List(Box<List>),
-    Hash(Box<Hash>),
+    Hash(Hash),
 }
 
 impl Value {

@@ -108,5 +108,6 @@ mod tests {
         assert_eq!(v.encoding(), "raw");
         assert_eq!(v.to_vec(), b"abc");
         assert_eq!(std::mem::size_of::<StrValue>(), 24);
+        assert_eq!(std::mem::size_of::<crate::types::Value>(), 24);
     }
 }
