@@ -91,6 +91,7 @@ const CORPORA: &[(&str, &str)] = &[
     ("bits", include_str!("corpus/bits.txt")),
     ("lists", include_str!("corpus/lists.txt")),
     ("hashes", include_str!("corpus/hashes.txt")),
+    ("sets", include_str!("corpus/sets.txt")),
     ("server", include_str!("corpus/server.txt")),
 ];
 
@@ -244,6 +245,28 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     .boxed()
     .prop_union(arb_list_command().boxed())
     .or(arb_hash_command().boxed())
+    .or(arb_set_command().boxed())
+}
+
+/// Random set commands over the same keys. Members are integers, so sets stay intsets and every
+/// reply's order is deterministic (ascending) on both servers.
+fn arb_set_command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop::sample::select(vec!["a", "b", "c", "{a}x"]);
+    let m = prop::sample::select(vec!["0", "1", "2", "-3", "10"]);
+    let s = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<String>>();
+    prop_oneof![
+        (key.clone(), m.clone(), m.clone()).prop_map(move |(k, a, b)| s(vec!["SADD", k, a, b])),
+        (key.clone(), m.clone()).prop_map(move |(k, a)| s(vec!["SREM", k, a])),
+        key.clone().prop_map(move |k| s(vec!["SMEMBERS", k])),
+        key.clone().prop_map(move |k| s(vec!["SCARD", k])),
+        (key.clone(), m.clone()).prop_map(move |(k, a)| s(vec!["SISMEMBER", k, a])),
+        (key.clone(), m.clone(), m.clone()).prop_map(move |(k, a, b)| s(vec!["SMISMEMBER", k, a, b])),
+        (key.clone(), key.clone(), m.clone()).prop_map(move |(a, b, x)| s(vec!["SMOVE", a, b, x])),
+        (prop::sample::select(vec!["SINTER", "SUNION", "SDIFF"]), key.clone(), key.clone()).prop_map(move |(c, a, b)| s(vec![c, a, b])),
+        (prop::sample::select(vec!["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), key.clone(), key.clone(), key.clone())
+            .prop_map(move |(c, d, a, b)| s(vec![c, d, a, b])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(vec!["SINTERCARD", "2", a, b])),
+    ]
 }
 
 /// Random hash commands over the same keys. Fields stay few, so hashes stay listpacks and

@@ -14,6 +14,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod server;
+pub mod set;
 pub mod string;
 
 #[cfg(test)]
@@ -41,6 +42,7 @@ pub fn build_table() -> CommandTable {
     t.register(bitops::COMMANDS);
     t.register(list::COMMANDS);
     t.register(hash::COMMANDS);
+    t.register(set::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);

@@ -825,6 +825,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Str(_) => 0,
         Value::List(_) => 1,
         Value::Hash(_) => 4,
+        Value::Set(_) => 2,
     }
 }
 
@@ -836,6 +837,11 @@ fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
         Value::List(l) => {
             for item in l.iter() {
                 mix_digest(d, item);
+            }
+        }
+        Value::Set(s) => {
+            for m in s.members() {
+                xor_digest(d, &m);
             }
         }
         Value::Hash(h) => {

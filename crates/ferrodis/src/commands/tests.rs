@@ -45,10 +45,7 @@ impl Node {
                 let g = self.st.keyspace.lock(slot % STRIPES);
                 if let Some(t) = g.slot(db, slot) {
                     for e in t.iter().filter(|e| !e.expired(now)) {
-                        let v = match &e.value {
-                            crate::types::Value::Str(s) => s.to_vec(),
-                            other => format!("{:?}", other).into_bytes(),
-                        };
+                        let v = canonical(&e.value);
                         m.insert((db, e.key.to_vec()), (v, e.expire));
                     }
                 }
@@ -56,6 +53,27 @@ impl Node {
         }
         m
     }
+}
+
+/// A value as comparable bytes: its encoding, then its contents in a canonical order.
+fn canonical(v: &crate::types::Value) -> Vec<u8> {
+    use crate::types::Value;
+    let mut parts: Vec<Vec<u8>> = match v {
+        Value::Str(s) => vec![s.to_vec()],
+        Value::List(l) => l.iter().map(|x| x.to_vec()).collect(),
+        Value::Hash(h) => {
+            let mut p: Vec<Vec<u8>> = h.pairs().into_iter().map(|(f, v)| [f, b"=", v].concat()).collect();
+            p.sort();
+            p
+        }
+        Value::Set(s) => {
+            let mut m = s.members();
+            m.sort();
+            m
+        }
+    };
+    parts.insert(0, v.encoding().as_bytes().to_vec());
+    parts.join(&b'|')
 }
 
 /// Replays a journal into a fresh node, command by command, through dispatch.
@@ -166,6 +184,11 @@ fn arb_write() -> impl Strategy<Value = Vec<String>> {
         key.clone().prop_map(move |k| s(&["HDEL", k, "f"])),
         key.clone().prop_map(move |k| s(&["HINCRBYFLOAT", k, "n", "0.1"])),
         key.clone().prop_map(move |k| s(&["HINCRBY", k, "i", "3"])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["SADD", k, v, "7"])),
+        key.clone().prop_map(move |k| s(&["SPOP", k])),
+        key.clone().prop_map(move |k| s(&["SPOP", k, "2"])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SUNIONSTORE", a, a, b])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SMOVE", a, b, "7"])),
     ]
 }
 

@@ -197,6 +197,7 @@ pub struct Hot {
     pub lfu_decay_time: AtomicI64,
     pub hash_max_entries: AtomicUsize,
     pub hash_max_value: AtomicUsize,
+    pub set_max_intset: AtomicUsize,
 }
 
 pub struct Config {
@@ -529,6 +530,7 @@ impl Config {
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
             "hash-max-listpack-entries" => h.hash_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "hash-max-listpack-value" => h.hash_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "set-max-intset-entries" => h.set_max_intset.store(int(name).max(0) as usize, Ordering::Relaxed),
             "lfu-log-factor" => h.lfu_log_factor.store(int(name), Ordering::Relaxed),
             "lfu-decay-time" => h.lfu_decay_time.store(int(name), Ordering::Relaxed),
             "maxmemory-policy" => h.lfu_policy.store(self.get(name).unwrap_or_default().contains("lfu"), Ordering::Relaxed),

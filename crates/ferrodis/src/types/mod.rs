@@ -5,11 +5,13 @@
 pub mod bytes;
 pub mod hash;
 pub mod list;
+pub mod set;
 pub mod string;
 
 pub use self::bytes::SmallBytes;
 pub use hash::Hash;
 pub use list::List;
+pub use set::Set;
 pub use string::StrValue;
 
 /// A stored value; the other Redis types join as variants.
@@ -18,6 +20,7 @@ pub enum Value {
     Str(StrValue),
     List(Box<List>),
     Hash(Hash),
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -27,6 +30,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
     /// The name `OBJECT ENCODING` reports.
@@ -35,6 +39,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::List(_) => "quicklist",
             Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
     /// Approximate heap bytes used by the value (for `MEMORY USAGE`).
@@ -43,6 +48,7 @@ impl Value {
             Value::Str(s) => s.heap_size(),
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            Value::Set(s) => s.heap_size(),
         }
     }
 }

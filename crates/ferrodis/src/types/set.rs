@@ -1,0 +1,154 @@
+//! The set type with Redis 7.0's two encodings: `intset` (a sorted array of integers, while every
+//! member is an integer in canonical form and there are at most `set-max-intset-entries`) and
+//! `hashtable` (past that; never converted back).
+
+use super::SmallBytes;
+use crate::util::parse_i64;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+#[derive(Clone, Debug)]
+pub enum Set {
+    Ints(Vec<i64>),
+    Table(Box<Table>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Table {
+    t: HashTable<SmallBytes>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table { t: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+    }
+    fn contains(&self, m: &[u8]) -> bool {
+        self.t.find(self.hasher.hash_one(m), |e| e.as_slice() == m).is_some()
+    }
+    fn insert(&mut self, m: &[u8]) -> bool {
+        let hasher = self.hasher;
+        match self.t.entry(hasher.hash_one(m), |e| e.as_slice() == m, |e| hasher.hash_one(e.as_slice())) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(SmallBytes::new(m));
+                true
+            }
+        }
+    }
+}
+
+impl Default for Set {
+    fn default() -> Self {
+        Set::Ints(Vec::new())
+    }
+}
+
+impl Set {
+    pub fn len(&self) -> usize {
+        match self {
+            Set::Ints(v) => v.len(),
+            Set::Table(t) => t.t.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Set::Ints(_) => "intset",
+            Set::Table(_) => "hashtable",
+        }
+    }
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            Set::Ints(v) => parse_i64(m).is_some_and(|n| v.binary_search(&n).is_ok()),
+            Set::Table(t) => t.contains(m),
+        }
+    }
+    fn convert_to_table(&mut self) {
+        if let Set::Ints(v) = self {
+            let mut t = Table::new();
+            for n in v.iter() {
+                t.insert(itoa::Buffer::new().format(*n).as_bytes());
+            }
+            *self = Set::Table(Box::new(t));
+        }
+    }
+    /// Adds a member; true when it is new. `max_ints` is `set-max-intset-entries`.
+    pub fn add(&mut self, m: &[u8], max_ints: usize) -> bool {
+        if let Set::Ints(v) = self {
+            match parse_i64(m) {
+                Some(n) => match v.binary_search(&n) {
+                    Ok(_) => return false,
+                    Err(pos) => {
+                        v.insert(pos, n);
+                        if v.len() > max_ints {
+                            self.convert_to_table();
+                        }
+                        return true;
+                    }
+                },
+                None => self.convert_to_table(),
+            }
+        }
+        let Set::Table(t) = self else { unreachable!("converted above") };
+        t.insert(m)
+    }
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            Set::Ints(v) => match parse_i64(m).map(|n| v.binary_search(&n)) {
+                Some(Ok(pos)) => {
+                    v.remove(pos);
+                    true
+                }
+                _ => false,
+            },
+            Set::Table(t) => {
+                let h = t.hasher.hash_one(m);
+                t.t.find_entry(h, |e| e.as_slice() == m).map(|o| o.remove()).is_ok()
+            }
+        }
+    }
+    /// Members in Redis's iteration order (ascending for intsets).
+    pub fn members(&self) -> Vec<Vec<u8>> {
+        match self {
+            Set::Ints(v) => v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec()).collect(),
+            Set::Table(t) => t.t.iter().map(|e| e.to_vec()).collect(),
+        }
+    }
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Set::Ints(v) => v.capacity() * 8,
+            Set::Table(t) => t.t.capacity() * 25 + t.t.iter().map(|e| e.heap_size()).sum::<usize>(),
+        }
+    }
+}
+
+impl PartialEq for Set {
+    fn eq(&self, o: &Self) -> bool {
+        let (mut a, mut b) = (self.members(), o.members());
+        a.sort();
+        b.sort();
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn intset_converts() {
+        let mut s = Set::default();
+        assert!(s.add(b"3", 2));
+        assert!(s.add(b"1", 2));
+        assert!(!s.add(b"1", 2));
+        assert_eq!(s.encoding(), "intset");
+        assert_eq!(s.members(), vec![b"1".to_vec(), b"3".to_vec()]);
+        assert!(s.add(b"007", 2));
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"3") && s.contains(b"007") && !s.contains(b"7"));
+        assert!(s.remove(b"3"));
+        assert_eq!(s.len(), 2);
+    }
+}
