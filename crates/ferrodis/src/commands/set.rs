@@ -118,7 +118,7 @@ fn scard(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn spop(ctx: &mut Ctx, argv: &[&[u8]]) {
-    use rand::seq::SliceRandom;
+    use rand::Rng;
     if argv.len() > 3 {
         return ctx.out.error(SYNTAX);
     }
@@ -135,13 +135,9 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) {
             return if count.is_some() { ctx.out.set(0) } else { ctx.out.null() };
         }
         Ok(Some(s)) => {
-            let mut members = s.members();
-            members.shuffle(&mut rand::thread_rng());
-            members.truncate(count.unwrap_or(1));
-            for m in &members {
-                s.remove(m);
-            }
-            members
+            let mut rng = rand::thread_rng();
+            let n = count.unwrap_or(1).min(s.len());
+            (0..n).map(|_| s.remove_at(rng.gen_range(0..s.len()))).collect()
         }
     };
     if !popped.is_empty() {
@@ -173,20 +169,25 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) {
             None => return ctx.out.error(NOT_INT),
         },
     };
-    let members = match set_mut(ctx, argv[1], true) {
+    let mut rng = rand::thread_rng();
+    let picked: Vec<Vec<u8>> = match set_mut(ctx, argv[1], true) {
         Err(()) => return,
         Ok(None) => return if count.is_some() { ctx.out.array(0) } else { ctx.out.null() },
-        Ok(Some(s)) => s.members(),
-    };
-    let mut rng = rand::thread_rng();
-    let picked: Vec<&Vec<u8>> = match count {
-        None => return ctx.out.bulk(&members[rng.gen_range(0..members.len())]),
-        Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| &members[rng.gen_range(0..members.len())]).collect(),
-        Some(c) if c as usize >= members.len() => members.iter().collect(),
-        Some(c) => rand::seq::index::sample(&mut rng, members.len(), c as usize).into_iter().map(|i| &members[i]).collect(),
+        Ok(Some(s)) => {
+            let n = s.len();
+            match count {
+                None => {
+                    let m = s.member_at(rng.gen_range(0..n));
+                    return ctx.out.bulk(&m);
+                }
+                Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| s.member_at(rng.gen_range(0..n))).collect(),
+                Some(c) if c as usize >= n => s.members(),
+                Some(c) => rand::seq::index::sample(&mut rng, n, c as usize).into_iter().map(|i| s.member_at(i)).collect(),
+            }
+        }
     };
     ctx.out.array(picked.len());
-    for m in picked {
+    for m in &picked {
         ctx.out.bulk(m);
     }
 }

@@ -13,28 +13,56 @@ pub enum Set {
     Table(Box<Table>),
 }
 
+/// Members in a vector (so a random member is O(1) and removal is a swap-remove) with a hash
+/// table of their indexes for lookups.
 #[derive(Clone, Debug)]
 pub struct Table {
-    t: HashTable<SmallBytes>,
+    items: Vec<SmallBytes>,
+    index: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
 }
 
 impl Table {
     fn new() -> Table {
-        Table { t: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+        Table { items: Vec::new(), index: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+    }
+    fn find(&self, m: &[u8]) -> Option<usize> {
+        let items = &self.items;
+        self.index.find(self.hasher.hash_one(m), |&i| items[i as usize].as_slice() == m).map(|&i| i as usize)
     }
     fn contains(&self, m: &[u8]) -> bool {
-        self.t.find(self.hasher.hash_one(m), |e| e.as_slice() == m).is_some()
+        self.find(m).is_some()
     }
     fn insert(&mut self, m: &[u8]) -> bool {
         let hasher = self.hasher;
-        match self.t.entry(hasher.hash_one(m), |e| e.as_slice() == m, |e| hasher.hash_one(e.as_slice())) {
+        let items = &mut self.items;
+        match self.index.entry(
+            hasher.hash_one(m),
+            |&i| items[i as usize].as_slice() == m,
+            |&i| hasher.hash_one(items[i as usize].as_slice()),
+        ) {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(SmallBytes::new(m));
+                v.insert(items.len() as u32);
+                items.push(SmallBytes::new(m));
                 true
             }
         }
+    }
+    fn remove_at(&mut self, idx: usize) -> SmallBytes {
+        let h = self.hasher.hash_one(self.items[idx].as_slice());
+        if let Ok(o) = self.index.find_entry(h, |&i| i as usize == idx) {
+            o.remove();
+        }
+        let last = self.items.len() - 1;
+        if idx != last {
+            // The last member moves into the hole: point its index entry there.
+            let hl = self.hasher.hash_one(self.items[last].as_slice());
+            if let Some(e) = self.index.find_mut(hl, |&i| i as usize == last) {
+                *e = idx as u32;
+            }
+        }
+        self.items.swap_remove(idx)
     }
 }
 
@@ -48,7 +76,7 @@ impl Set {
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(v) => v.len(),
-            Set::Table(t) => t.t.len(),
+            Set::Table(t) => t.items.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -104,23 +132,41 @@ impl Set {
                 }
                 _ => false,
             },
-            Set::Table(t) => {
-                let h = t.hasher.hash_one(m);
-                t.t.find_entry(h, |e| e.as_slice() == m).map(|o| o.remove()).is_ok()
-            }
+            Set::Table(t) => match t.find(m) {
+                Some(i) => {
+                    t.remove_at(i);
+                    true
+                }
+                None => false,
+            },
         }
     }
+    /// The member at position `i` (0 <= i < len) in iteration order.
+    pub fn member_at(&self, i: usize) -> Vec<u8> {
+        match self {
+            Set::Ints(v) => itoa::Buffer::new().format(v[i]).as_bytes().to_vec(),
+            Set::Table(t) => t.items[i].to_vec(),
+        }
+    }
+    /// Removes and returns the member at position `i`.
+    pub fn remove_at(&mut self, i: usize) -> Vec<u8> {
+        match self {
+            Set::Ints(v) => itoa::Buffer::new().format(v.remove(i)).as_bytes().to_vec(),
+            Set::Table(t) => t.remove_at(i).to_vec(),
+        }
+    }
+
     /// Members in Redis's iteration order (ascending for intsets).
     pub fn members(&self) -> Vec<Vec<u8>> {
         match self {
             Set::Ints(v) => v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec()).collect(),
-            Set::Table(t) => t.t.iter().map(|e| e.to_vec()).collect(),
+            Set::Table(t) => t.items.iter().map(|e| e.to_vec()).collect(),
         }
     }
     pub fn heap_size(&self) -> usize {
         match self {
             Set::Ints(v) => v.capacity() * 8,
-            Set::Table(t) => t.t.capacity() * 25 + t.t.iter().map(|e| e.heap_size()).sum::<usize>(),
+            Set::Table(t) => t.items.capacity() * 24 + t.index.capacity() * 5 + t.items.iter().map(|e| e.heap_size()).sum::<usize>(),
         }
     }
 }
@@ -150,5 +196,15 @@ mod tests {
         assert!(s.contains(b"3") && s.contains(b"007") && !s.contains(b"7"));
         assert!(s.remove(b"3"));
         assert_eq!(s.len(), 2);
+        for i in 0..100 {
+            s.add(format!("m{i}").as_bytes(), 2);
+        }
+        while s.len() > 1 {
+            let m = s.remove_at(s.len() / 2);
+            assert!(!s.contains(&m));
+            for i in 0..s.len() {
+                assert!(s.contains(&s.member_at(i)));
+            }
+        }
     }
 }
