@@ -294,19 +294,16 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) {
         Some(Value::Hash(h)) => h,
         Some(_) => return out.error(WRONGTYPE),
     };
-    let pairs = h.pairs();
+    let n = h.len();
     let mut rng = rand::thread_rng();
     let picked: Vec<(&[u8], &[u8])> = match count {
         None => {
-            let (f, _) = pairs[rng.gen_range(0..pairs.len())];
+            let (f, _) = h.pair_at(rng.gen_range(0..n));
             return out.bulk(f);
         }
-        Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| pairs[rng.gen_range(0..pairs.len())]).collect(),
-        Some(c) if c as usize >= pairs.len() => pairs.clone(),
-        Some(c) => {
-            let idx = rand::seq::index::sample(&mut rng, pairs.len(), c as usize);
-            idx.into_iter().map(|i| pairs[i]).collect()
-        }
+        Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| h.pair_at(rng.gen_range(0..n))).collect(),
+        Some(c) if c as usize >= n => h.pairs(),
+        Some(c) => rand::seq::index::sample(&mut rng, n, c as usize).into_iter().map(|i| h.pair_at(i)).collect(),
     };
     if withvalues && out.resp3() {
         out.array(picked.len());

@@ -48,9 +48,12 @@ impl Pair {
     }
 }
 
+/// Pairs in a vector (random access for HRANDFIELD, swap-remove on delete) with a hash table of
+/// their indexes for lookups by field.
 #[derive(Clone, Debug)]
 pub struct Table {
-    t: HashTable<Pair>,
+    items: Vec<Pair>,
+    index: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -120,10 +123,45 @@ impl Pack {
 
 impl Table {
     fn new() -> Table {
-        Table { t: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+        Table { items: Vec::new(), index: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
     }
-    fn hash(&self, f: &[u8]) -> u64 {
-        self.hasher.hash_one(f)
+    fn find(&self, field: &[u8]) -> Option<usize> {
+        let items = &self.items;
+        self.index.find(self.hasher.hash_one(field), |&i| items[i as usize].field() == field).map(|&i| i as usize)
+    }
+    /// Inserts or replaces; true when the field is new.
+    fn put(&mut self, field: &[u8], value: &[u8]) -> bool {
+        let hasher = self.hasher;
+        let items = &mut self.items;
+        match self.index.entry(
+            hasher.hash_one(field),
+            |&i| items[i as usize].field() == field,
+            |&i| hasher.hash_one(items[i as usize].field()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                items[*o.get() as usize] = Pair::new(field, value);
+                false
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(items.len() as u32);
+                items.push(Pair::new(field, value));
+                true
+            }
+        }
+    }
+    fn remove_at(&mut self, idx: usize) {
+        let h = self.hasher.hash_one(self.items[idx].field());
+        if let Ok(o) = self.index.find_entry(h, |&i| i as usize == idx) {
+            o.remove();
+        }
+        let last = self.items.len() - 1;
+        if idx != last {
+            let hl = self.hasher.hash_one(self.items[last].field());
+            if let Some(e) = self.index.find_mut(hl, |&i| i as usize == last) {
+                *e = idx as u32;
+            }
+        }
+        self.items.swap_remove(idx);
     }
 }
 
@@ -137,13 +175,13 @@ impl Hash {
     pub fn len(&self) -> usize {
         match self {
             Hash::Pack(p) => p.len(),
-            Hash::Table(t) => t.t.len(),
+            Hash::Table(t) => t.items.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
         match self {
             Hash::Pack(p) => p.buf.is_empty(),
-            Hash::Table(t) => t.t.is_empty(),
+            Hash::Table(t) => t.items.is_empty(),
         }
     }
     pub fn encoding(&self) -> &'static str {
@@ -155,16 +193,14 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             Hash::Pack(p) => p.find(field).map(|(v, _, _)| v),
-            Hash::Table(t) => t.t.find(t.hash(field), |p| p.field() == field).map(|p| p.split().1),
+            Hash::Table(t) => t.find(field).map(|i| t.items[i].split().1),
         }
     }
     fn convert_to_table(&mut self) {
         if let Hash::Pack(p) = self {
             let mut t = Table::new();
-            let hasher = t.hasher;
             for (f, v, _, _) in p.pairs() {
-                let h = t.hash(f);
-                t.t.insert_unique(h, Pair::new(f, v), |p| hasher.hash_one(p.field()));
+                t.put(f, v);
             }
             *self = Hash::Table(Box::new(t));
         }
@@ -194,18 +230,7 @@ impl Hash {
             }
         }
         let Hash::Table(t) = self else { unreachable!("converted above") };
-        let h = t.hash(field);
-        let hasher = t.hasher;
-        match t.t.entry(h, |p| p.field() == field, |p| hasher.hash_one(p.field())) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                *o.get_mut() = Pair::new(field, value);
-                false
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(Pair::new(field, value));
-                true
-            }
-        }
+        t.put(field, value)
     }
     /// Sets several fields at once (HSET with many pairs): a packed hash is rebuilt once, at its
     /// exact size, instead of once per field. Returns how many fields were new.
@@ -247,23 +272,34 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(t) => {
-                let h = t.hash(field);
-                t.t.find_entry(h, |p| p.field() == field).map(|o| o.remove()).is_ok()
-            }
+            Hash::Table(t) => match t.find(field) {
+                Some(i) => {
+                    t.remove_at(i);
+                    true
+                }
+                None => false,
+            },
         }
     }
+    /// The pair at position `i` (0 <= i < len) in iteration order (O(1) for hashtables).
+    pub fn pair_at(&self, i: usize) -> (&[u8], &[u8]) {
+        match self {
+            Hash::Pack(p) => p.pairs().nth(i).map(|(f, v, _, _)| (f, v)).unwrap_or_default(),
+            Hash::Table(t) => t.items[i].split(),
+        }
+    }
+
     /// All (field, value) pairs: insertion order for listpack, table order for hashtable.
     pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
         match self {
             Hash::Pack(p) => p.pairs().map(|(f, v, _, _)| (f, v)).collect(),
-            Hash::Table(t) => t.t.iter().map(|p| p.split()).collect(),
+            Hash::Table(t) => t.items.iter().map(|p| p.split()).collect(),
         }
     }
     pub fn heap_size(&self) -> usize {
         match self {
             Hash::Pack(p) => p.buf.len(),
-            Hash::Table(t) => t.t.capacity() * 17 + t.t.iter().map(|p| p.0.len()).sum::<usize>(),
+            Hash::Table(t) => t.items.capacity() * 16 + t.index.capacity() * 5 + t.items.iter().map(|p| p.0.len()).sum::<usize>(),
         }
     }
 }
