@@ -12,6 +12,8 @@ fn info_field(c: &mut crate::harness::Client, section: &str, field: &str) -> Opt
 fn active_expiry_reclaims_untouched_keys() {
     let s = Server::ferrodis(&["--hz", "50"]);
     let mut c = s.client();
+    // Loading must not race the cycle: pause it until every key is in.
+    assert_eq!(c.text(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
     for i in 0..2000 {
         let k = format!("vol:{}", i);
         assert_eq!(c.text(&["SET", &k, "x", "PX", "200"]), "+OK\r\n");
@@ -20,6 +22,7 @@ fn active_expiry_reclaims_untouched_keys() {
         c.text(&["SET", &format!("keep:{}", i), "y"]);
     }
     assert_eq!(c.text(&["DBSIZE"]), ":2100\r\n");
+    assert_eq!(c.text(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), "+OK\r\n");
     // DBSIZE reads counters only: it never triggers lazy expiry, so reaching 100 proves the
     // active cycle reclaimed the keys.
     assert!(wait_until(Duration::from_secs(20), || c.text(&["DBSIZE"]) == ":100\r\n"), "dbsize: {}", c.text(&["DBSIZE"]));

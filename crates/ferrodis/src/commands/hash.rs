@@ -164,34 +164,28 @@ fn hgetall(ctx: &mut Ctx, argv: &[&[u8]]) {
     );
 }
 
-fn hkeys(ctx: &mut Ctx, argv: &[&[u8]]) {
+/// HKEYS and HVALS: one side of every pair.
+fn reply_side(ctx: &mut Ctx, key: &[u8], keys: bool) {
     read_hash(
         ctx,
-        argv[1],
+        key,
         |o| o.array(0),
         |h, o| {
             let pairs = h.pairs();
             o.array(pairs.len());
-            for (f, _) in pairs {
-                o.bulk(f);
+            for (f, v) in pairs {
+                o.bulk(if keys { f } else { v });
             }
         },
     );
 }
 
+fn hkeys(ctx: &mut Ctx, argv: &[&[u8]]) {
+    reply_side(ctx, argv[1], true)
+}
+
 fn hvals(ctx: &mut Ctx, argv: &[&[u8]]) {
-    read_hash(
-        ctx,
-        argv[1],
-        |o| o.array(0),
-        |h, o| {
-            let pairs = h.pairs();
-            o.array(pairs.len());
-            for (_, v) in pairs {
-                o.bulk(v);
-            }
-        },
-    );
+    reply_side(ctx, argv[1], false)
 }
 
 fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -326,25 +320,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) {
 /// HSCAN returns the whole hash in one call (cursor 0), which Redis also does for small hashes;
 /// MATCH filters fields, COUNT is a hint.
 fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse::<u64>().ok()).is_none() {
-        return ctx.out.error("ERR invalid cursor");
-    }
-    let mut pat: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < argv.len() {
-        if eq(argv[i], "match") && i + 1 < argv.len() {
-            pat = Some(argv[i + 1]).filter(|p| *p != b"*");
-        } else if eq(argv[i], "count") && i + 1 < argv.len() {
-            match parse_i64(argv[i + 1]) {
-                None => return ctx.out.error(NOT_INT),
-                Some(c) if c < 1 => return ctx.out.error(SYNTAX),
-                Some(_) => {}
-            }
-        } else {
-            return ctx.out.error(SYNTAX);
-        }
-        i += 2;
-    }
+    let Some(pat) = super::scan_options(ctx, argv) else { return };
     read_hash(
         ctx,
         argv[1],

@@ -166,14 +166,26 @@ fn two_ints(ctx: &mut Ctx, a: &[u8], b: &[u8]) -> Option<(i64, i64)> {
 }
 
 fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let Some((mut start, mut end)) = two_ints(ctx, argv[2], argv[3]) else { return };
+    let Some((start, end)) = two_ints(ctx, argv[2], argv[3]) else { return };
     let (e, out) = ctx.entry(argv[1], true);
     let l = match e.map(|e| &e.value) {
         None => return out.array(0),
         Some(Value::List(l)) => l,
         Some(_) => return out.error(WRONGTYPE),
     };
-    let len = l.len() as i64;
+    let Some((start, end)) = list_range(start, end, l.len()) else {
+        return out.array(0);
+    };
+    out.array(end - start + 1);
+    for v in l.iter().skip(start).take(end - start + 1) {
+        out.bulk(v);
+    }
+}
+
+/// LRANGE/LTRIM's (start, stop) resolved against `len` (negative from the tail, clamped);
+/// None for an empty range.
+fn list_range(mut start: i64, mut end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
     if start < 0 {
         start += len;
     }
@@ -182,13 +194,9 @@ fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     start = start.max(0);
     if start > end || start >= len {
-        return out.array(0);
+        return None;
     }
-    end = end.min(len - 1);
-    out.array((end - start + 1) as usize);
-    for v in l.iter().skip(start as usize).take((end - start + 1) as usize) {
-        out.bulk(v);
-    }
+    Some((start as usize, end.min(len - 1) as usize))
 }
 
 /// A Redis list index (negative from the tail) resolved against `len`.
@@ -278,24 +286,15 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let Some((mut start, mut end)) = two_ints(ctx, argv[2], argv[3]) else { return };
+    let Some((start, end)) = two_ints(ctx, argv[2], argv[3]) else { return };
     let Ok(l) = list_mut(ctx, argv[1], false) else { return };
     let Some(l) = l else {
         ctx.out.ok();
         return;
     };
-    let len = l.len() as i64;
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    if start > end || start >= len {
-        l.clear();
-    } else {
-        l.trim(start as usize, end.min(len - 1) as usize);
+    match list_range(start, end, l.len()) {
+        None => l.clear(),
+        Some((start, end)) => l.trim(start, end),
     }
     ctx.touched();
     drop_if_empty(ctx, argv[1]);

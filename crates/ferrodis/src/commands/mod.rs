@@ -321,6 +321,39 @@ pub fn arg_i64(ctx: &mut Ctx, a: &[u8]) -> Option<i64> {
     v
 }
 
+/// Parses HSCAN/SSCAN's `cursor [MATCH pattern] [COUNT count]` (the cursor at `argv[2]`);
+/// returns the pattern (None for all), or None after replying Redis's error.
+pub fn scan_options<'a>(ctx: &mut Ctx, argv: &[&'a [u8]]) -> Option<Option<&'a [u8]>> {
+    if std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse::<u64>().ok()).is_none() {
+        ctx.out.error("ERR invalid cursor");
+        return None;
+    }
+    let mut pat: Option<&[u8]> = None;
+    let mut i = 3;
+    while i < argv.len() {
+        if eq(argv[i], "match") && i + 1 < argv.len() {
+            pat = Some(argv[i + 1]).filter(|p| *p != b"*");
+        } else if eq(argv[i], "count") && i + 1 < argv.len() {
+            match crate::util::parse_i64(argv[i + 1]) {
+                None => {
+                    ctx.out.error(NOT_INT);
+                    return None;
+                }
+                Some(c) if c < 1 => {
+                    ctx.out.error(SYNTAX);
+                    return None;
+                }
+                Some(_) => {}
+            }
+        } else {
+            ctx.out.error(SYNTAX);
+            return None;
+        }
+        i += 2;
+    }
+    Some(pat)
+}
+
 /// Replies a HELP text: one simple string per line.
 pub fn reply_help(ctx: &mut Ctx, lines: &[&str]) {
     ctx.out.array(lines.len());

@@ -347,25 +347,7 @@ fn sdiffstore(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 /// SSCAN returns the whole set in one call (cursor 0); MATCH filters, COUNT is a hint.
 fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse::<u64>().ok()).is_none() {
-        return ctx.out.error("ERR invalid cursor");
-    }
-    let mut pat: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < argv.len() {
-        if eq(argv[i], "match") && i + 1 < argv.len() {
-            pat = Some(argv[i + 1]).filter(|p| *p != b"*");
-        } else if eq(argv[i], "count") && i + 1 < argv.len() {
-            match parse_i64(argv[i + 1]) {
-                None => return ctx.out.error(NOT_INT),
-                Some(c) if c < 1 => return ctx.out.error(SYNTAX),
-                Some(_) => {}
-            }
-        } else {
-            return ctx.out.error(SYNTAX);
-        }
-        i += 2;
-    }
+    let Some(pat) = super::scan_options(ctx, argv) else { return };
     let members = match set_mut(ctx, argv[1], true) {
         Err(()) => return,
         Ok(None) => Vec::new(),
