@@ -33,15 +33,10 @@ fn limits(ctx: &Ctx) -> Limits {
 
 /// The hash at `key`: Ok(None) when missing, Err after replying WRONGTYPE.
 fn hash_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a mut Hash>, ()> {
-    let (e, out) = ctx.entry(key, read);
-    match e.map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Hash(h)) => Ok(Some(h)),
-        Some(_) => {
-            out.error(WRONGTYPE);
-            Err(())
-        }
-    }
+    ctx.typed(key, read, |v| match v {
+        Value::Hash(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// The hash at `key`, created empty when missing (for writes).
@@ -54,12 +49,6 @@ fn hash_create<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<&'a mut Hash, ()> {
     match hash_mut(ctx, key, false) {
         Ok(Some(h)) => Ok(h),
         _ => Err(()),
-    }
-}
-
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if matches!(ctx.entry(key, false).0.map(|e| &e.value), Some(Value::Hash(h)) if h.is_empty()) {
-        ctx.delete(key);
     }
 }
 
@@ -198,7 +187,7 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) {
     if n > 0 {
         ctx.touched();
     }
-    drop_if_empty(ctx, argv[1]);
+    ctx.delete_if_empty(argv[1]);
     ctx.out.int(n as i64);
 }
 

@@ -29,22 +29,10 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The list at `key`: Ok(None) when missing, Err after replying WRONGTYPE.
 fn list_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a mut List>, ()> {
-    let (e, out) = ctx.entry(key, read);
-    match e.map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::List(l)) => Ok(Some(l)),
-        Some(_) => {
-            out.error(WRONGTYPE);
-            Err(())
-        }
-    }
-}
-
-/// Deletes `key` if its list became empty (Redis never keeps empty collections).
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if matches!(ctx.entry(key, false).0.map(|e| &e.value), Some(Value::List(l)) if l.is_empty()) {
-        ctx.delete(key);
-    }
+    ctx.typed(key, read, |v| match v {
+        Value::List(x) => Some(&mut **x),
+        _ => None,
+    })
 }
 
 fn push_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool, only_existing: bool) {
@@ -139,7 +127,7 @@ fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool) {
     if count != Some(0) {
         ctx.touched();
     }
-    drop_if_empty(ctx, key);
+    ctx.delete_if_empty(key);
 }
 
 fn lpop(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -281,7 +269,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) {
     if n > 0 {
         ctx.touched();
     }
-    drop_if_empty(ctx, argv[1]);
+    ctx.delete_if_empty(argv[1]);
     ctx.out.int(n as i64);
 }
 
@@ -297,7 +285,7 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) {
         Some((start, end)) => l.trim(start, end),
     }
     ctx.touched();
-    drop_if_empty(ctx, argv[1]);
+    ctx.delete_if_empty(argv[1]);
     ctx.out.ok();
 }
 
@@ -418,7 +406,7 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
         return;
     };
     ctx.touched();
-    drop_if_empty(ctx, src);
+    ctx.delete_if_empty(src);
     match list_mut(ctx, dst, false) {
         Ok(Some(d)) => {
             d.push(to_left, &v);
@@ -473,7 +461,7 @@ fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
         let n = count.min(l.len());
         let items: Vec<_> = (0..n).filter_map(|_| l.pop(left)).collect();
         ctx.touched();
-        drop_if_empty(ctx, k);
+        ctx.delete_if_empty(k);
         let n_s = itoa::Buffer::new().format(items.len()).to_owned();
         ctx.propagate(&[if left { b"LPOP" } else { b"RPOP" }, k, n_s.as_bytes()]);
         ctx.out.array(2);

@@ -222,6 +222,34 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The value at `key` projected to one type: Ok(None) when the key is missing, Err after
+    /// replying WRONGTYPE when it holds another type.
+    pub(crate) fn typed<T: ?Sized>(
+        &mut self,
+        key: &[u8],
+        read: bool,
+        project: impl FnOnce(&mut Value) -> Option<&mut T>,
+    ) -> Result<Option<&mut T>, ()> {
+        let (e, out) = self.entry(key, read);
+        match e {
+            None => Ok(None),
+            Some(e) => match project(&mut e.value) {
+                Some(t) => Ok(Some(t)),
+                None => {
+                    out.error(WRONGTYPE);
+                    Err(())
+                }
+            },
+        }
+    }
+
+    /// Deletes `key` if it holds a collection that became empty (Redis never keeps those).
+    pub fn delete_if_empty(&mut self, key: &[u8]) {
+        if self.entry(key, false).0.is_some_and(|e| e.value.is_empty_collection()) {
+            self.delete(key);
+        }
+    }
+
     /// True when the key exists (and is not expired), without counting a hit.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         self.entry(key, false).0.is_some()

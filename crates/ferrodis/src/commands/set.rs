@@ -1,7 +1,7 @@
 //! The set family (Redis's t_set.c).
 
 use super::table::{cmd, flag::*, range, CommandSpec, Keys, ONE_KEY};
-use super::{eq, Ctx, NOT_INT, SYNTAX, WRONGTYPE};
+use super::{eq, Ctx, NOT_INT, SYNTAX};
 use crate::types::{Set, Value};
 use crate::util::parse_i64;
 use std::sync::atomic::Ordering;
@@ -32,21 +32,10 @@ fn max_ints(ctx: &Ctx) -> usize {
 
 /// The set at `key`: Ok(None) when missing, Err after replying WRONGTYPE.
 fn set_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a mut Set>, ()> {
-    let (e, out) = ctx.entry(key, read);
-    match e.map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Set(s)) => Ok(Some(s)),
-        Some(_) => {
-            out.error(WRONGTYPE);
-            Err(())
-        }
-    }
-}
-
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if matches!(ctx.entry(key, false).0.map(|e| &e.value), Some(Value::Set(s)) if s.is_empty()) {
-        ctx.delete(key);
-    }
+    ctx.typed(key, read, |v| match v {
+        Value::Set(x) => Some(&mut **x),
+        _ => None,
+    })
 }
 
 fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -76,7 +65,7 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) {
     if n > 0 {
         ctx.touched();
     }
-    drop_if_empty(ctx, argv[1]);
+    ctx.delete_if_empty(argv[1]);
     ctx.out.int(n as i64);
 }
 
@@ -149,7 +138,7 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) {
     } else {
         ctx.mark_propagated();
     }
-    drop_if_empty(ctx, argv[1]);
+    ctx.delete_if_empty(argv[1]);
     match count {
         None => ctx.out.bulk(&popped[0]),
         Some(_) => reply_members(ctx.out, &popped),
@@ -212,7 +201,7 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) {
     if let Ok(Some(s)) = set_mut(ctx, src, false) {
         s.remove(m);
     }
-    drop_if_empty(ctx, src);
+    ctx.delete_if_empty(src);
     match set_mut(ctx, dst, false) {
         Ok(Some(d)) => {
             d.add(m, max);

@@ -42,6 +42,15 @@ impl Value {
             Value::Set(s) => s.encoding(),
         }
     }
+    /// True for a collection with no elements left (Redis deletes such keys).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        }
+    }
     /// Approximate heap bytes used by the value (for `MEMORY USAGE`).
     pub fn heap_size(&self) -> usize {
         match self {
