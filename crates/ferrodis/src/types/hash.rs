@@ -3,8 +3,7 @@
 //! `hash-max-listpack-entries` fields and no field or value is longer than
 //! `hash-max-listpack-value`; `hashtable` past those limits (never converted back, as in Redis).
 
-use hashbrown::HashTable;
-use std::hash::BuildHasher;
+use super::indexed::{Indexed, Keyed};
 
 /// Thresholds for the compact encoding (from the config).
 #[derive(Clone, Copy, Debug)]
@@ -16,7 +15,7 @@ pub struct Limits {
 #[derive(Clone, Debug)]
 pub enum Hash {
     Pack(Pack),
-    Table(Box<Table>),
+    Table(Box<Indexed<Pair>>),
 }
 
 /// Packed pairs in one exactly-sized allocation: each item is a varint length then its bytes;
@@ -28,7 +27,7 @@ pub struct Pack {
 
 /// A field and its value packed in one allocation: varint field length, field, value.
 #[derive(Clone, Debug)]
-struct Pair(Box<[u8]>);
+pub struct Pair(Box<[u8]>);
 
 impl Pair {
     fn new(field: &[u8], value: &[u8]) -> Pair {
@@ -48,13 +47,10 @@ impl Pair {
     }
 }
 
-/// Pairs in a vector (random access for HRANDFIELD, swap-remove on delete) with a hash table of
-/// their indexes for lookups by field.
-#[derive(Clone, Debug)]
-pub struct Table {
-    items: Vec<Pair>,
-    index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
+impl Keyed for Pair {
+    fn key(&self) -> &[u8] {
+        self.field()
+    }
 }
 
 fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
@@ -121,50 +117,6 @@ impl Pack {
     }
 }
 
-impl Table {
-    fn new() -> Table {
-        Table { items: Vec::new(), index: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
-    }
-    fn find(&self, field: &[u8]) -> Option<usize> {
-        let items = &self.items;
-        self.index.find(self.hasher.hash_one(field), |&i| items[i as usize].field() == field).map(|&i| i as usize)
-    }
-    /// Inserts or replaces; true when the field is new.
-    fn put(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let hasher = self.hasher;
-        let items = &mut self.items;
-        match self.index.entry(
-            hasher.hash_one(field),
-            |&i| items[i as usize].field() == field,
-            |&i| hasher.hash_one(items[i as usize].field()),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(o) => {
-                items[*o.get() as usize] = Pair::new(field, value);
-                false
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(items.len() as u32);
-                items.push(Pair::new(field, value));
-                true
-            }
-        }
-    }
-    fn remove_at(&mut self, idx: usize) {
-        let h = self.hasher.hash_one(self.items[idx].field());
-        if let Ok(o) = self.index.find_entry(h, |&i| i as usize == idx) {
-            o.remove();
-        }
-        let last = self.items.len() - 1;
-        if idx != last {
-            let hl = self.hasher.hash_one(self.items[last].field());
-            if let Some(e) = self.index.find_mut(hl, |&i| i as usize == last) {
-                *e = idx as u32;
-            }
-        }
-        self.items.swap_remove(idx);
-    }
-}
-
 impl Default for Hash {
     fn default() -> Self {
         Hash::Pack(Pack::default())
@@ -175,13 +127,13 @@ impl Hash {
     pub fn len(&self) -> usize {
         match self {
             Hash::Pack(p) => p.len(),
-            Hash::Table(t) => t.items.len(),
+            Hash::Table(t) => t.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
         match self {
             Hash::Pack(p) => p.buf.is_empty(),
-            Hash::Table(t) => t.items.is_empty(),
+            Hash::Table(t) => t.is_empty(),
         }
     }
     pub fn encoding(&self) -> &'static str {
@@ -193,14 +145,14 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             Hash::Pack(p) => p.find(field).map(|(v, _, _)| v),
-            Hash::Table(t) => t.find(field).map(|i| t.items[i].split().1),
+            Hash::Table(t) => t.find(field).map(|i| t.items()[i].split().1),
         }
     }
     fn convert_to_table(&mut self) {
         if let Hash::Pack(p) = self {
-            let mut t = Table::new();
+            let mut t = Indexed::default();
             for (f, v, _, _) in p.pairs() {
-                t.put(f, v);
+                t.upsert(f, true, || Pair::new(f, v));
             }
             *self = Hash::Table(Box::new(t));
         }
@@ -230,7 +182,7 @@ impl Hash {
             }
         }
         let Hash::Table(t) = self else { unreachable!("converted above") };
-        t.put(field, value)
+        t.upsert(field, true, || Pair::new(field, value))
     }
     /// Sets several fields at once (HSET with many pairs): a packed hash is rebuilt once, at its
     /// exact size, instead of once per field. Returns how many fields were new.
@@ -285,7 +237,7 @@ impl Hash {
     pub fn pair_at(&self, i: usize) -> (&[u8], &[u8]) {
         match self {
             Hash::Pack(p) => p.pairs().nth(i).map(|(f, v, _, _)| (f, v)).unwrap_or_default(),
-            Hash::Table(t) => t.items[i].split(),
+            Hash::Table(t) => t.items()[i].split(),
         }
     }
 
@@ -293,13 +245,13 @@ impl Hash {
     pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
         match self {
             Hash::Pack(p) => p.pairs().map(|(f, v, _, _)| (f, v)).collect(),
-            Hash::Table(t) => t.items.iter().map(|p| p.split()).collect(),
+            Hash::Table(t) => t.items().iter().map(|p| p.split()).collect(),
         }
     }
     pub fn heap_size(&self) -> usize {
         match self {
             Hash::Pack(p) => p.buf.len(),
-            Hash::Table(t) => t.items.capacity() * 16 + t.index.capacity() * 5 + t.items.iter().map(|p| p.0.len()).sum::<usize>(),
+            Hash::Table(t) => t.overhead_bytes() + t.items().iter().map(|p| p.0.len()).sum::<usize>(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod hash;
+pub mod indexed;
 pub mod list;
 pub mod set;
 pub mod string;

@@ -2,67 +2,19 @@
 //! member is an integer in canonical form and there are at most `set-max-intset-entries`) and
 //! `hashtable` (past that; never converted back).
 
+use super::indexed::{Indexed, Keyed};
 use super::SmallBytes;
 use crate::util::parse_i64;
-use hashbrown::HashTable;
-use std::hash::BuildHasher;
 
 #[derive(Clone, Debug)]
 pub enum Set {
     Ints(Vec<i64>),
-    Table(Box<Table>),
+    Table(Box<Indexed<SmallBytes>>),
 }
 
-/// Members in a vector (so a random member is O(1) and removal is a swap-remove) with a hash
-/// table of their indexes for lookups.
-#[derive(Clone, Debug)]
-pub struct Table {
-    items: Vec<SmallBytes>,
-    index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl Table {
-    fn new() -> Table {
-        Table { items: Vec::new(), index: HashTable::new(), hasher: foldhash::fast::RandomState::default() }
-    }
-    fn find(&self, m: &[u8]) -> Option<usize> {
-        let items = &self.items;
-        self.index.find(self.hasher.hash_one(m), |&i| items[i as usize].as_slice() == m).map(|&i| i as usize)
-    }
-    fn contains(&self, m: &[u8]) -> bool {
-        self.find(m).is_some()
-    }
-    fn insert(&mut self, m: &[u8]) -> bool {
-        let hasher = self.hasher;
-        let items = &mut self.items;
-        match self.index.entry(
-            hasher.hash_one(m),
-            |&i| items[i as usize].as_slice() == m,
-            |&i| hasher.hash_one(items[i as usize].as_slice()),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(items.len() as u32);
-                items.push(SmallBytes::new(m));
-                true
-            }
-        }
-    }
-    fn remove_at(&mut self, idx: usize) -> SmallBytes {
-        let h = self.hasher.hash_one(self.items[idx].as_slice());
-        if let Ok(o) = self.index.find_entry(h, |&i| i as usize == idx) {
-            o.remove();
-        }
-        let last = self.items.len() - 1;
-        if idx != last {
-            // The last member moves into the hole: point its index entry there.
-            let hl = self.hasher.hash_one(self.items[last].as_slice());
-            if let Some(e) = self.index.find_mut(hl, |&i| i as usize == last) {
-                *e = idx as u32;
-            }
-        }
-        self.items.swap_remove(idx)
+impl Keyed for SmallBytes {
+    fn key(&self) -> &[u8] {
+        self.as_slice()
     }
 }
 
@@ -76,7 +28,7 @@ impl Set {
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(v) => v.len(),
-            Set::Table(t) => t.items.len(),
+            Set::Table(t) => t.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -91,14 +43,15 @@ impl Set {
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             Set::Ints(v) => parse_i64(m).is_some_and(|n| v.binary_search(&n).is_ok()),
-            Set::Table(t) => t.contains(m),
+            Set::Table(t) => t.find(m).is_some(),
         }
     }
     fn convert_to_table(&mut self) {
         if let Set::Ints(v) = self {
-            let mut t = Table::new();
+            let mut t = Indexed::default();
             for n in v.iter() {
-                t.insert(itoa::Buffer::new().format(*n).as_bytes());
+                let m = itoa::Buffer::new().format(*n).as_bytes().to_vec();
+                t.upsert(&m, false, || SmallBytes::new(&m));
             }
             *self = Set::Table(Box::new(t));
         }
@@ -121,7 +74,7 @@ impl Set {
             }
         }
         let Set::Table(t) = self else { unreachable!("converted above") };
-        t.insert(m)
+        t.upsert(m, false, || SmallBytes::new(m))
     }
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
@@ -145,7 +98,7 @@ impl Set {
     pub fn member_at(&self, i: usize) -> Vec<u8> {
         match self {
             Set::Ints(v) => itoa::Buffer::new().format(v[i]).as_bytes().to_vec(),
-            Set::Table(t) => t.items[i].to_vec(),
+            Set::Table(t) => t.items()[i].to_vec(),
         }
     }
     /// Removes and returns the member at position `i`.
@@ -160,13 +113,13 @@ impl Set {
     pub fn members(&self) -> Vec<Vec<u8>> {
         match self {
             Set::Ints(v) => v.iter().map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec()).collect(),
-            Set::Table(t) => t.items.iter().map(|e| e.to_vec()).collect(),
+            Set::Table(t) => t.items().iter().map(|e| e.to_vec()).collect(),
         }
     }
     pub fn heap_size(&self) -> usize {
         match self {
             Set::Ints(v) => v.capacity() * 8,
-            Set::Table(t) => t.items.capacity() * 24 + t.index.capacity() * 5 + t.items.iter().map(|e| e.heap_size()).sum::<usize>(),
+            Set::Table(t) => t.overhead_bytes() + t.items().iter().map(|e| e.heap_size()).sum::<usize>(),
         }
     }
 }
