@@ -53,7 +53,12 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
             if s.contains(['x', 'X']) {
                 return None;
             }
-            s.parse().ok()?
+            let v: f64 = s.parse().ok()?;
+            if v.is_infinite() {
+                // strtod's ERANGE: Redis rejects overflowing literals.
+                return None;
+            }
+            v
         }
     };
     if v.is_nan() {

@@ -3,7 +3,8 @@
 //! datasets must end equal (`DEBUG DIGEST`, which ferrodis computes with Redis's algorithm).
 //!
 //! Corpus lines are redis-cli style. Markers: `@sort` compares an array's elements as a
-//! multiset, `@scan` compares SCAN's cursor and its keys as a set, `@skip` runs without comparing.
+//! multiset, `@scan` compares SCAN's cursor and its keys as a set,
+//! `@scanpairs` compares HSCAN/ZSCAN's cursor and its (field, value) pairs as a set, `@skip` runs without comparing.
 
 use crate::harness::{elements, Client, Server};
 use proptest::prelude::*;
@@ -24,6 +25,12 @@ fn normalize(marker: &str, reply: Vec<u8>) -> Vec<u8> {
             let mut keys = elements(&top[1]);
             keys.sort();
             [top[0].clone(), keys.concat()].concat()
+        }
+        "@scanpairs" => {
+            let top = elements(&reply);
+            let mut pairs: Vec<Vec<u8>> = elements(&top[1]).chunks(2).map(|c| c.concat()).collect();
+            pairs.sort();
+            [top[0].clone(), pairs.concat()].concat()
         }
         _ => reply,
     }
@@ -92,6 +99,9 @@ const CORPORA: &[(&str, &str)] = &[
     ("lists", include_str!("corpus/lists.txt")),
     ("hashes", include_str!("corpus/hashes.txt")),
     ("sets", include_str!("corpus/sets.txt")),
+    ("zsets", include_str!("corpus/zsets.txt")),
+    // The same sequence with every sorted set in its full (skiplist) form from the start.
+    ("zsets-skiplist", concat!("CONFIG SET zset-max-listpack-entries 0\n", include_str!("corpus/zsets.txt"))),
     ("server", include_str!("corpus/server.txt")),
 ];
 
@@ -246,6 +256,63 @@ fn arb_command() -> impl Strategy<Value = Vec<String>> {
     .prop_union(arb_list_command().boxed())
     .or(arb_hash_command().boxed())
     .or(arb_set_command().boxed())
+    .or(arb_zset_command().boxed())
+}
+
+/// Random sorted set commands over the same keys: scores collide often, so member order breaks
+/// ties; the runs lower zset-max-listpack-entries so both encodings are exercised.
+fn arb_zset_command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop::sample::select(vec!["a", "b", "c", "{a}x"]);
+    let m = prop::sample::select(vec!["m", "n", "o", "p", "q", ""]);
+    let sc = prop::sample::select(vec!["0", "1", "-1", "2.5", "-inf", "+inf", "1e3", "x"]);
+    let bound = prop::sample::select(vec!["-inf", "+inf", "0", "(0", "1", "(2.5", "3"]);
+    let lex = prop::sample::select(vec!["-", "+", "[m", "(n", "[p", "(q"]);
+    let num = prop::sample::select(vec!["0", "1", "-1", "2", "-3", "10"]);
+    let flags = prop::sample::select(vec!["", "NX", "XX", "GT", "LT", "CH", "INCR", "GT CH", "XX INCR"]);
+    let s = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<String>>();
+    prop_oneof![
+        (key.clone(), flags, sc.clone(), m.clone()).prop_map(move |(k, f, a, x)| {
+            let mut v = vec!["ZADD".to_string(), k.into()];
+            v.extend(f.split_whitespace().map(String::from));
+            v.extend([a.to_string(), x.to_string()]);
+            v
+        }),
+        (key.clone(), sc.clone(), m.clone(), sc.clone(), m.clone()).prop_map(move |(k, a, x, b, y)| s(vec!["ZADD", k, a, x, b, y])),
+        (key.clone(), sc.clone(), m.clone()).prop_map(move |(k, a, x)| s(vec!["ZINCRBY", k, a, x])),
+        (key.clone(), m.clone(), m.clone()).prop_map(move |(k, a, b)| s(vec!["ZREM", k, a, b])),
+        (key.clone(), m.clone()).prop_map(move |(k, a)| s(vec!["ZSCORE", k, a])),
+        (key.clone(), m.clone()).prop_map(move |(k, a)| s(vec!["ZRANK", k, a])),
+        (key.clone(), m.clone()).prop_map(move |(k, a)| s(vec!["ZREVRANK", k, a])),
+        key.clone().prop_map(move |k| s(vec!["ZCARD", k])),
+        (key.clone(), num.clone(), num.clone()).prop_map(move |(k, a, b)| s(vec!["ZRANGE", k, a, b, "WITHSCORES"])),
+        (key.clone(), num.clone(), num.clone()).prop_map(move |(k, a, b)| s(vec!["ZRANGE", k, a, b, "REV"])),
+        (key.clone(), bound.clone(), bound.clone(), num.clone())
+            .prop_map(move |(k, a, b, n)| s(vec!["ZRANGE", k, a, b, "BYSCORE", "LIMIT", "1", n])),
+        (key.clone(), bound.clone(), bound.clone()).prop_map(move |(k, a, b)| s(vec!["ZREVRANGEBYSCORE", k, a, b, "WITHSCORES"])),
+        (key.clone(), bound.clone(), bound.clone()).prop_map(move |(k, a, b)| s(vec!["ZCOUNT", k, a, b])),
+        // Lex ranges are only defined when all scores are equal: they get a key of their own.
+        m.clone().prop_map(move |a| s(vec!["ZADD", "lex", "0", a])),
+        (lex.clone(), lex.clone()).prop_map(move |(a, b)| s(vec!["ZRANGEBYLEX", "lex", a, b])),
+        (lex.clone(), lex.clone()).prop_map(move |(a, b)| s(vec!["ZREVRANGEBYLEX", "lex", a, b, "LIMIT", "1", "2"])),
+        (lex.clone(), lex.clone()).prop_map(move |(a, b)| s(vec!["ZLEXCOUNT", "lex", a, b])),
+        (lex.clone(), lex.clone()).prop_map(move |(a, b)| s(vec!["ZREMRANGEBYLEX", "lex", a, b])),
+        (key.clone(), num.clone(), num.clone()).prop_map(move |(k, a, b)| s(vec!["ZREMRANGEBYRANK", k, a, b])),
+        (key.clone(), bound.clone(), bound.clone()).prop_map(move |(k, a, b)| s(vec!["ZREMRANGEBYSCORE", k, a, b])),
+        (prop::sample::select(vec!["ZPOPMIN", "ZPOPMAX"]), key.clone(), prop::sample::select(vec!["0", "1", "3"]))
+            .prop_map(move |(c, k, n)| s(vec![c, k, n])),
+        (key.clone(), key.clone(), prop::sample::select(vec!["MIN", "MAX"]))
+            .prop_map(move |(a, b, w)| s(vec!["ZMPOP", "2", a, b, w, "COUNT", "2"])),
+        (prop::sample::select(vec!["ZUNION", "ZINTER", "ZDIFF"]), key.clone(), key.clone()).prop_map(move |(c, a, b)| s(vec![
+            c,
+            "2",
+            a,
+            b,
+            "WITHSCORES"
+        ])),
+        (prop::sample::select(vec!["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), key.clone(), key.clone(), key.clone())
+            .prop_map(move |(c, d, a, b)| s(vec![c, d, "2", a, b])),
+        (key.clone(), key.clone(), bound.clone()).prop_map(move |(d, a, b)| s(vec!["ZRANGESTORE", d, a, b, "+inf", "BYSCORE"])),
+    ]
 }
 
 /// Random set commands over the same keys. Members are integers, so sets stay intsets and every
@@ -347,6 +414,8 @@ proptest! {
             let p = g.get_or_insert_with(Pair::new);
             p.both(&[b"FLUSHALL"]);
             p.both(&[b"SELECT", b"0"]);
+            // Small enough that sorted sets convert to their full form mid-sequence.
+            p.both(&[b"CONFIG", b"SET", b"zset-max-listpack-entries", b"3"]);
             let proto: &[u8] = if resp3 { b"3" } else { b"2" };
             p.both(&[b"HELLO", proto]);
             for c in &cmds {

@@ -184,10 +184,7 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     };
     let n = argv[2..].iter().filter(|f| h.remove(f)).count();
-    if n > 0 {
-        ctx.touched();
-    }
-    ctx.delete_if_empty(argv[1]);
+    ctx.removed(argv[1], n);
     ctx.out.int(n as i64);
 }
 

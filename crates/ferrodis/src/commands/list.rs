@@ -266,10 +266,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     };
     let n = l.remove_matching(argv[3], count.unsigned_abs() as usize, count < 0);
-    if n > 0 {
-        ctx.touched();
-    }
-    ctx.delete_if_empty(argv[1]);
+    ctx.removed(argv[1], n);
     ctx.out.int(n as i64);
 }
 
@@ -434,27 +431,7 @@ fn rpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let numkeys = match parse_i64(argv[1]) {
-        Some(n) if n > 0 => n as usize,
-        _ => return ctx.out.error("ERR numkeys should be greater than 0"),
-    };
-    if numkeys > argv.len().saturating_sub(3) {
-        return ctx.out.error(SYNTAX);
-    }
-    let keys = &argv[2..2 + numkeys];
-    let rest = &argv[2 + numkeys..];
-    let Some(left) = side(rest[0]) else {
-        return ctx.out.error(SYNTAX);
-    };
-    let mut count = 1usize;
-    match rest.len() {
-        1 => {}
-        3 if eq(rest[1], "count") => match parse_i64(rest[2]) {
-            Some(n) if n > 0 => count = n as usize,
-            _ => return ctx.out.error("ERR count should be greater than 0"),
-        },
-        _ => return ctx.out.error(SYNTAX),
-    }
+    let Some((keys, left, count)) = super::mpop_args(ctx, argv, 1, side) else { return };
     for k in keys {
         let Ok(l) = list_mut(ctx, k, false) else { return };
         let Some(l) = l else { continue };

@@ -16,6 +16,7 @@ pub mod list;
 pub mod server;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,7 @@ pub fn build_table() -> CommandTable {
     t.register(list::COMMANDS);
     t.register(hash::COMMANDS);
     t.register(set::COMMANDS);
+    t.register(zset::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);
@@ -250,6 +252,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// After removing `n` elements from the collection at `key`: counts a change when `n > 0`
+    /// and deletes the key if it became empty.
+    pub fn removed(&mut self, key: &[u8], n: usize) {
+        if n > 0 {
+            self.touched();
+            self.delete_if_empty(key);
+        }
+    }
+
     /// True when the key exists (and is not expired), without counting a hit.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         self.entry(key, false).0.is_some()
@@ -394,4 +405,47 @@ pub fn reply_help(ctx: &mut Ctx, lines: &[&str]) {
 #[inline]
 pub fn eq(a: &[u8], kw: &str) -> bool {
     a.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+/// Parses LMPOP/ZMPOP-style `numkeys key [key ...] <where> [COUNT count]` with numkeys at
+/// `argv[nk]`; `side` reads the where-token. Replies Redis's error and returns None when bad.
+pub fn mpop_args<'a, 'b>(
+    ctx: &mut Ctx,
+    argv: &'b [&'a [u8]],
+    nk: usize,
+    side: fn(&[u8]) -> Option<bool>,
+) -> Option<(&'b [&'a [u8]], bool, usize)> {
+    let numkeys = match crate::util::parse_i64(argv[nk]) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            ctx.out.error("ERR numkeys should be greater than 0");
+            return None;
+        }
+    };
+    if numkeys > argv.len().saturating_sub(nk + 2) {
+        ctx.out.error(SYNTAX);
+        return None;
+    }
+    let keys = &argv[nk + 1..nk + 1 + numkeys];
+    let rest = &argv[nk + 1 + numkeys..];
+    let Some(which) = side(rest[0]) else {
+        ctx.out.error(SYNTAX);
+        return None;
+    };
+    let mut count = 1usize;
+    match rest.len() {
+        1 => {}
+        3 if eq(rest[1], "count") => match crate::util::parse_i64(rest[2]) {
+            Some(n) if n > 0 => count = n as usize,
+            _ => {
+                ctx.out.error("ERR count should be greater than 0");
+                return None;
+            }
+        },
+        _ => {
+            ctx.out.error(SYNTAX);
+            return None;
+        }
+    }
+    Some((keys, which, count))
 }

@@ -401,7 +401,7 @@ fn reply_command_info(ctx: &mut Ctx, id: usize) {
     let full = ctx.table.full_name(id).to_string();
     let mut flags: Vec<&str> = flag::NAMES.iter().filter(|(f, _)| spec.flags & f != 0).map(|(_, n)| *n).collect();
     // Redis derives "movablekeys" for commands whose key positions depend on their arguments.
-    if matches!(spec.keys, Keys::NumKeys { .. }) {
+    if matches!(spec.keys, Keys::NumKeys { .. } | Keys::Custom { .. }) {
         flags.push("movablekeys");
     }
     let acl: Vec<&str> = spec.acl.split_whitespace().collect();
@@ -424,7 +424,7 @@ fn reply_command_info(ctx: &mut Ctx, id: usize) {
                       // Key specs: one range spec when the command has keys.
     match spec.keys {
         Keys::None => ctx.out.array(0),
-        Keys::Range { first, last, step } => {
+        Keys::Range { first, last, step } | Keys::Custom { first, last, step, .. } => {
             ctx.out.array(1);
             key_spec(
                 ctx,
@@ -826,6 +826,7 @@ fn type_code(v: &Value) -> u32 {
         Value::List(_) => 1,
         Value::Hash(_) => 4,
         Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
     }
 }
 
@@ -843,6 +844,15 @@ fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
             for m in s.members() {
                 xor_digest(d, &m);
             }
+        }
+        Value::ZSet(z) => {
+            z.walk(0, z.len(), false, |m, s| {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, m);
+                mix_digest(&mut e, crate::util::fmt_g17(s).as_bytes());
+                xor_digest(d, &e);
+                true
+            });
         }
         Value::Hash(h) => {
             for (f, v) in h.pairs() {

@@ -62,10 +62,7 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) {
         Ok(None) => 0,
         Ok(Some(s)) => argv[2..].iter().filter(|m| s.remove(m)).count(),
     };
-    if n > 0 {
-        ctx.touched();
-    }
-    ctx.delete_if_empty(argv[1]);
+    ctx.removed(argv[1], n);
     ctx.out.int(n as i64);
 }
 

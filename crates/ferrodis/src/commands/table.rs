@@ -65,7 +65,26 @@ pub enum Keys {
         first: i32,
         step: i32,
     },
+    /// Keys found by a function of the arguments (ZUNIONSTORE's destination and inputs, SORT's
+    /// STORE, GEORADIUS's STORE); COMMAND INFO shows the legacy triple and "movablekeys".
+    Custom {
+        first: i32,
+        last: i32,
+        step: i32,
+        find: fn(&[&[u8]], &mut smallvec::SmallVec<[usize; 8]>),
+    },
 }
+
+/// ZUNIONSTORE-style keys: the destination at 1, numkeys at 2, the inputs after it.
+pub const STORE_NUMKEYS: Keys = Keys::Custom {
+    first: 1,
+    last: 1,
+    step: 1,
+    find: |argv, out| {
+        out.push(1);
+        Keys::NumKeys { numkeys: 2, first: 3, step: 1 }.find(argv, out)
+    },
+};
 
 pub type Handler = fn(&mut Ctx, &[&[u8]]);
 
@@ -117,8 +136,23 @@ impl CommandSpec {
     }
     /// Indices of the key arguments of this invocation (may be empty).
     pub fn key_indices(&self, argv: &[&[u8]], out: &mut smallvec::SmallVec<[usize; 8]>) {
-        let argc = argv.len() as i32;
+        self.keys.find(argv, out)
+    }
+    /// (first, last, step) for COMMAND INFO's legacy triple.
+    pub fn legacy_range(&self) -> (i64, i64, i64) {
         match self.keys {
+            Keys::None => (0, 0, 0),
+            Keys::Range { first, last, step } | Keys::Custom { first, last, step, .. } => (first as i64, last as i64, step as i64),
+            Keys::NumKeys { .. } => (0, 0, 0),
+        }
+    }
+}
+
+impl Keys {
+    /// Indices of the key arguments of an invocation.
+    pub fn find(&self, argv: &[&[u8]], out: &mut smallvec::SmallVec<[usize; 8]>) {
+        let argc = argv.len() as i32;
+        match *self {
             Keys::None => {}
             Keys::Range { first, last, step } => {
                 let last = if last < 0 { argc + last } else { last };
@@ -141,14 +175,7 @@ impl CommandSpec {
                     i += step;
                 }
             }
-        }
-    }
-    /// (first, last, step) for COMMAND INFO's legacy triple.
-    pub fn legacy_range(&self) -> (i64, i64, i64) {
-        match self.keys {
-            Keys::None => (0, 0, 0),
-            Keys::Range { first, last, step } => (first as i64, last as i64, step as i64),
-            Keys::NumKeys { .. } => (0, 0, 0),
+            Keys::Custom { find, .. } => find(argv, out),
         }
     }
 }

@@ -71,6 +71,7 @@ fn canonical(v: &crate::types::Value) -> Vec<u8> {
             m.sort();
             m
         }
+        Value::ZSet(z) => z.entries().into_iter().map(|(m, s)| [m, b"=".to_vec(), s.to_bits().to_be_bytes().to_vec()].concat()).collect(),
     };
     parts.insert(0, v.encoding().as_bytes().to_vec());
     parts.join(&b'|')

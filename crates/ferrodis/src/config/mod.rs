@@ -198,6 +198,8 @@ pub struct Hot {
     pub hash_max_entries: AtomicUsize,
     pub hash_max_value: AtomicUsize,
     pub set_max_intset: AtomicUsize,
+    pub zset_max_entries: AtomicUsize,
+    pub zset_max_value: AtomicUsize,
 }
 
 pub struct Config {
@@ -530,6 +532,8 @@ impl Config {
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
             "hash-max-listpack-entries" => h.hash_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "hash-max-listpack-value" => h.hash_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "zset-max-listpack-entries" => h.zset_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "zset-max-listpack-value" => h.zset_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
             "set-max-intset-entries" => h.set_max_intset.store(int(name).max(0) as usize, Ordering::Relaxed),
             "lfu-log-factor" => h.lfu_log_factor.store(int(name), Ordering::Relaxed),
             "lfu-decay-time" => h.lfu_decay_time.store(int(name), Ordering::Relaxed),

@@ -4,6 +4,7 @@
 //! `hash-max-listpack-value`; `hashtable` past those limits (never converted back, as in Redis).
 
 use super::indexed::{Indexed, Keyed};
+use super::{get_varint, put_varint, splice};
 
 /// Thresholds for the compact encoding (from the config).
 #[derive(Clone, Copy, Debug)]
@@ -53,27 +54,6 @@ impl Keyed for Pair {
     }
 }
 
-fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        buf.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    buf.push(n as u8);
-}
-
-fn get_varint(buf: &[u8], pos: &mut usize) -> usize {
-    let (mut n, mut shift) = (0usize, 0);
-    loop {
-        let b = buf[*pos];
-        *pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
-}
-
 impl Pack {
     /// Iterates (field, value, start offset of the pair, end offset).
     fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8], usize, usize)> {
@@ -101,11 +81,7 @@ impl Pack {
     }
     /// Replaces bytes `s..e` of the buffer with `with` (one exact reallocation).
     fn splice(&mut self, s: usize, e: usize, with: &[u8]) {
-        let mut v = Vec::with_capacity(self.buf.len() - (e - s) + with.len());
-        v.extend_from_slice(&self.buf[..s]);
-        v.extend_from_slice(with);
-        v.extend_from_slice(&self.buf[e..]);
-        self.buf = v.into_boxed_slice();
+        splice(&mut self.buf, s, e, with)
     }
     fn encode_pair(field: &[u8], value: &[u8]) -> Vec<u8> {
         let mut p = Vec::with_capacity(field.len() + value.len() + 4);

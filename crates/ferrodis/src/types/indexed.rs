@@ -33,6 +33,10 @@ impl<T: Keyed> Indexed<T> {
     pub fn items(&self) -> &[T] {
         &self.items
     }
+    /// The item at `i`, mutably; the caller must not change its key.
+    pub fn item_mut(&mut self, i: usize) -> &mut T {
+        &mut self.items[i]
+    }
     pub fn find(&self, key: &[u8]) -> Option<usize> {
         let items = &self.items;
         self.index.find(self.hasher.hash_one(key), |&i| items[i as usize].key() == key).map(|&i| i as usize)

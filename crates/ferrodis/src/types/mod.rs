@@ -6,14 +6,49 @@ pub mod bytes;
 pub mod hash;
 pub mod indexed;
 pub mod list;
+pub mod ordertree;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 pub use self::bytes::SmallBytes;
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
 pub use string::StrValue;
+pub use zset::ZSet;
+
+/// Appends a LEB128 varint (the packed encodings' length prefix).
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// Reads a varint at `*pos`, advancing it.
+pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> usize {
+    let (mut n, mut shift) = (0usize, 0);
+    loop {
+        let b = buf[*pos];
+        *pos += 1;
+        n |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            return n;
+        }
+        shift += 7;
+    }
+}
+
+/// Replaces bytes `s..e` of an exactly-sized buffer with `with` (one exact reallocation).
+pub(crate) fn splice(buf: &mut Box<[u8]>, s: usize, e: usize, with: &[u8]) {
+    let mut v = Vec::with_capacity(buf.len() - (e - s) + with.len());
+    v.extend_from_slice(&buf[..s]);
+    v.extend_from_slice(with);
+    v.extend_from_slice(&buf[e..]);
+    *buf = v.into_boxed_slice();
+}
 
 /// A stored value; the other Redis types join as variants.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +57,7 @@ pub enum Value {
     List(Box<List>),
     Hash(Hash),
     Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -32,6 +68,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
     /// The name `OBJECT ENCODING` reports.
@@ -41,6 +78,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
     /// True for a collection with no elements left (Redis deletes such keys).
@@ -50,6 +88,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
     /// Approximate heap bytes used by the value (for `MEMORY USAGE`).
@@ -59,6 +98,7 @@ impl Value {
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => s.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
         }
     }
 }
