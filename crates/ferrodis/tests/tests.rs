@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod blocking;
 mod config;
 mod differential;
 mod expiry;

@@ -29,6 +29,7 @@ static CLIENT: &[CommandSpec] = &[
     cmd("getname", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_getname),
     cmd("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_kill),
     cmd("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_pause),
+    cmd("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_unblock),
     cmd("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_unpause),
     cmd("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_reply),
     cmd("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_no_evict),
@@ -280,6 +281,18 @@ fn client_setinfo(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
 }
 
+fn client_unblock(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(id) = super::arg_i64(ctx, argv[2]) else { return };
+    let error = match argv.get(3) {
+        None => false,
+        Some(a) if argv.len() == 4 && eq(a, "timeout") => false,
+        Some(a) if argv.len() == 4 && eq(a, "error") => true,
+        Some(_) => return ctx.out.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let done = super::blocking::unblock_client(ctx.st, id as u64, error);
+    ctx.out.int(done as i64);
+}
+
 fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
     let clients = ctx.st.clients.all();
     if argv.len() == 3 {
@@ -440,6 +453,8 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
         "    Suspend clients for <timeout> milliseconds.",
         "UNPAUSE",
         "    Stop the current client pause, resuming traffic.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
         "REPLY (ON|OFF|SKIP)",
         "    Control the replies sent to the current connection.",
         "NO-EVICT (ON|OFF)",

@@ -199,7 +199,12 @@ fn execute_inner(
         }
         st.dirty.fetch_add(dirty, Ordering::Relaxed);
     }
+    let ready = std::mem::take(&mut ctx.ready);
     drop(ctx);
+    // Keys this command made ready: serve blocked clients now, before anything else runs here.
+    if !ready.is_empty() {
+        super::blocking::serve_ready(st, table, ts, ready);
+    }
     // MONITOR sees the command after it ran (so SELECT shows its new database), as in Redis.
     if st.monitor_count.load(Ordering::Relaxed) > 0 && spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
         st.feed_monitors(conn.db, &conn.info.addr, argv);

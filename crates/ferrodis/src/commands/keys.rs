@@ -458,6 +458,12 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) {
     for g in guards.iter_mut() {
         g.swap_dbs(a as usize, b as usize);
     }
+    // Clients blocked in either database may find their keys there now.
+    if ctx.st.blocking.any() {
+        for db in [a as usize, b as usize] {
+            ctx.ready.extend(ctx.st.blocking.keys_in_db(db).into_iter().map(|k| (db, k)));
+        }
+    }
     ctx.propagate(argv);
     drop(guards);
     ctx.touched();

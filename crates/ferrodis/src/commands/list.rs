@@ -1,7 +1,9 @@
-//! The list family (Redis's t_list.c), without the blocking commands yet.
+//! The list family (Redis's t_list.c), blocking commands included.
 
-use super::table::{cmd, flag::*, CommandSpec, Keys, ONE_KEY};
+use super::blocking::timeout_arg;
+use super::table::{blocking_cmd, cmd, flag::*, range, CommandSpec, Keys, ONE_KEY};
 use super::{eq, Ctx, NOT_INT, SYNTAX, WRONGTYPE};
+use crate::state::blocking::{BlockOp, Waiter};
 use crate::types::{List, Value};
 use crate::util::parse_i64;
 
@@ -25,6 +27,27 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("lmove", 5, WRITE | DENYOOM, "@write @list @slow", TWO_KEYS, lmove),
     cmd("rpoplpush", 3, WRITE | DENYOOM, "@write @list @slow", TWO_KEYS, rpoplpush),
     cmd("lmpop", -4, WRITE, "@write @list @slow", Keys::NumKeys { numkeys: 1, first: 2, step: 1 }, lmpop),
+    blocking_cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", range(1, -2, 1), blpop, serve_blocked),
+    blocking_cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", range(1, -2, 1), brpop, serve_blocked),
+    blocking_cmd(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        "@write @list @slow @blocking",
+        TWO_KEYS,
+        brpoplpush,
+        serve_blocked,
+    ),
+    blocking_cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, "@write @list @slow @blocking", TWO_KEYS, blmove, serve_blocked),
+    blocking_cmd(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING,
+        "@write @list @slow @blocking",
+        Keys::NumKeys { numkeys: 2, first: 3, step: 1 },
+        blmpop,
+        serve_blocked,
+    ),
 ];
 
 /// The list at `key`: Ok(None) when missing, Err after replying WRONGTYPE.
@@ -415,6 +438,8 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
             ctx.store(dst, Value::List(Box::new(l)), 0);
         }
     }
+    let end = |left: bool| if left { &b"LEFT"[..] } else { &b"RIGHT"[..] };
+    ctx.propagate(&[b"LMOVE", src, dst, end(from_left), end(to_left)]);
     ctx.out.bulk(&v);
 }
 
@@ -432,9 +457,16 @@ fn rpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Some((keys, left, count)) = super::mpop_args(ctx, argv, 1, side) else { return };
+    if let Ok(false) = mpop_from(ctx, keys, left, count) {
+        ctx.out.null_array();
+    }
+}
+
+/// Pops up to `count` elements from the first non-empty list of `keys` and replies
+/// [key, [elements]]; Ok(false) when every key is missing (nothing replied), Err after WRONGTYPE.
+fn mpop_from(ctx: &mut Ctx, keys: &[&[u8]], left: bool, count: usize) -> Result<bool, ()> {
     for k in keys {
-        let Ok(l) = list_mut(ctx, k, false) else { return };
-        let Some(l) = l else { continue };
+        let Some(l) = list_mut(ctx, k, false)? else { continue };
         let n = count.min(l.len());
         let items: Vec<_> = (0..n).filter_map(|_| l.pop(left)).collect();
         ctx.touched();
@@ -447,7 +479,85 @@ fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
         for v in &items {
             ctx.out.bulk(v);
         }
-        return;
+        return Ok(true);
     }
-    ctx.out.null_array();
+    Ok(false)
+}
+
+// ---------------------------------------------------------------- blocking commands
+
+/// Pops one element from `key` (a non-empty list) and replies [key, element].
+fn pop_keyed(ctx: &mut Ctx, key: &[u8], left: bool) {
+    let Ok(Some(l)) = list_mut(ctx, key, false) else { return };
+    let Some(v) = l.pop(left) else { return };
+    ctx.touched();
+    ctx.delete_if_empty(key);
+    ctx.propagate(&[if left { b"LPOP" } else { b"RPOP" }, key]);
+    ctx.out.array(2);
+    ctx.out.bulk(key);
+    ctx.out.bulk(&v);
+}
+
+fn bpop_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool) {
+    let Some(timeout) = timeout_arg(ctx, argv[argv.len() - 1]) else { return };
+    let keys = &argv[1..argv.len() - 1];
+    for k in keys {
+        match list_mut(ctx, k, false) {
+            Err(()) => return,
+            Ok(None) => continue,
+            Ok(Some(_)) => return pop_keyed(ctx, k, left),
+        }
+    }
+    ctx.block(keys, BlockOp::ListPop { left }, timeout);
+}
+
+fn blpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    bpop_generic(ctx, argv, true)
+}
+fn brpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    bpop_generic(ctx, argv, false)
+}
+
+fn bmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: bool, timeout: &[u8]) {
+    let Some(timeout) = timeout_arg(ctx, timeout) else { return };
+    match list_mut(ctx, src, false) {
+        Err(()) => {}
+        Ok(Some(_)) => move_generic(ctx, src, dst, from_left, to_left),
+        Ok(None) => ctx.block(&[src], BlockOp::ListMove { dst: dst.to_vec(), from_left, to_left }, timeout),
+    }
+}
+
+fn blmove(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let (Some(from), Some(to)) = (side(argv[3]), side(argv[4])) else {
+        return ctx.out.error(SYNTAX);
+    };
+    bmove_generic(ctx, argv[1], argv[2], from, to, argv[5])
+}
+
+fn brpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) {
+    bmove_generic(ctx, argv[1], argv[2], false, true, argv[3])
+}
+
+fn blmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(timeout) = timeout_arg(ctx, argv[1]) else { return };
+    let Some((keys, left, count)) = super::mpop_args(ctx, argv, 2, side) else { return };
+    if let Ok(false) = mpop_from(ctx, keys, left, count) {
+        ctx.block(keys, BlockOp::ListMPop { left, count }, timeout);
+    }
+}
+
+/// Serves a client blocked by a list command once `key` holds a list.
+fn serve_blocked(ctx: &mut Ctx, key: &[u8], w: &Waiter) -> bool {
+    if !matches!(list_mut(ctx, key, false), Ok(Some(_))) || !w.claim() {
+        return false;
+    }
+    match &w.op {
+        BlockOp::ListPop { left } => pop_keyed(ctx, key, *left),
+        BlockOp::ListMPop { left, count } => {
+            let _ = mpop_from(ctx, &[key], *left, *count);
+        }
+        BlockOp::ListMove { dst, from_left, to_left } => move_generic(ctx, key, dst, *from_left, *to_left),
+        BlockOp::ZPop { .. } | BlockOp::ZMPop { .. } => unreachable!("a list command blocks with a list operation"),
+    }
+    true
 }

@@ -4,6 +4,7 @@
 //! the keys dispatch has already locked (through `Ctx`'s key access, which applies lazy expiry),
 //! and writes its reply. Policy (arity, auth, pause) lives only in `dispatch`.
 
+pub mod blocking;
 pub mod dispatch;
 pub mod table;
 
@@ -22,6 +23,7 @@ pub mod zset;
 mod tests;
 
 use crate::keyspace::{Entry, Found, KeyLoc, Stripe};
+use crate::state::blocking::{BlockOp, Waiter};
 use crate::state::{ClientInfo, State, ThreadStats};
 use crate::types::{SmallBytes, Value};
 use parking_lot::MutexGuard;
@@ -72,11 +74,22 @@ pub struct ConnState {
     pub skip_this: bool,
     /// Set by MONITOR: the lines this connection must forward.
     pub monitor: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+    /// Set by a blocking command that found no data: the connection awaits this waiter.
+    pub blocked: Option<(Arc<Waiter>, Option<std::time::Instant>)>,
 }
 
 impl ConnState {
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
-        ConnState { db: 0, authenticated, info, close_after_reply: false, reply_mode: ReplyMode::On, skip_this: false, monitor: None }
+        ConnState {
+            db: 0,
+            authenticated,
+            info,
+            close_after_reply: false,
+            reply_mode: ReplyMode::On,
+            skip_this: false,
+            monitor: None,
+            blocked: None,
+        }
     }
 }
 
@@ -92,6 +105,8 @@ pub struct Ctx<'a> {
     guards: SmallVec<[(usize, MutexGuard<'a, Stripe>); 4]>,
     dirty: u64,
     custom_propagated: bool,
+    /// Keys this command made ready for blocked clients: (db, key).
+    pub ready: SmallVec<[(usize, Vec<u8>); 1]>,
 }
 
 impl<'a> Ctx<'a> {
@@ -104,7 +119,7 @@ impl<'a> Ctx<'a> {
         cmd_id: usize,
         now: i64,
     ) -> Self {
-        Ctx { st, table, conn, out, ts, now, cmd_id, guards: SmallVec::new(), dirty: 0, custom_propagated: false }
+        Ctx { st, table, conn, out, ts, now, cmd_id, guards: SmallVec::new(), dirty: 0, custom_propagated: false, ready: SmallVec::new() }
     }
 
     /// Locks a stripe (dispatch calls this in ascending order before the handler runs).
@@ -284,6 +299,11 @@ impl<'a> Ctx<'a> {
             }
         };
         let lru = self.touched_field(None);
+        // A new list or sorted set may be what a blocked client waits for (checked under the
+        // key's stripe lock; see state::blocking).
+        if matches!(value, Value::List(_) | Value::ZSet(_)) && self.st.blocking.any() {
+            self.ready.push((db, key.to_vec()));
+        }
         let e = Entry { key: SmallBytes::new(key), value, expire, lru };
         if let Some(old) = self.guards[pos].1.insert(db, &loc, e, hasher) {
             // Under LFU an overwritten key keeps its access frequency, counting this write as an
@@ -321,6 +341,22 @@ impl<'a> Ctx<'a> {
             self.dirty += 1;
         }
         ok
+    }
+
+    /// Blocks the client on `keys` (a blocking command that found no data): registers its waiter
+    /// while the stripe locks are still held. `timeout_ms` 0 waits forever.
+    pub fn block(&mut self, keys: &[&[u8]], op: BlockOp, timeout_ms: i64) {
+        let w = Arc::new(Waiter::new(
+            self.conn.info.clone(),
+            self.conn.db,
+            keys.iter().map(|k| k.to_vec()).collect(),
+            op,
+            self.out.resp3(),
+            self.cmd_id,
+        ));
+        self.st.blocking.register(w.clone());
+        let deadline = (timeout_ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
+        self.conn.blocked = Some((w, deadline));
     }
 
     /// Counts a change made in place through `entry` (APPEND, INCR, SETRANGE ...).

@@ -134,10 +134,12 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
     if want("clients") {
         let _ = write!(
             s,
-            "{}# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "{}# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
             if s.is_empty() { "" } else { "\r\n" },
             st.clients.count(),
-            cfg.hot.maxclients.load(Ordering::Relaxed)
+            cfg.hot.maxclients.load(Ordering::Relaxed),
+            st.blocking.len(),
+            st.blocking.len()
         );
     }
     if want("memory") {

@@ -88,6 +88,11 @@ pub const STORE_NUMKEYS: Keys = Keys::Custom {
 
 pub type Handler = fn(&mut Ctx, &[&[u8]]);
 
+/// Serves a client blocked by this command once `key` is ready: checks the key, claims the
+/// waiter, does the operation and writes the waiter's reply; false when the key holds nothing
+/// to serve (or the waiter was claimed by someone else).
+pub type ServeFn = fn(&mut Ctx, &[u8], &crate::state::blocking::Waiter) -> bool;
+
 pub struct CommandSpec {
     pub name: &'static str,
     pub arity: i32,
@@ -96,16 +101,31 @@ pub struct CommandSpec {
     pub keys: Keys,
     pub handler: Handler,
     pub subcommands: &'static [CommandSpec],
+    /// For blocking commands: how a blocked client is served.
+    pub serve: Option<ServeFn>,
 }
 
 /// Shorthand for declaring a spec in a family's static table.
 pub const fn cmd(name: &'static str, arity: i32, flags: u32, acl: &'static str, keys: Keys, handler: Handler) -> CommandSpec {
-    CommandSpec { name, arity, flags, acl, keys, handler, subcommands: &[] }
+    CommandSpec { name, arity, flags, acl, keys, handler, subcommands: &[], serve: None }
+}
+
+/// A blocking command: its handler, and how a client it blocked is served later.
+pub const fn blocking_cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    acl: &'static str,
+    keys: Keys,
+    handler: Handler,
+    serve: ServeFn,
+) -> CommandSpec {
+    CommandSpec { name, arity, flags, acl, keys, handler, subcommands: &[], serve: Some(serve) }
 }
 
 /// A container command (CONFIG, CLIENT, ...) with its subcommands.
 pub const fn container(name: &'static str, arity: i32, acl: &'static str, subs: &'static [CommandSpec]) -> CommandSpec {
-    CommandSpec { name, arity, flags: 0, acl, keys: Keys::None, handler: |_, _| {}, subcommands: subs }
+    CommandSpec { name, arity, flags: 0, acl, keys: Keys::None, handler: |_, _| {}, subcommands: subs, serve: None }
 }
 
 /// A container that may also be called bare (COMMAND): `handler` runs then.
@@ -117,7 +137,7 @@ pub const fn container_with(
     handler: Handler,
     subs: &'static [CommandSpec],
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, acl, keys: Keys::None, handler, subcommands: subs }
+    CommandSpec { name, arity, flags, acl, keys: Keys::None, handler, subcommands: subs, serve: None }
 }
 
 pub const fn range(first: i32, last: i32, step: i32) -> Keys {

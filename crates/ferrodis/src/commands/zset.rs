@@ -1,7 +1,9 @@
 //! The sorted set family (Redis's t_zset.c).
 
-use super::table::{cmd, flag::*, CommandSpec, Keys, ONE_KEY};
+use super::blocking::timeout_arg;
+use super::table::{blocking_cmd, cmd, flag::*, range, CommandSpec, Keys, ONE_KEY};
 use super::{eq, Ctx, NOT_FLOAT, NOT_INT, SYNTAX, WRONGTYPE};
+use crate::state::blocking::{BlockOp, Waiter};
 use crate::types::hash::Limits;
 use crate::types::{Value, ZSet};
 use crate::util::{fmt_g17, parse_f64, parse_i64};
@@ -36,6 +38,33 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("zpopmin", -2, WRITE | FAST, "@write @sortedset @fast", ONE_KEY, zpopmin),
     cmd("zpopmax", -2, WRITE | FAST, "@write @sortedset @fast", ONE_KEY, zpopmax),
     cmd("zmpop", -4, WRITE, "@write @sortedset @slow", NUMKEYS1, zmpop),
+    blocking_cmd(
+        "bzpopmin",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | FAST,
+        "@write @sortedset @fast @blocking",
+        range(1, -2, 1),
+        bzpopmin,
+        serve_blocked,
+    ),
+    blocking_cmd(
+        "bzpopmax",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING | FAST,
+        "@write @sortedset @fast @blocking",
+        range(1, -2, 1),
+        bzpopmax,
+        serve_blocked,
+    ),
+    blocking_cmd(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING,
+        "@write @sortedset @slow @blocking",
+        Keys::NumKeys { numkeys: 2, first: 3, step: 1 },
+        bzmpop,
+        serve_blocked,
+    ),
     cmd("zunion", -3, READONLY, "@read @sortedset @slow", NUMKEYS1, zunion),
     cmd("zinter", -3, READONLY, "@read @sortedset @slow", NUMKEYS1, zinter),
     cmd("zdiff", -3, READONLY, "@read @sortedset @slow", NUMKEYS1, zdiff),
@@ -680,6 +709,60 @@ fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
     if let Ok(false) = mpop_from(ctx, keys, max, count) {
         ctx.out.null_array();
     }
+}
+
+/// Pops one entry from `key` (a non-empty sorted set) and replies [key, member, score].
+fn pop_keyed(ctx: &mut Ctx, key: &[u8], max: bool) {
+    let got = pop_entries(ctx, key, max, 1);
+    if let Some((m, s)) = got.first() {
+        ctx.out.array(3);
+        ctx.out.bulk(key);
+        ctx.out.bulk(m);
+        reply_score(ctx.out, *s);
+    }
+}
+
+fn bzpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) {
+    let Some(timeout) = timeout_arg(ctx, argv[argv.len() - 1]) else { return };
+    let keys = &argv[1..argv.len() - 1];
+    for k in keys {
+        match zset_mut(ctx, k, false) {
+            Err(()) => return,
+            Ok(None) => continue,
+            Ok(Some(_)) => return pop_keyed(ctx, k, max),
+        }
+    }
+    ctx.block(keys, BlockOp::ZPop { max }, timeout);
+}
+
+fn bzpopmin(ctx: &mut Ctx, argv: &[&[u8]]) {
+    bzpop_generic(ctx, argv, false)
+}
+fn bzpopmax(ctx: &mut Ctx, argv: &[&[u8]]) {
+    bzpop_generic(ctx, argv, true)
+}
+
+fn bzmpop(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(timeout) = timeout_arg(ctx, argv[1]) else { return };
+    let Some((keys, max, count)) = super::mpop_args(ctx, argv, 2, min_max) else { return };
+    if let Ok(false) = mpop_from(ctx, keys, max, count) {
+        ctx.block(keys, BlockOp::ZMPop { max, count }, timeout);
+    }
+}
+
+/// Serves a client blocked by a sorted set command once `key` holds a sorted set.
+fn serve_blocked(ctx: &mut Ctx, key: &[u8], w: &Waiter) -> bool {
+    if !matches!(zset_mut(ctx, key, false), Ok(Some(_))) || !w.claim() {
+        return false;
+    }
+    match &w.op {
+        BlockOp::ZPop { max } => pop_keyed(ctx, key, *max),
+        BlockOp::ZMPop { max, count } => {
+            let _ = mpop_from(ctx, &[key], *max, *count);
+        }
+        _ => unreachable!("a sorted set command blocks with a sorted set operation"),
+    }
+    true
 }
 
 // ---------------------------------------------------------------- ZUNION / ZINTER / ZDIFF

@@ -5,6 +5,7 @@
 use super::io::Socket;
 use crate::commands::dispatch::{execute_timed, Clock, Flow};
 use crate::commands::{CommandTable, ConnState};
+use crate::state::blocking::Waiter;
 use crate::state::{ClientInfo, State, ThreadStats};
 use bytes::{Buf, BytesMut};
 use resp::{parse_request, Limits, Proto, ReplyBuf, Request};
@@ -49,11 +50,15 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut req = Request::default();
     let mut paused = false;
+    // Input already buffered (left behind by a blocking command) is run before reading more.
+    let mut pending = false;
     let mut clock = Clock::new();
     'conn: loop {
         if paused {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             paused = false;
+        } else if pending {
+            pending = false;
         } else {
             if rbuf.capacity() - rbuf.len() < 4096 {
                 rbuf.reserve(16 * 1024);
@@ -113,7 +118,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         }
                     }
                     pos += req.consumed;
-                    if close {
+                    if close || conn.blocked.is_some() {
                         break;
                     }
                     let hard = st.config.hot.obuf_hard.load(Ordering::Relaxed);
@@ -154,6 +159,15 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if close {
             break;
         }
+        if let Some((w, deadline)) = conn.blocked.take() {
+            let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, deadline, &st, &ts, &info).await else { break };
+            out.raw(&reply);
+            if flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                break;
+            }
+            pending = !rbuf.is_empty();
+            continue;
+        }
         // Give back memory after a large request.
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = BytesMut::with_capacity(16 * 1024);
@@ -163,6 +177,50 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         st.remove_monitor(info.id);
     }
     st.clients.unregister(info.id);
+}
+
+/// Waits until a blocked command is served, times out or is unblocked, and returns its reply;
+/// meanwhile input is read into `rbuf` (run after the reply, in order). None when the
+/// connection closed or was killed (the waiter is withdrawn, so it leaves no trace).
+async fn wait_blocked(
+    sock: &Socket,
+    rbuf: &mut BytesMut,
+    w: &Arc<Waiter>,
+    mut deadline: Option<std::time::Instant>,
+    st: &State,
+    ts: &ThreadStats,
+    info: &ClientInfo,
+) -> Option<Vec<u8>> {
+    info.blocked.store(true, Ordering::Relaxed);
+    let r = loop {
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            r = w.wait() => break Some(r),
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(std::time::Instant::now).into()), if deadline.is_some() => {
+                if w.claim() {
+                    st.blocking.remove(w);
+                    break Some(w.timeout_reply.to_vec());
+                }
+                // Served at the same moment: its reply is on its way.
+                deadline = None;
+            }
+            r = sock.read_buf(rbuf) => match r {
+                Ok(n) if n > 0 && !info.is_killed() && rbuf.len() <= st.config.hot.query_buffer_limit.load(Ordering::Relaxed) => {
+                    ThreadStats::add(&ts.net_in, n as u64);
+                }
+                _ => {
+                    if w.claim() {
+                        st.blocking.remove(w);
+                    }
+                    break None;
+                }
+            }
+        }
+    };
+    info.blocked.store(false, Ordering::Relaxed);
+    r
 }
 
 async fn flush(sock: &Socket, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 //! the client registry and server-wide flags. It sits below the command engine (layer 4) and
 //! above the keyspace, journal and config, so that commands never import `server`.
 
+pub mod blocking;
 pub mod clients;
 pub mod stats;
 
@@ -49,6 +50,8 @@ pub struct State {
     pub monitor_count: std::sync::atomic::AtomicUsize,
     /// The latency monitor: per event, samples (second, ms) and the all-time maximum.
     pub latency: Mutex<std::collections::BTreeMap<&'static str, LatencyEvent>>,
+    /// Clients blocked on keys.
+    pub blocking: blocking::Blocking,
 }
 
 /// One latency monitor event (Redis keeps the last 160 samples, one per second at most).
@@ -85,6 +88,7 @@ impl State {
             monitors: Mutex::new(Vec::new()),
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             latency: Mutex::new(Default::default()),
+            blocking: Default::default(),
         })
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).

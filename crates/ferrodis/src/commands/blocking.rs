@@ -1,0 +1,108 @@
+//! Serving blocked clients (Redis's handleClientsBlockedOnKeys). After a command that made keys
+//! ready has finished and released its locks, dispatch hands those keys here; each key's waiters
+//! are served oldest first, each through its command's `serve` function from the table, on the
+//! thread that made the key ready, before that thread runs anything else. A served BLMOVE may
+//! make its destination ready in turn: that key joins the queue (chained wake-ups).
+//!
+//! Like dispatch, this engine imports no family: the families' `serve` functions are data in the
+//! command table.
+
+use super::{CommandTable, ConnState, Ctx};
+use crate::keyspace::STRIPES;
+use crate::state::blocking::{BlockOp, Waiter};
+use crate::state::{State, ThreadStats};
+use resp::{Proto, ReplyBuf};
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Parses a blocking command's timeout (seconds, fractional allowed) into milliseconds, as
+/// Redis's getTimeoutFromObjectOrReply; replies its error and returns None when bad.
+pub fn timeout_arg(ctx: &mut Ctx, a: &[u8]) -> Option<i64> {
+    let Some(secs) = crate::util::parse_f64(a) else {
+        ctx.out.error("ERR timeout is not a float or out of range");
+        return None;
+    };
+    let ms = secs * 1000.0;
+    if ms > i64::MAX as f64 {
+        ctx.out.error("ERR timeout is out of range");
+        return None;
+    }
+    let ms = ms.ceil() as i64;
+    if ms < 0 {
+        ctx.out.error("ERR timeout is negative");
+        return None;
+    }
+    Some(ms)
+}
+
+/// Keys made ready for blocked clients: (db, key).
+type ReadyKeys = SmallVec<[(usize, Vec<u8>); 1]>;
+
+/// Serves the waiters of every ready key, and of the keys those services make ready.
+pub fn serve_ready(st: &State, table: &CommandTable, ts: &ThreadStats, ready: impl IntoIterator<Item = (usize, Vec<u8>)>) {
+    let mut queue: VecDeque<(usize, Vec<u8>)> = ready.into_iter().collect();
+    while let Some((db, key)) = queue.pop_front() {
+        while let Some(w) = st.blocking.first(db, &key) {
+            match serve_one(st, table, ts, &w, &key) {
+                Some(chained) => {
+                    st.blocking.remove(&w);
+                    queue.extend(chained);
+                }
+                None if !w.is_waiting() => st.blocking.remove(&w),
+                None => break,
+            }
+        }
+    }
+}
+
+/// Runs one waiter's service for `key` with the waiter's database and protocol; on success the
+/// waiter has its reply, and the keys the service made ready are returned.
+fn serve_one(st: &State, table: &CommandTable, ts: &ThreadStats, w: &Arc<Waiter>, key: &[u8]) -> Option<ReadyKeys> {
+    let spec = table.spec(w.cmd_id);
+    let Some(serve) = spec.serve else {
+        // Not a blocking command (cannot happen): release the client rather than hang it.
+        if w.claim() {
+            w.finish(w.timeout_reply.to_vec());
+        }
+        return None;
+    };
+    let mut conn = ConnState::new(w.info.clone(), true);
+    conn.db = w.db;
+    let mut out = ReplyBuf::new(if w.resp3 { Proto::Resp3 } else { Proto::Resp2 });
+    let mut ctx = Ctx::new(st, table, &mut conn, &mut out, ts, w.cmd_id, crate::util::now_ms());
+    let mut stripes: SmallVec<[usize; 2]> = SmallVec::new();
+    stripes.push(crate::util::key_slot(key) % STRIPES);
+    if let BlockOp::ListMove { dst, .. } = &w.op {
+        stripes.push(crate::util::key_slot(dst) % STRIPES);
+    }
+    stripes.sort_unstable();
+    stripes.dedup();
+    for s in stripes {
+        ctx.lock_stripe(s);
+    }
+    let served = serve(&mut ctx, key, w);
+    st.dirty.fetch_add(ctx.dirty(), Ordering::Relaxed);
+    let chained = std::mem::take(&mut ctx.ready);
+    drop(ctx);
+    if !served {
+        return None;
+    }
+    ThreadStats::add(&ts.cmd[w.cmd_id].calls, 1);
+    w.finish(out.buf);
+    Some(chained)
+}
+
+/// CLIENT UNBLOCK: ends a client's wait as a timeout, or with an error; false when the client
+/// is not blocked.
+pub fn unblock_client(st: &State, id: u64, error: bool) -> bool {
+    let Some(w) = st.blocking.of_client(id) else { return false };
+    if !w.claim() {
+        return false;
+    }
+    st.blocking.remove(&w);
+    let reply: Vec<u8> = if error { b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec() } else { w.timeout_reply.to_vec() };
+    w.finish(reply);
+    true
+}
