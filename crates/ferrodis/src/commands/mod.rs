@@ -12,6 +12,7 @@ pub mod bitops;
 pub mod connection;
 pub mod expire;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod server;
@@ -47,6 +48,7 @@ pub fn build_table() -> CommandTable {
     t.register(hash::COMMANDS);
     t.register(set::COMMANDS);
     t.register(zset::COMMANDS);
+    t.register(hyperloglog::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);

@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod hash;
+pub mod hll;
 pub mod indexed;
 pub mod list;
 pub mod ordertree;
