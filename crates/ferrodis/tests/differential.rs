@@ -101,6 +101,7 @@ const CORPORA: &[(&str, &str)] = &[
     ("hashes", include_str!("corpus/hashes.txt")),
     ("sets", include_str!("corpus/sets.txt")),
     ("hll", include_str!("corpus/hll.txt")),
+    ("geo", include_str!("corpus/geo.txt")),
     ("zsets", include_str!("corpus/zsets.txt")),
     // The same sequence with every sorted set in its full (skiplist) form from the start.
     ("zsets-skiplist", concat!("CONFIG SET zset-max-listpack-entries 0\n", include_str!("corpus/zsets.txt"))),

@@ -11,6 +11,7 @@ pub mod table;
 pub mod bitops;
 pub mod connection;
 pub mod expire;
+pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
@@ -49,6 +50,7 @@ pub fn build_table() -> CommandTable {
     t.register(set::COMMANDS);
     t.register(zset::COMMANDS);
     t.register(hyperloglog::COMMANDS);
+    t.register(geo::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);

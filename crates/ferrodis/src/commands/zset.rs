@@ -235,7 +235,7 @@ fn rank_range(start: i64, end: i64, len: usize) -> (usize, usize) {
 
 const ZADD_NAN: &str = "ERR resulting score is not a number (NaN)";
 
-fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], incr_cmd: bool) {
+pub(crate) fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], incr_cmd: bool) {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, incr_cmd);
     let mut i = 2;
     while i < argv.len() && !incr_cmd {
@@ -532,7 +532,7 @@ fn zrange_generic(ctx: &mut Ctx, argv: &[&[u8]], at: usize, dst: Option<&[u8]>, 
 
 /// Stores a STORE command's result (deleting the destination when it is empty) and replies
 /// its size.
-fn store_result(ctx: &mut Ctx, dst: &[u8], entries: Vec<(Vec<u8>, f64)>) {
+pub(crate) fn store_result(ctx: &mut Ctx, dst: &[u8], entries: Vec<(Vec<u8>, f64)>) {
     let n = entries.len();
     if n > 0 {
         let lim = limits(ctx);

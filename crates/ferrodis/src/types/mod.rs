@@ -3,6 +3,7 @@
 //! Architecture invariant: `types` imports nothing of ours but `util`.
 
 pub mod bytes;
+pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod indexed;
