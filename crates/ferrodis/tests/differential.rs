@@ -102,6 +102,7 @@ const CORPORA: &[(&str, &str)] = &[
     ("sets", include_str!("corpus/sets.txt")),
     ("hll", include_str!("corpus/hll.txt")),
     ("geo", include_str!("corpus/geo.txt")),
+    ("sort", include_str!("corpus/sort.txt")),
     ("zsets", include_str!("corpus/zsets.txt")),
     // The same sequence with every sorted set in its full (skiplist) form from the start.
     ("zsets-skiplist", concat!("CONFIG SET zset-max-listpack-entries 0\n", include_str!("corpus/zsets.txt"))),

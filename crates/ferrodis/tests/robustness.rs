@@ -97,8 +97,18 @@ proptest! {
             let name = pick.get(&names).clone();
             let mut argv: Vec<&[u8]> = vec![name.as_bytes()];
             argv.extend(args.iter().map(|a| a.as_slice()));
+            let id = String::from_utf8_lossy(&c.cmd(&["CLIENT", "ID"])).trim_start_matches(':').trim().to_string();
             c.send(&encode(&argv));
-            let reply = c.read_reply();
+            // A blocking command may wait forever (timeout 0): unblock it until it answers.
+            c.s.set_read_timeout(Some(std::time::Duration::from_millis(100))).expect("timeout");
+            let mut reply = None;
+            for _ in 0..300 {
+                reply = c.read_reply();
+                if reply.is_some() {
+                    break;
+                }
+                s.client().cmd(&["CLIENT", "UNBLOCK", &id]);
+            }
             prop_assert!(reply.is_some(), "no reply to {:?}", argv.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>());
             prop_assert_eq!(s.client().cmd(&["PING"]), b"+PONG\r\n".to_vec());
             Ok(())

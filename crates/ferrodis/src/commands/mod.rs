@@ -18,6 +18,7 @@ pub mod keys;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -51,6 +52,7 @@ pub fn build_table() -> CommandTable {
     t.register(zset::COMMANDS);
     t.register(hyperloglog::COMMANDS);
     t.register(geo::COMMANDS);
+    t.register(sort::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);

@@ -187,6 +187,10 @@ impl ZSet {
             ZSet::Full(f) => f.items.find(m).map(|i| f.rank_of(f.items.items()[i].score, m)),
         }
     }
+    /// Converts to the full form (Redis's SORT does this to a listpack sorted set).
+    pub fn force_full(&mut self) {
+        self.convert()
+    }
     fn convert(&mut self) {
         if let ZSet::Pack(p) = self {
             let mut f = ZFull::default();
