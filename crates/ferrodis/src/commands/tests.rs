@@ -190,6 +190,22 @@ fn arb_write() -> impl Strategy<Value = Vec<String>> {
         key.clone().prop_map(move |k| s(&["SPOP", k, "2"])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SUNIONSTORE", a, a, b])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SMOVE", a, b, "7"])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["ZADD", k, "1", v, "2.5", "m"])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["ZINCRBY", k, "0.1", v])),
+        key.clone().prop_map(move |k| s(&["ZPOPMIN", k])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["ZMPOP", "2", a, b, "MAX", "COUNT", "2"])),
+        key.clone().prop_map(move |k| s(&["ZREMRANGEBYSCORE", k, "2", "+inf"])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["ZUNIONSTORE", a, "2", a, b, "WEIGHTS", "2", "1"])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["ZRANGESTORE", a, b, "0", "1"])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["GEOADD", k, "13.36", "38.11", v])),
+        (key.clone(), val.clone()).prop_map(move |(k, v)| s(&["PFADD", k, v, "z"])),
+        key.clone().prop_map(move |k| s(&["PFCOUNT", k])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["PFMERGE", a, b])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SORT", a, "ALPHA", "STORE", b])),
+        // Blocking commands: served at once, or later by a push (journaled as the pop).
+        key.clone().prop_map(move |k| s(&["BLPOP", k, "0"])),
+        key.clone().prop_map(move |k| s(&["BZPOPMAX", k, "0"])),
+        (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["BLMOVE", a, b, "LEFT", "RIGHT", "0"])),
     ]
 }
 
