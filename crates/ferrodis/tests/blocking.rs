@@ -6,7 +6,7 @@ use crate::harness::{Client, Server};
 use std::time::Duration;
 
 #[derive(Clone, Copy)]
-enum Step<'a> {
+pub(crate) enum Step<'a> {
     /// Client n sends a command and reads its reply.
     Cmd(usize, &'a str),
     /// Client n sends a command without reading (it will block).
@@ -17,8 +17,10 @@ enum Step<'a> {
     Blocked(usize),
     /// Client n sends a command whose reply is not compared (ids differ between servers).
     Quiet(usize, &'a str),
+    /// Client n polls EXISTS on a key until it is gone (an expiry), with a deadline.
+    Gone(usize, &'a str),
 }
-use Step::*;
+pub(crate) use Step::*;
 
 fn blocked_clients(c: &mut Client) -> usize {
     let info = String::from_utf8_lossy(&c.cmd(&["INFO", "clients"])).into_owned();
@@ -53,6 +55,10 @@ fn run(server: &Server, steps: &[Step]) -> Vec<String> {
                 let r = clients[n].read_reply().expect("a reply");
                 log.push(format!("{i} c{n} read -> {}", String::from_utf8_lossy(&r)));
             }
+            Gone(n, key) => {
+                let ok = crate::harness::wait_until(Duration::from_secs(10), || clients[n].cmd(&["EXISTS", key]) == b":0\r\n");
+                assert!(ok, "step {i}: {key} should expire");
+            }
             Blocked(k) => {
                 let ok = crate::harness::wait_until(Duration::from_secs(10), || blocked_clients(&mut admin) == k);
                 assert!(ok, "step {i}: {k} blocked clients expected");
@@ -62,7 +68,7 @@ fn run(server: &Server, steps: &[Step]) -> Vec<String> {
     log
 }
 
-fn same_as_redis(name: &str, steps: &[Step]) -> Vec<String> {
+pub(crate) fn same_as_redis(name: &str, steps: &[Step]) -> Vec<String> {
     let r = Server::redis(&[]);
     let f = Server::ferrodis(&[]);
     let (a, b) = (run(&r, steps), run(&f, steps));

@@ -10,3 +10,4 @@ mod expiry;
 mod protocol;
 mod real_clients;
 mod robustness;
+mod transactions;

@@ -90,6 +90,10 @@ fn serve_one(st: &State, table: &CommandTable, ts: &ThreadStats, w: &Arc<Waiter>
         return None;
     }
     ThreadStats::add(&ts.cmd[w.cmd_id].calls, 1);
+    st.watches.touch(w.db, key);
+    if let BlockOp::ListMove { dst, .. } = &w.op {
+        st.watches.touch(w.db, dst);
+    }
     w.finish(out.buf);
     Some(chained)
 }

@@ -55,6 +55,8 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) {
 }
 
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.conn.multi = None;
+    super::multi::unwatch_all(ctx.st, ctx.conn);
     ctx.conn.db = 0;
     ctx.conn.info.db.store(0, Ordering::Relaxed);
     ctx.conn.reply_mode = ReplyMode::On;

@@ -127,6 +127,7 @@ fn execute_inner(
     // 1. Find the command (and subcommand), check arity.
     let Some(mut id) = table.lookup(argv[0]) else {
         out.error(&unknown_command(argv));
+        flag_transaction(conn);
         return Flow::Continue;
     };
     let mut spec = table.spec(id);
@@ -146,6 +147,7 @@ fn execute_inner(
                     String::from_utf8_lossy(argv[1]).chars().take(128).collect::<String>(),
                     spec.name.to_ascii_uppercase()
                 ));
+                flag_transaction(conn);
                 return Flow::Continue;
             }
         }
@@ -153,12 +155,14 @@ fn execute_inner(
     if !spec.arity_ok(argv.len()) {
         out.error(&format!("ERR wrong number of arguments for '{}' command", table.full_name(id)));
         ThreadStats::add(&ts.cmd[id].rejected, 1);
+        flag_transaction(conn);
         return Flow::Continue;
     }
     // 2. Authentication.
     if !conn.authenticated && spec.flags & flag::NO_AUTH == 0 && st.config.hot.requirepass_set.load(Ordering::Relaxed) {
         out.error("NOAUTH Authentication required.");
         ThreadStats::add(&ts.cmd[id].rejected, 1);
+        flag_transaction(conn);
         return Flow::Continue;
     }
     // 3. CLIENT PAUSE holds commands (writes only, or all) until it ends.
@@ -169,6 +173,23 @@ fn execute_inner(
         && st.paused(spec.is_write() || spec.flags & flag::MAY_REPLICATE != 0, now)
     {
         return Flow::Paused;
+    }
+
+    // MULTI: everything but the transaction commands is queued (checked above, run by EXEC).
+    if let Some(m) = conn.multi.as_mut() {
+        let top = table.full_name(id).split('|').next().unwrap_or_default();
+        if !matches!(top, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            if spec.flags & flag::NO_MULTI != 0 {
+                out.error("ERR Command not allowed inside a transaction");
+                m.error = true;
+            } else {
+                if !m.error {
+                    m.cmds.push((id, argv.iter().map(|a| a.to_vec()).collect()));
+                }
+                out.simple(b"QUEUED");
+            }
+            return Flow::Continue;
+        }
     }
 
     // 4. Lock the stripes of the command's keys, ascending.
@@ -191,14 +212,7 @@ fn execute_inner(
     ctx.conn.info.last_cmd.store(id + 1, Ordering::Relaxed);
     // 5. Run it, and propagate while the locks are held.
     let t0 = clock.last;
-    (spec.handler)(&mut ctx, argv);
-    let dirty = ctx.dirty();
-    if dirty > 0 {
-        if !ctx.custom_propagated && spec.is_write() {
-            st.journal.append(ctx.conn.db, argv);
-        }
-        st.dirty.fetch_add(dirty, Ordering::Relaxed);
-    }
+    run_handler(&mut ctx, spec, argv);
     let ready = std::mem::take(&mut ctx.ready);
     drop(ctx);
     // Keys this command made ready: serve blocked clients now, before anything else runs here.
@@ -236,6 +250,37 @@ fn execute_inner(
     } else {
         Flow::Continue
     }
+}
+
+/// A command rejected while queuing makes EXEC fail (Redis's flagTransaction).
+fn flag_transaction(conn: &mut ConnState) {
+    if let Some(m) = conn.multi.as_mut() {
+        m.error = true;
+    }
+}
+
+/// Runs a handler on a context whose stripes are locked, journals its effect (the argv of a write
+/// unless the handler gave its own) and flags clients watching the keys it changed.
+pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8]]) -> u64 {
+    ctx.dirty = 0;
+    ctx.custom_propagated = false;
+    (spec.handler)(ctx, argv);
+    let dirty = ctx.dirty();
+    if dirty > 0 {
+        let db = ctx.conn.db;
+        if !ctx.custom_propagated && spec.is_write() {
+            ctx.emit(db, argv);
+        }
+        ctx.st.dirty.fetch_add(dirty, Ordering::Relaxed);
+        if spec.is_write() && ctx.st.watches.any() {
+            let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+            spec.key_indices(argv, &mut idx);
+            for i in idx {
+                ctx.st.watches.touch(db, argv[i]);
+            }
+        }
+    }
+    dirty
 }
 
 fn is_unpause(table: &super::CommandTable, id: usize) -> bool {

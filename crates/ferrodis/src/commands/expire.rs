@@ -170,6 +170,7 @@ impl ActiveExpire {
             }
             for (db, e) in &gone_here {
                 st.journal.append(*db, &[b"DEL", e.key.as_slice()]);
+                st.watches.touch(*db, e.key.as_slice());
             }
             drop(stripe);
             let g = gone_here.len() as u64;

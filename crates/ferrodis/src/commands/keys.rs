@@ -393,12 +393,25 @@ fn flush_mode(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<bool> {
     }
 }
 
+/// Flags clients watching keys of `db` that exist in `db` (or in `other`, for SWAPDB), as
+/// Redis's touchAllWatchedKeysInDb; every stripe is locked by the caller (`guards`).
+fn touch_watched_in_db(ctx: &Ctx, guards: &[parking_lot::MutexGuard<'_, crate::keyspace::Stripe>], db: usize, other: Option<usize>) {
+    for k in ctx.st.watches.keys_in_db(db) {
+        let loc = ctx.st.keyspace.locate(&k);
+        let g = &guards[loc.stripe];
+        if g.get(db, &loc, &k).is_some() || other.is_some_and(|o| g.get(o, &loc, &k).is_some()) {
+            ctx.st.watches.touch(db, &k);
+        }
+    }
+}
+
 fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Some(lazy) = flush_mode(ctx, argv) else {
         return;
     };
     let db = ctx.db();
     let mut guards = ctx.st.keyspace.lock_all();
+    touch_watched_in_db(ctx, &guards, db, None);
     let mut garbage = Vec::new();
     for g in guards.iter_mut() {
         if let Some(d) = g.take_db(db) {
@@ -417,6 +430,9 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     };
     let mut guards = ctx.st.keyspace.lock_all();
+    for db in 0..ctx.st.keyspace.databases {
+        touch_watched_in_db(ctx, &guards, db, None);
+    }
     let mut garbage = Vec::new();
     for g in guards.iter_mut() {
         for db in 0..ctx.st.keyspace.databases {
@@ -455,6 +471,8 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     }
     let mut guards = ctx.st.keyspace.lock_all();
+    touch_watched_in_db(ctx, &guards, a as usize, Some(b as usize));
+    touch_watched_in_db(ctx, &guards, b as usize, Some(a as usize));
     for g in guards.iter_mut() {
         g.swap_dbs(a as usize, b as usize);
     }

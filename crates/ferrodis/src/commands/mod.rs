@@ -16,6 +16,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod multi;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -53,6 +54,7 @@ pub fn build_table() -> CommandTable {
     t.register(hyperloglog::COMMANDS);
     t.register(geo::COMMANDS);
     t.register(sort::COMMANDS);
+    t.register(multi::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);
@@ -82,6 +84,22 @@ pub struct ConnState {
     pub monitor: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     /// Set by a blocking command that found no data: the connection awaits this waiter.
     pub blocked: Option<(Arc<Waiter>, Option<std::time::Instant>)>,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<Multi>,
+    /// WATCHed keys, and the flag any write to them sets.
+    pub watched: Vec<(usize, Vec<u8>)>,
+    pub watch_dirty: crate::state::watch::DirtyFlag,
+    /// Blocking commands answer at once as if timed out (inside EXEC and scripts).
+    pub deny_blocking: bool,
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    /// (command id, argv) in order.
+    pub cmds: Vec<(usize, Vec<Vec<u8>>)>,
+    /// A command was rejected while queuing: EXEC answers EXECABORT.
+    pub error: bool,
 }
 
 impl ConnState {
@@ -95,6 +113,10 @@ impl ConnState {
             skip_this: false,
             monitor: None,
             blocked: None,
+            multi: None,
+            watched: Vec::new(),
+            watch_dirty: Default::default(),
+            deny_blocking: false,
         }
     }
 }
@@ -113,6 +135,8 @@ pub struct Ctx<'a> {
     custom_propagated: bool,
     /// Keys this command made ready for blocked clients: (db, key).
     pub ready: SmallVec<[(usize, Vec<u8>); 1]>,
+    /// Inside EXEC: journal effects collected here, to go to the journal as one MULTI/EXEC block.
+    pub capture: Option<Vec<(usize, Vec<Vec<u8>>)>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -125,7 +149,20 @@ impl<'a> Ctx<'a> {
         cmd_id: usize,
         now: i64,
     ) -> Self {
-        Ctx { st, table, conn, out, ts, now, cmd_id, guards: SmallVec::new(), dirty: 0, custom_propagated: false, ready: SmallVec::new() }
+        Ctx {
+            st,
+            table,
+            conn,
+            out,
+            ts,
+            now,
+            cmd_id,
+            guards: SmallVec::new(),
+            dirty: 0,
+            custom_propagated: false,
+            ready: SmallVec::new(),
+            capture: None,
+        }
     }
 
     /// Locks a stripe (dispatch calls this in ascending order before the handler runs).
@@ -214,7 +251,13 @@ impl<'a> Ctx<'a> {
             Found::Live(e) => Some(e),
             Found::Missing => None,
             Found::Expired(_) => {
-                self.st.journal.append(db, &[b"DEL", key]);
+                // (`emit` inline: only these fields are free while the stripe is borrowed.)
+                match self.capture.as_mut() {
+                    Some(c) if self.st.journal.enabled() => c.push((db, vec![b"DEL".to_vec(), key.to_vec()])),
+                    Some(_) => {}
+                    None => self.st.journal.append(db, &[b"DEL", key]),
+                }
+                self.st.watches.touch(db, key);
                 ThreadStats::add(&self.ts.expired, 1);
                 self.dirty += 1;
                 None
@@ -352,6 +395,15 @@ impl<'a> Ctx<'a> {
     /// Blocks the client on `keys` (a blocking command that found no data): registers its waiter
     /// while the stripe locks are still held. `timeout_ms` 0 waits forever.
     pub fn block(&mut self, keys: &[&[u8]], op: BlockOp, timeout_ms: i64) {
+        if self.conn.deny_blocking {
+            // Inside EXEC (or a script) nothing blocks: the answer is the timeout's.
+            // (Redis answers BLMOVE/BRPOPLPUSH with a null bulk here, the others with a null array.)
+            match op {
+                BlockOp::ListMove { .. } => self.out.null(),
+                _ => self.out.null_array(),
+            }
+            return;
+        }
         let w = Arc::new(Waiter::new(
             self.conn.info.clone(),
             self.conn.db,
@@ -375,11 +427,19 @@ impl<'a> Ctx<'a> {
     /// SET PXAT ...). May be called several times; the default propagation is then skipped.
     pub fn propagate(&mut self, args: &[&[u8]]) {
         self.custom_propagated = true;
-        self.st.journal.append(self.conn.db, args);
+        self.emit(self.conn.db, args);
     }
     pub fn propagate_in(&mut self, db: usize, args: &[&[u8]]) {
         self.custom_propagated = true;
-        self.st.journal.append(db, args);
+        self.emit(db, args);
+    }
+    /// Sends one effect to the journal (or to the EXEC being captured).
+    pub fn emit(&mut self, db: usize, args: &[&[u8]]) {
+        match self.capture.as_mut() {
+            Some(c) if self.st.journal.enabled() => c.push((db, args.iter().map(|a| a.to_vec()).collect())),
+            Some(_) => {}
+            None => self.st.journal.append(db, args),
+        }
     }
 
     pub fn dirty(&self) -> u64 {

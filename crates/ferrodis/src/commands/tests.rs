@@ -133,6 +133,20 @@ fn journal_rewrites_effects() {
 }
 
 #[test]
+fn exec_is_one_multi_exec_block() {
+    let mut m = Node::new(true);
+    for c in [&[&b"MULTI"[..]][..], &[b"SET", b"a", b"1"], &[b"GET", b"a"], &[b"INCR", b"a"], &[b"EXEC"]] {
+        m.run(c);
+    }
+    let s = String::from_utf8(m.st.journal.read_from(0).unwrap()).unwrap();
+    assert!(
+        s.ends_with("*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*1\r\n$4\r\nEXEC\r\n"),
+        "{}",
+        s
+    );
+}
+
+#[test]
 fn lazily_expired_keys_become_del() {
     let mut m = Node::new(true);
     m.run(&[b"SET", b"k", b"v", b"PX", b"1"]);
@@ -202,6 +216,10 @@ fn arb_write() -> impl Strategy<Value = Vec<String>> {
         key.clone().prop_map(move |k| s(&["PFCOUNT", k])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["PFMERGE", a, b])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SORT", a, "ALPHA", "STORE", b])),
+        // Transactions: effects go to the journal as one MULTI ... EXEC block.
+        Just(s(&["MULTI"])),
+        Just(s(&["EXEC"])),
+        Just(s(&["DISCARD"])),
         // Blocking commands: served at once, or later by a push (journaled as the pop).
         key.clone().prop_map(move |k| s(&["BLPOP", k, "0"])),
         key.clone().prop_map(move |k| s(&["BZPOPMAX", k, "0"])),

@@ -76,6 +76,27 @@ impl Journal {
             g.start += over as u64;
         }
     }
+    /// Appends several effects as one uninterrupted run (an EXEC's MULTI ... EXEC block).
+    pub fn append_batch(&self, items: &[(usize, Vec<Vec<u8>>)]) {
+        if !self.enabled() || items.is_empty() {
+            return;
+        }
+        let mut g = self.inner.lock();
+        for (db, args) in items {
+            if g.db != Some(*db) {
+                let d = itoa::Buffer::new().format(*db).to_owned();
+                encode(&mut g.data, &[b"SELECT", d.as_bytes()]);
+                g.db = Some(*db);
+            }
+            let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
+            encode(&mut g.data, &a);
+        }
+        let over = g.data.len().saturating_sub(g.cap);
+        if over > 0 {
+            g.data.drain(..over);
+            g.start += over as u64;
+        }
+    }
     /// The offset after the last byte appended (`master_repl_offset`).
     pub fn offset(&self) -> u64 {
         let g = self.inner.lock();

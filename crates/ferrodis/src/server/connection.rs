@@ -176,6 +176,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     if conn.monitor.is_some() {
         st.remove_monitor(info.id);
     }
+    crate::commands::multi::unwatch_all(&st, &mut conn);
     st.clients.unregister(info.id);
 }
 

@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod clients;
 pub mod stats;
+pub mod watch;
 
 use crate::config::Config;
 use crate::journal::Journal;
@@ -52,6 +53,8 @@ pub struct State {
     pub latency: Mutex<std::collections::BTreeMap<&'static str, LatencyEvent>>,
     /// Clients blocked on keys.
     pub blocking: blocking::Blocking,
+    /// WATCHed keys.
+    pub watches: watch::Watches,
 }
 
 /// One latency monitor event (Redis keeps the last 160 samples, one per second at most).
@@ -89,6 +92,7 @@ impl State {
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             latency: Mutex::new(Default::default()),
             blocking: Default::default(),
+            watches: Default::default(),
         })
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).
