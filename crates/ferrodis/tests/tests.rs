@@ -8,6 +8,7 @@ mod config;
 mod differential;
 mod expiry;
 mod protocol;
+mod pubsub;
 mod real_clients;
 mod robustness;
 mod transactions;

@@ -38,6 +38,13 @@ static CLIENT: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if ctx.conn.in_subscriber_mode() && argv.len() <= 2 {
+        // In subscriber mode PING answers ["pong", message].
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(argv.get(1).copied().unwrap_or(b""));
+        return;
+    }
     match argv.len() {
         1 => ctx.out.simple(b"PONG"),
         2 => ctx.out.bulk(argv[1]),
@@ -57,6 +64,7 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) {
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.conn.multi = None;
     super::multi::unwatch_all(ctx.st, ctx.conn);
+    super::pubsub::unsubscribe_all(ctx.st, ctx.conn);
     ctx.conn.db = 0;
     ctx.conn.info.db.store(0, Ordering::Relaxed);
     ctx.conn.reply_mode = ReplyMode::On;

@@ -175,6 +175,19 @@ fn execute_inner(
         return Flow::Paused;
     }
 
+    // RESP2 subscriber mode allows only the subscription commands, PING, QUIT and RESET.
+    if conn.in_subscriber_mode() {
+        let top = table.full_name(id).split('|').next().unwrap_or_default();
+        if !super::pubsub::allowed_in_subscriber_mode(top) {
+            out.error(&format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                table.full_name(id)
+            ));
+            flag_transaction(conn);
+            return Flow::Continue;
+        }
+    }
+
     // MULTI: everything but the transaction commands is queued (checked above, run by EXEC).
     if let Some(m) = conn.multi.as_mut() {
         let top = table.full_name(id).split('|').next().unwrap_or_default();

@@ -17,6 +17,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod multi;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -55,6 +56,7 @@ pub fn build_table() -> CommandTable {
     t.register(geo::COMMANDS);
     t.register(sort::COMMANDS);
     t.register(multi::COMMANDS);
+    t.register(pubsub::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);
@@ -91,6 +93,24 @@ pub struct ConnState {
     pub watch_dirty: crate::state::watch::DirtyFlag,
     /// Blocking commands answer at once as if timed out (inside EXEC and scripts).
     pub deny_blocking: bool,
+    /// Pub/Sub subscriptions and the mailbox their messages arrive in.
+    pub pubsub: Option<PubSubConn>,
+}
+
+pub struct PubSubConn {
+    pub mailbox: Arc<crate::state::pubsub::Mailbox>,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    pub channels: Vec<Vec<u8>>,
+    pub patterns: Vec<Vec<u8>>,
+    pub shard: Vec<Vec<u8>>,
+}
+
+impl ConnState {
+    /// RESP2 subscriber mode: only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed.
+    pub fn in_subscriber_mode(&self) -> bool {
+        self.info.resp.load(std::sync::atomic::Ordering::Relaxed) < 3
+            && self.pubsub.as_ref().is_some_and(|p| !(p.channels.is_empty() && p.patterns.is_empty() && p.shard.is_empty()))
+    }
 }
 
 /// A transaction being queued.
@@ -117,6 +137,7 @@ impl ConnState {
             watched: Vec::new(),
             watch_dirty: Default::default(),
             deny_blocking: false,
+            pubsub: None,
         }
     }
 }

@@ -186,6 +186,9 @@ pub struct Hot {
     pub obuf_hard: AtomicUsize,
     pub obuf_soft: AtomicUsize,
     pub obuf_soft_secs: AtomicI64,
+    pub pubsub_hard: AtomicUsize,
+    pub pubsub_soft: AtomicUsize,
+    pub pubsub_soft_secs: AtomicI64,
     pub requirepass_set: AtomicBool,
     pub slowlog_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicUsize,
@@ -545,6 +548,11 @@ impl Config {
                     h.obuf_hard.store(p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                     h.obuf_soft.store(p.get(i + 2).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                     h.obuf_soft_secs.store(p.get(i + 3).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
+                }
+                if let Some(i) = p.iter().position(|c| *c == "pubsub") {
+                    h.pubsub_hard.store(p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
+                    h.pubsub_soft.store(p.get(i + 2).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
+                    h.pubsub_soft_secs.store(p.get(i + 3).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                 }
             }
             _ => {}

@@ -63,17 +63,20 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             if rbuf.capacity() - rbuf.len() < 4096 {
                 rbuf.reserve(16 * 1024);
             }
-            let r = match conn.monitor.as_mut() {
-                None => sock.read_buf(&mut rbuf).await,
-                Some(rx) => tokio::select! {
+            let r = if conn.monitor.is_none() && conn.pubsub.is_none() {
+                sock.read_buf(&mut rbuf).await
+            } else {
+                tokio::select! {
                     r = sock.read_buf(&mut rbuf) => r,
-                    line = rx.recv() => {
+                    line = recv_monitor(conn.monitor.as_mut()) => {
                         let Some(line) = line else { break 'conn };
                         out.raw(&line);
-                        while let Ok(more) = rx.try_recv() {
-                            out.raw(&more);
-                            if out.buf.len() >= FLUSH_AT {
-                                break;
+                        if let Some(rx) = conn.monitor.as_mut() {
+                            while let Ok(more) = rx.try_recv() {
+                                out.raw(&more);
+                                if out.buf.len() >= FLUSH_AT {
+                                    break;
+                                }
                             }
                         }
                         if flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
@@ -81,7 +84,24 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         }
                         continue 'conn;
                     }
-                },
+                    msg = recv_pubsub(conn.pubsub.as_mut()) => {
+                        let Some(msg) = msg else { break 'conn };
+                        let mut n = msg.len();
+                        out.raw(&msg);
+                        if let Some(ps) = conn.pubsub.as_mut() {
+                            while out.buf.len() < FLUSH_AT {
+                                let Ok(m) = ps.rx.try_recv() else { break };
+                                n += m.len();
+                                out.raw(&m);
+                            }
+                            ps.mailbox.drained(n);
+                        }
+                        if info.is_killed() || flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                            break 'conn;
+                        }
+                        continue 'conn;
+                    }
+                }
             };
             let n = match r {
                 Ok(0) | Err(_) => break 'conn,
@@ -177,7 +197,24 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         st.remove_monitor(info.id);
     }
     crate::commands::multi::unwatch_all(&st, &mut conn);
+    crate::commands::pubsub::unsubscribe_all(&st, &mut conn);
     st.clients.unregister(info.id);
+}
+
+/// The next MONITOR line, or never when the connection is not monitoring.
+async fn recv_monitor(rx: Option<&mut tokio::sync::mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next Pub/Sub message, or never when the connection has no subscriptions.
+async fn recv_pubsub(ps: Option<&mut crate::commands::PubSubConn>) -> Option<Vec<u8>> {
+    match ps {
+        Some(ps) => ps.rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits until a blocked command is served, times out or is unblocked, and returns its reply;

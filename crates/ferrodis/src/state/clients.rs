@@ -29,6 +29,10 @@ pub struct ClientInfo {
     pub no_evict: AtomicBool,
     /// Waiting in a blocking command (CLIENT LIST's flag `b`).
     pub blocked: AtomicBool,
+    /// Pub/Sub subscriptions: channels, patterns, shard channels.
+    pub sub: AtomicUsize,
+    pub psub: AtomicUsize,
+    pub ssub: AtomicUsize,
     pub user: Mutex<String>,
 }
 
@@ -51,7 +55,7 @@ impl ClientInfo {
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let obuf = self.obuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -59,8 +63,17 @@ impl ClientInfo {
             name,
             (now_ms - self.created_ms) / 1000,
             (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000,
-            if self.blocked.load(Ordering::Relaxed) { "b" } else { "N" },
+            if self.blocked.load(Ordering::Relaxed) {
+                "b"
+            } else if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 {
+                "P"
+            } else {
+                "N"
+            },
             self.db.load(Ordering::Relaxed),
+            self.sub.load(Ordering::Relaxed),
+            self.psub.load(Ordering::Relaxed),
+            self.ssub.load(Ordering::Relaxed),
             qbuf,
             16384usize.saturating_sub(qbuf),
             obuf,

@@ -4,6 +4,7 @@
 
 pub mod blocking;
 pub mod clients;
+pub mod pubsub;
 pub mod stats;
 pub mod watch;
 
@@ -55,6 +56,8 @@ pub struct State {
     pub blocking: blocking::Blocking,
     /// WATCHed keys.
     pub watches: watch::Watches,
+    /// Pub/Sub subscriptions.
+    pub pubsub: pubsub::PubSub,
 }
 
 /// One latency monitor event (Redis keeps the last 160 samples, one per second at most).
@@ -93,6 +96,7 @@ impl State {
             latency: Mutex::new(Default::default()),
             blocking: Default::default(),
             watches: Default::default(),
+            pubsub: Default::default(),
         })
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).
