@@ -18,6 +18,7 @@ pub mod keys;
 pub mod list;
 pub mod multi;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -57,6 +58,7 @@ pub fn build_table() -> CommandTable {
     t.register(sort::COMMANDS);
     t.register(multi::COMMANDS);
     t.register(pubsub::COMMANDS);
+    t.register(scripting::COMMANDS);
     t.register(keys::COMMANDS);
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);
@@ -190,6 +192,19 @@ impl<'a> Ctx<'a> {
     pub fn lock_stripe(&mut self, stripe: usize) {
         if !self.guards.iter().any(|(s, _)| *s == stripe) {
             self.guards.push((stripe, self.st.keyspace.lock(stripe)));
+        }
+    }
+    /// True when this context holds every stripe (a script, or an EXEC containing one).
+    pub fn holds_all(&self) -> bool {
+        self.guards.len() == crate::keyspace::STRIPES
+    }
+    /// Takes every stripe lock, in order (releasing first whatever it held, to keep the order).
+    pub fn lock_all_stripes(&mut self) {
+        if !self.holds_all() {
+            self.unlock_all();
+            for s in 0..crate::keyspace::STRIPES {
+                self.lock_stripe(s);
+            }
         }
     }
     /// Releases every stripe lock (whole-keyspace handlers lock and release as they walk).

@@ -72,6 +72,10 @@ fn unwatch(ctx: &mut Ctx, _argv: &[&[u8]]) {
 
 /// Locks the stripes of the queued commands' keys and of the watched keys, ascending.
 fn lock_keys(ctx: &mut Ctx, cmds: &[(usize, Vec<Vec<u8>>)]) {
+    // A script may touch any key: a transaction holding one takes every stripe.
+    if cmds.iter().any(|(id, _)| ctx.table.full_name(*id).starts_with("eval")) {
+        return ctx.lock_all_stripes();
+    }
     let mut stripes: SmallVec<[usize; 16]> = SmallVec::new();
     for (id, argv) in cmds {
         let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
@@ -88,7 +92,7 @@ fn lock_keys(ctx: &mut Ctx, cmds: &[(usize, Vec<Vec<u8>>)]) {
 }
 
 /// Sends the effects captured so far to the journal as one MULTI ... EXEC block.
-fn flush_capture(ctx: &mut Ctx) {
+pub(crate) fn flush_capture(ctx: &mut Ctx) {
     let Some(items) = ctx.capture.as_mut() else { return };
     if items.is_empty() {
         return;

@@ -216,6 +216,15 @@ fn arb_write() -> impl Strategy<Value = Vec<String>> {
         key.clone().prop_map(move |k| s(&["PFCOUNT", k])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["PFMERGE", a, b])),
         (key.clone(), key.clone()).prop_map(move |(a, b)| s(&["SORT", a, "ALPHA", "STORE", b])),
+        // Scripts: their effects go to the journal as one MULTI ... EXEC block.
+        (key.clone(), key.clone(), val.clone()).prop_map(move |(a, b, v)| s(&[
+            "EVAL",
+            "redis.call('SET', KEYS[1], ARGV[1]) redis.pcall('INCR', KEYS[2]) return redis.call('EXISTS', KEYS[2])",
+            "2",
+            a,
+            b,
+            v
+        ])),
         // Transactions: effects go to the journal as one MULTI ... EXEC block.
         Just(s(&["MULTI"])),
         Just(s(&["EXEC"])),

@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod clients;
 pub mod pubsub;
+pub mod scripts;
 pub mod stats;
 pub mod watch;
 
@@ -58,6 +59,8 @@ pub struct State {
     pub watches: watch::Watches,
     /// Pub/Sub subscriptions.
     pub pubsub: pubsub::PubSub,
+    /// The Lua script cache.
+    pub scripts: scripts::Scripts,
 }
 
 /// One latency monitor event (Redis keeps the last 160 samples, one per second at most).
@@ -97,6 +100,7 @@ impl State {
             blocking: Default::default(),
             watches: Default::default(),
             pubsub: Default::default(),
+            scripts: Default::default(),
         })
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).

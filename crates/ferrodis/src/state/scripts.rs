@@ -1,0 +1,11 @@
+//! The Lua script cache: bodies by SHA1 (hex), shared by every thread, and a generation that
+//! SCRIPT FLUSH bumps so each thread rebuilds its Lua state (`commands::scripting`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct Scripts {
+    pub bodies: parking_lot::Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    pub generation: std::sync::atomic::AtomicU64,
+}
