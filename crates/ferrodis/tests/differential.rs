@@ -105,6 +105,7 @@ const CORPORA: &[(&str, &str)] = &[
     ("sort", include_str!("corpus/sort.txt")),
     ("multi", include_str!("corpus/multi.txt")),
     ("scripts", include_str!("corpus/scripts.txt")),
+    ("functions", include_str!("corpus/functions.txt")),
     ("zsets", include_str!("corpus/zsets.txt")),
     // The same sequence with every sorted set in its full (skiplist) form from the start.
     ("zsets-skiplist", concat!("CONFIG SET zset-max-listpack-entries 0\n", include_str!("corpus/zsets.txt"))),

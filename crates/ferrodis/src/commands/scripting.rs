@@ -33,6 +33,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("eval_ro", -3, SCRIPT_FLAGS | READONLY, "@slow @scripting", EVAL_KEYS, eval_ro),
     cmd("evalsha_ro", -3, SCRIPT_FLAGS | READONLY, "@slow @scripting", EVAL_KEYS, evalsha_ro),
     container("script", -2, "@slow", SCRIPT_SUBS),
+    cmd("fcall", -3, SCRIPT_FLAGS, "@slow @scripting", EVAL_KEYS, fcall),
+    cmd("fcall_ro", -3, SCRIPT_FLAGS | READONLY, "@slow @scripting", EVAL_KEYS, fcall_ro),
+    container("function", -2, "@slow", FUNCTION_SUBS),
+];
+
+static FUNCTION_SUBS: &[CommandSpec] = &[
+    cmd("load", -3, WRITE | DENYOOM | NOSCRIPT, "@write @slow @scripting", NO_KEYS, function_load),
+    cmd("delete", 3, WRITE | NOSCRIPT, "@write @slow @scripting", NO_KEYS, function_delete),
+    cmd("flush", -2, WRITE | NOSCRIPT, "@write @slow @scripting", NO_KEYS, function_flush),
+    cmd("list", -2, NOSCRIPT, "@slow @scripting", NO_KEYS, function_list),
+    cmd("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", NO_KEYS, script_kill),
 ];
 
 fn sha1hex(b: &[u8]) -> String {
@@ -43,6 +54,8 @@ struct ThreadLua {
     generation: u64,
     lua: Lua,
     funcs: HashMap<String, Function>,
+    /// FUNCTION libraries loaded into this state: function name → body.
+    functions: Option<HashMap<String, Function>>,
 }
 
 thread_local! {
@@ -245,34 +258,137 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     Ok(reply_to_lua(lua, &reply.buf)?.0)
 }
 
+use crate::state::scripts::Library;
 use crate::state::ThreadStats;
 
 /// Formats a script failure as Redis 7.0 does: "<error> script: <sha>, on @user_script:<line>."
-fn script_error(e: &mlua::Error, sha: &str) -> String {
+fn script_error(e: &mlua::Error, sha: &str, chunk: &str) -> String {
     let text = e.to_string();
     if let Some(start) = text.find(MARK) {
         let rest = &text[start + 1..];
         let mut parts = rest.splitn(3, MARK);
         let line = parts.next().unwrap_or("0");
         let msg = parts.next().unwrap_or("").lines().next().unwrap_or("");
-        return format!("{msg} script: {sha}, on @user_script:{line}.");
+        return format!("{msg} script: {sha}, on @{chunk}:{line}.");
     }
     // A Lua runtime error: "user_script:<line>: message" (first line, before any traceback).
-    let first = text.lines().find(|l| l.contains("user_script:")).unwrap_or(text.lines().next().unwrap_or(""));
+    let tag = format!("{chunk}:");
+    let first = text.lines().find(|l| l.contains(&tag)).unwrap_or(text.lines().next().unwrap_or(""));
     let msg = first.trim().trim_start_matches("runtime error: ");
-    let at = msg.find("user_script:").map_or(msg, |i| &msg[i..]);
+    let at = msg.find(&tag).map_or(msg, |i| &msg[i..]);
     let line = at.split(':').nth(1).unwrap_or("0");
-    format!("ERR {at} script: {sha}, on @user_script:{line}.")
+    format!("ERR {at} script: {sha}, on @{chunk}:{line}.")
+}
+
+/// What a script or function is, for its error messages: "script: <sha>, on @user_script:N."
+/// or "script: <name>, on @user_function:N.".
+struct Origin<'a> {
+    name: &'a str,
+    chunk: &'a str,
+    /// A FUNCTION gets KEYS and ARGV as arguments; a script gets them as globals.
+    function: bool,
+}
+
+/// Parses numkeys and splits KEYS from ARGV (Redis's errors when bad).
+/// KEYS and ARGV of a call.
+type KeysArgs<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+
+fn split_keys<'a>(ctx: &mut Ctx, argv: &[&'a [u8]]) -> Option<KeysArgs<'a>> {
+    let Some(numkeys) = crate::util::parse_i64(argv[2]) else {
+        ctx.out.error(NOT_INT);
+        return None;
+    };
+    if numkeys < 0 {
+        ctx.out.error("ERR Number of keys can't be negative");
+        return None;
+    }
+    if numkeys as usize > argv.len() - 3 {
+        ctx.out.error("ERR Number of keys can't be greater than number of args");
+        return None;
+    }
+    Some((argv[3..3 + numkeys as usize].to_vec(), argv[3 + numkeys as usize..].to_vec()))
+}
+
+/// This thread's Lua state, rebuilt when SCRIPT FLUSH or a FUNCTION change made it stale.
+fn with_lua<R>(ctx: &mut Ctx, f: impl FnOnce(&mut Ctx, &mut ThreadLua) -> R) -> Option<R> {
+    let generation = ctx.st.scripts.generation.load(Ordering::Acquire);
+    LUA.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|t| t.generation != generation) {
+            match new_lua() {
+                Ok(lua) => *slot = Some(ThreadLua { generation, lua, funcs: HashMap::new(), functions: None }),
+                Err(e) => {
+                    ctx.out.error(&format!("ERR Lua initialization failed: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some(f(ctx, slot.as_mut().expect("set above")))
+    })
+}
+
+/// Runs a compiled script or function body with KEYS/ARGV (as globals for scripts, as arguments
+/// for functions) under every stripe lock, and replies its result.
+fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]], readonly: bool, origin: Origin) {
+    let as_function = origin.function;
+    // Atomic against everyone: every stripe, in order (an EXEC holding a script has them all).
+    ctx.lock_all_stripes();
+    let mk = |items: &[&[u8]]| -> mlua::Result<Table> {
+        let t = lua.create_table()?;
+        for (i, k) in items.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(k)?)?;
+        }
+        Ok(t)
+    };
+    let (Ok(kt), Ok(at)) = (mk(keys), mk(args)) else { return ctx.out.error("ERR out of memory") };
+    let g = lua.globals();
+    if !as_function {
+        let _ = g.raw_set("KEYS", kt.clone());
+        let _ = g.raw_set("ARGV", at.clone());
+    }
+    let was_denying = std::mem::replace(&mut ctx.conn.deny_blocking, true);
+    // Inside EXEC the transaction's capture collects the script's effects too.
+    let nested = ctx.capture.is_some();
+    if !nested {
+        ctx.capture = Some(Vec::new());
+    }
+    let cell = RefCell::new(&mut *ctx);
+    let result: mlua::Result<LuaValue> = lua.scope(|scope| {
+        let redis: Table = g.raw_get("redis")?;
+        let call = scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
+        let pcall = scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
+        redis.raw_set("call", call)?;
+        redis.raw_set("pcall", pcall)?;
+        let r = if as_function { f.call::<LuaValue>((kt, at)) } else { f.call::<LuaValue>(()) };
+        redis.raw_set("call", LuaValue::Nil)?;
+        redis.raw_set("pcall", LuaValue::Nil)?;
+        r
+    });
+    let ctx = cell.into_inner();
+    if !nested {
+        super::multi::flush_capture(ctx);
+        ctx.capture = None;
+    }
+    ctx.conn.deny_blocking = was_denying;
+    match result {
+        Ok(v) => lua_to_reply(ctx.out, &v),
+        Err(e) => {
+            let msg = script_error(&e, origin.name, origin.chunk);
+            ctx.out.error(&msg)
+        }
+    }
+}
+
+fn compile_error(e: &mlua::Error) -> String {
+    let msg = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    format!("ERR Error compiling script (new function): {msg}")
 }
 
 fn run_script(ctx: &mut Ctx, argv: &[&[u8]], sha: String, body: Option<&[u8]>, readonly: bool) {
-    let Some(numkeys) = crate::util::parse_i64(argv[2]) else { return ctx.out.error(NOT_INT) };
-    if numkeys < 0 {
-        return ctx.out.error("ERR Number of keys can't be negative");
-    }
-    if numkeys as usize > argv.len() - 3 {
-        return ctx.out.error("ERR Number of keys can't be greater than number of args");
-    }
+    let Some((keys, args)) = split_keys(ctx, argv) else { return };
     let body: std::sync::Arc<Vec<u8>> = match body {
         Some(b) => {
             let arc = std::sync::Arc::new(b.to_vec());
@@ -283,20 +399,7 @@ fn run_script(ctx: &mut Ctx, argv: &[&[u8]], sha: String, body: Option<&[u8]>, r
             None => return ctx.out.error("NOSCRIPT No matching script. Please use EVAL."),
         },
     };
-    let keys: Vec<&[u8]> = argv[3..3 + numkeys as usize].to_vec();
-    let args: Vec<&[u8]> = argv[3 + numkeys as usize..].to_vec();
-    // Atomic against everyone: every stripe, in order (an EXEC holding a script has them all).
-    ctx.lock_all_stripes();
-    let generation = ctx.st.scripts.generation.load(Ordering::Acquire);
-    LUA.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|t| t.generation != generation) {
-            match new_lua() {
-                Ok(lua) => *slot = Some(ThreadLua { generation, lua, funcs: HashMap::new() }),
-                Err(e) => return ctx.out.error(&format!("ERR Lua initialization failed: {e}")),
-            }
-        }
-        let tl = slot.as_mut().expect("set above");
+    with_lua(ctx, |ctx, tl| {
         let f = match tl.funcs.get(&sha) {
             Some(f) => f.clone(),
             None => match tl.lua.load(&body[..]).set_name("@user_script").into_function() {
@@ -304,61 +407,202 @@ fn run_script(ctx: &mut Ctx, argv: &[&[u8]], sha: String, body: Option<&[u8]>, r
                     tl.funcs.insert(sha.clone(), f.clone());
                     f
                 }
-                Err(e) => {
-                    let msg = match &e {
-                        mlua::Error::SyntaxError { message, .. } => message.clone(),
-                        other => other.to_string(),
-                    };
-                    return ctx.out.error(&format!("ERR Error compiling script (new function): {msg}"));
-                }
+                Err(e) => return ctx.out.error(&compile_error(&e)),
             },
         };
-        let lua = &tl.lua;
-        let mk = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let t = lua.create_table()?;
-            for (i, k) in items.iter().enumerate() {
-                t.raw_set(i + 1, lua.create_string(k)?)?;
-            }
-            Ok(t)
-        };
-        let (Ok(kt), Ok(at)) = (mk(&keys), mk(&args)) else { return ctx.out.error("ERR out of memory") };
-        let g = lua.globals();
-        let _ = g.raw_set("KEYS", kt);
-        let _ = g.raw_set("ARGV", at);
-        let was_denying = std::mem::replace(&mut ctx.conn.deny_blocking, true);
-        // Inside EXEC the transaction's capture collects the script's effects too.
-        let nested = ctx.capture.is_some();
-        if !nested {
-            ctx.capture = Some(Vec::new());
-        }
-        let cell = RefCell::new(&mut *ctx);
-        let result: mlua::Result<LuaValue> = lua.scope(|scope| {
-            let redis: Table = g.raw_get("redis")?;
-            let call =
-                scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
-            let pcall =
-                scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
-            redis.raw_set("call", call)?;
-            redis.raw_set("pcall", pcall)?;
-            let r = f.call::<LuaValue>(());
-            redis.raw_set("call", LuaValue::Nil)?;
-            redis.raw_set("pcall", LuaValue::Nil)?;
-            r
-        });
-        let ctx = cell.into_inner();
-        if !nested {
-            super::multi::flush_capture(ctx);
-            ctx.capture = None;
-        }
-        ctx.conn.deny_blocking = was_denying;
-        match result {
-            Ok(v) => lua_to_reply(ctx.out, &v),
-            Err(e) => {
-                let msg = script_error(&e, &sha);
-                ctx.out.error(&msg)
-            }
-        }
+        execute(ctx, &tl.lua, &f, &keys, &args, readonly, Origin { name: &sha, chunk: "user_script", function: false })
     });
+}
+
+// ---------------------------------------------------------------- FUNCTION / FCALL
+
+/// Runs a library's code with `redis.register_function` collecting its functions
+/// (name, body, no-writes). The `#!lua name=...` line is blanked so line numbers stay true.
+fn load_library(lua: &Lua, code: &[u8]) -> Result<Vec<(String, Function, bool)>, String> {
+    let body_start = code.iter().position(|&c| c == b'\n').unwrap_or(code.len());
+    let mut src = b"\n".to_vec();
+    src.extend_from_slice(code.get(body_start + 1..).unwrap_or_default());
+    let found: RefCell<Vec<(String, Function, bool)>> = RefCell::new(Vec::new());
+    let redis: Table = lua.globals().raw_get("redis").map_err(|e| e.to_string())?;
+    let r = lua.scope(|scope| {
+        let reg = scope.create_function(|_, a: mlua::MultiValue| {
+            let (name, cb, no_writes) = match (a.front(), a.get(1)) {
+                (Some(LuaValue::String(n)), Some(LuaValue::Function(f))) => (n.to_string_lossy(), f.clone(), false),
+                (Some(LuaValue::Table(t)), None) => {
+                    let n: String = t.get("function_name")?;
+                    let f: Function = t.get("callback")?;
+                    let flags: Option<Table> = t.get("flags")?;
+                    let nw = flags.is_some_and(|fl| fl.sequence_values::<String>().any(|v| v.is_ok_and(|v| v == "no-writes")));
+                    (n, f, nw)
+                }
+                _ => return Err(mlua::Error::RuntimeError("wrong arguments to redis.register_function".into())),
+            };
+            found.borrow_mut().push((name, cb, no_writes));
+            Ok(())
+        })?;
+        redis.raw_set("register_function", reg)?;
+        let r = lua.load(&src[..]).set_name("@user_function").exec();
+        redis.raw_set("register_function", LuaValue::Nil)?;
+        r
+    });
+    match r {
+        Ok(()) => Ok(found.into_inner()),
+        Err(mlua::Error::SyntaxError { message, .. }) => Err(format!("ERR Error compiling function: {message}")),
+        Err(e) => {
+            let t = e.to_string();
+            let line = t.lines().find(|l| l.contains("user_function:")).unwrap_or(t.lines().next().unwrap_or(""));
+            let at = line.find("user_function:").map_or(line, |i| &line[i..]);
+            Err(format!("ERR Error registering functions: ERR {at}"))
+        }
+    }
+}
+
+fn function_load(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let (replace, code) = match argv.len() {
+        3 => (false, argv[2]),
+        4 if eq(argv[2], "replace") => (true, argv[3]),
+        _ => return ctx.out.error("ERR Unknown option given: REPLACE"),
+    };
+    let first = code.split(|&c| c == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let Some(meta) = first.strip_prefix("#!") else { return ctx.out.error("ERR Missing library metadata") };
+    let mut parts = meta.split_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if !engine.eq_ignore_ascii_case("lua") {
+        return ctx.out.error(&format!("ERR Engine '{engine}' not found"));
+    }
+    let Some(name) = parts.find_map(|p| p.strip_prefix("name=")).map(String::from) else {
+        return ctx.out.error("ERR Library name was not given");
+    };
+    let found = match new_lua().map_err(|e| e.to_string()).and_then(|lua| load_library(&lua, code)) {
+        Ok(f) => f,
+        Err(e) => return ctx.out.error(&e),
+    };
+    if found.is_empty() {
+        return ctx.out.error("ERR No functions registered");
+    }
+    let mut libs = ctx.st.scripts.libraries.lock();
+    if libs.contains_key(&name) && !replace {
+        return ctx.out.error(&format!("ERR Library '{name}' already exists"));
+    }
+    for (f, _, _) in &found {
+        if libs.iter().any(|(ln, l)| *ln != name && l.functions.iter().any(|(n, _)| n == f)) {
+            return ctx.out.error(&format!("ERR Function {f} already exists"));
+        }
+    }
+    libs.insert(name.clone(), Library { code: code.to_vec(), functions: found.iter().map(|(n, _, w)| (n.clone(), *w)).collect() });
+    drop(libs);
+    ctx.st.scripts.generation.fetch_add(1, Ordering::AcqRel);
+    ctx.touched();
+    ctx.out.bulk(name.as_bytes());
+}
+
+fn function_delete(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let name = String::from_utf8_lossy(argv[2]).into_owned();
+    if ctx.st.scripts.libraries.lock().remove(&name).is_none() {
+        return ctx.out.error("ERR Library not found");
+    }
+    ctx.st.scripts.generation.fetch_add(1, Ordering::AcqRel);
+    ctx.touched();
+    ctx.out.ok();
+}
+
+fn function_flush(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() > 3 || argv.get(2).is_some_and(|a| !eq(a, "sync") && !eq(a, "async")) {
+        return ctx.out.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+    }
+    ctx.st.scripts.libraries.lock().clear();
+    ctx.st.scripts.generation.fetch_add(1, Ordering::AcqRel);
+    ctx.touched();
+    ctx.out.ok();
+}
+
+fn function_list(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let (mut pattern, mut withcode) = (None, false);
+    let mut i = 2;
+    while i < argv.len() {
+        if eq(argv[i], "withcode") {
+            withcode = true;
+        } else if eq(argv[i], "libraryname") && i + 1 < argv.len() {
+            pattern = Some(argv[i + 1]);
+            i += 1;
+        } else {
+            return ctx.out.error(&format!("ERR Unknown argument {}", String::from_utf8_lossy(argv[i])));
+        }
+        i += 1;
+    }
+    let libs: Vec<(String, Library)> = ctx
+        .st
+        .scripts
+        .libraries
+        .lock()
+        .iter()
+        .filter(|(n, _)| pattern.is_none_or(|p| crate::util::glob_match(p, n.as_bytes(), false)))
+        .map(|(n, l)| (n.clone(), l.clone()))
+        .collect();
+    let out = &mut *ctx.out;
+    out.array(libs.len());
+    for (name, lib) in libs {
+        out.map(if withcode { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(lib.functions.len());
+        for (f, no_writes) in &lib.functions {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(f.as_bytes());
+            out.bulk(b"description");
+            out.null();
+            out.bulk(b"flags");
+            out.set(*no_writes as usize);
+            if *no_writes {
+                out.simple(b"no-writes");
+            }
+        }
+        if withcode {
+            out.bulk(b"library_code");
+            out.bulk(&lib.code);
+        }
+    }
+}
+
+fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) {
+    let fname = String::from_utf8_lossy(argv[1]).into_owned();
+    let no_writes = {
+        let libs = ctx.st.scripts.libraries.lock();
+        libs.values().flat_map(|l| l.functions.iter()).find(|(n, _)| *n == fname).map(|(_, w)| *w)
+    };
+    let Some(no_writes) = no_writes else { return ctx.out.error("ERR Function not found") };
+    if readonly && !no_writes {
+        return ctx.out.error("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    let Some((keys, args)) = split_keys(ctx, argv) else { return };
+    let libs: Vec<Library> = ctx.st.scripts.libraries.lock().values().cloned().collect();
+    with_lua(ctx, |ctx, tl| {
+        if tl.functions.is_none() {
+            let mut all = HashMap::new();
+            for lib in &libs {
+                if let Ok(found) = load_library(&tl.lua, &lib.code) {
+                    all.extend(found.into_iter().map(|(n, f, _)| (n, f)));
+                }
+            }
+            tl.functions = Some(all);
+        }
+        let Some(f) = tl.functions.as_ref().and_then(|m| m.get(&fname)).cloned() else {
+            return ctx.out.error("ERR Function not found");
+        };
+        execute(ctx, &tl.lua, &f, &keys, &args, readonly || no_writes, Origin { name: &fname, chunk: "user_function", function: true })
+    });
+}
+
+fn fcall(ctx: &mut Ctx, argv: &[&[u8]]) {
+    fcall_generic(ctx, argv, false)
+}
+fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) {
+    fcall_generic(ctx, argv, true)
 }
 
 fn eval(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -378,11 +622,7 @@ fn script_load(ctx: &mut Ctx, argv: &[&[u8]]) {
     let sha = sha1hex(argv[2]);
     // Compile it now so a syntax error is reported at load time, as Redis does.
     if let Err(e) = Lua::new().load(argv[2]).set_name("@user_script").into_function() {
-        let msg = match &e {
-            mlua::Error::SyntaxError { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        return ctx.out.error(&format!("ERR Error compiling script (new function): {msg}"));
+        return ctx.out.error(&compile_error(&e));
     }
     ctx.st.scripts.bodies.lock().insert(sha.clone(), std::sync::Arc::new(argv[2].to_vec()));
     ctx.out.bulk(sha.as_bytes());

@@ -8,4 +8,13 @@ use std::sync::Arc;
 pub struct Scripts {
     pub bodies: parking_lot::Mutex<HashMap<String, Arc<Vec<u8>>>>,
     pub generation: std::sync::atomic::AtomicU64,
+    /// FUNCTION libraries by name.
+    pub libraries: parking_lot::Mutex<std::collections::BTreeMap<String, Library>>,
+}
+
+/// A FUNCTION library: its code and its functions (name, `no-writes` flag), in order.
+#[derive(Clone, Debug)]
+pub struct Library {
+    pub code: Vec<u8>,
+    pub functions: Vec<(String, bool)>,
 }
