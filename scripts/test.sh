@@ -13,6 +13,11 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 redis-server --version
 
+if ! python3 -c "import redis" >/dev/null 2>&1; then
+    echo "== installing redis-py (the real-client tests use it)"
+    python3 -m pip install -q redis
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -35,3 +35,19 @@ fn redis_cli_works_unchanged() {
     let out = redis_cli(s.port, &["--pipe"]);
     assert!(out.contains("errors: 0"), "{}", out);
 }
+
+/// redis-py (installed by scripts/test.sh with pip) through the APIs users touch: pipelines
+/// with transactions, WATCH retries, registered scripts, the Lock helper, Pub/Sub, blocking
+/// pops, sorted sets, functions and RESP3 (`tests/python/redis_py.py`).
+#[test]
+fn redis_py_works_unchanged() {
+    let s = Server::ferrodis(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/redis_py.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(s.port.to_string())
+        .output()
+        .expect("python3 (and `pip install redis`, which scripts/test.sh does)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("redis-py ok"), "{text}");
+}
