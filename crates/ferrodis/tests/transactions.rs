@@ -103,3 +103,26 @@ fn watch_retry_loop_loses_no_increment() {
     let mut c = f.client();
     assert_eq!(c.text(&["GET", "counter"]), "$3\r\n400\r\n", "retries: {ra} + {rb}");
 }
+
+/// A script running past busy-reply-threshold: other clients get -BUSY, SCRIPT KILL stops it
+/// (its caller gets Redis's error), and a script that has written cannot be killed.
+#[test]
+fn long_script_answers_busy_and_script_kill_stops_it() {
+    use crate::harness::{encode, wait_until};
+    use std::time::Duration;
+    let f = Server::ferrodis(&["--busy-reply-threshold", "100"]);
+    let mut a = f.client();
+    let mut b = f.client();
+    assert_eq!(b.text(&["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.\r\n");
+    a.send(&encode(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]));
+    // PING touches no key, so it never waits on the script's locks: it answers PONG, then BUSY.
+    assert!(wait_until(Duration::from_secs(10), || b.text(&["PING"]).starts_with("-BUSY Redis is busy running a script.")));
+    assert_eq!(b.text(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let r = String::from_utf8(a.read_reply().expect("the killed script's reply")).unwrap();
+    assert!(r.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "), "{r}");
+    assert_eq!(b.text(&["GET", "x"]), "$-1\r\n");
+    a.send(&encode(&[b"EVAL", b"redis.call('set', 'w', '1') while true do end", b"0"]));
+    assert!(wait_until(Duration::from_secs(10), || b.text(&["PING"]).starts_with("-BUSY")));
+    assert!(b.text(&["SCRIPT", "KILL"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));
+    // The server is killed by its PID when `f` drops.
+}

@@ -175,6 +175,32 @@ fn execute_inner(
         return Flow::Paused;
     }
 
+    // A script running past busy-reply-threshold: only ALLOW_BUSY commands (SCRIPT KILL, ...).
+    // Until then the command waits for the script here (as Redis does not read meanwhile), so it
+    // does not queue on the script's stripe locks past the threshold.
+    if spec.flags & flag::ALLOW_BUSY == 0 && crate::state::scripts::RUNNING_SINCE.load(Ordering::Acquire) != 0 {
+        let threshold = st.config.get_int("busy-reply-threshold");
+        let mut spins = 0u32;
+        loop {
+            let since = crate::state::scripts::RUNNING_SINCE.load(Ordering::Acquire);
+            if since == 0 {
+                break;
+            }
+            if crate::util::now_ms() - since >= threshold {
+                out.error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.");
+                flag_transaction(conn);
+                return Flow::Continue;
+            }
+            // Most scripts take microseconds: yield first, sleep only for long ones.
+            spins += 1;
+            if spins < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+
     // RESP2 subscriber mode allows only the subscription commands, PING, QUIT and RESET.
     if conn.in_subscriber_mode() {
         let top = table.full_name(id).split('|').next().unwrap_or_default();

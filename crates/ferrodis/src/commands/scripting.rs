@@ -235,6 +235,9 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     if readonly && spec.is_write() {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
+    if spec.is_write() {
+        scripts::WROTE.store(true, Ordering::Release);
+    }
     let saved = std::mem::replace(ctx.out, ReplyBuf::new(Proto::Resp2));
     let saved_id = ctx.cmd_id;
     ctx.cmd_id = id;
@@ -258,7 +261,7 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     Ok(reply_to_lua(lua, &reply.buf)?.0)
 }
 
-use crate::state::scripts::Library;
+use crate::state::scripts::{self, Library};
 use crate::state::ThreadStats;
 
 /// Formats a script failure as Redis 7.0 does: "<error> script: <sha>, on @user_script:<line>."
@@ -352,6 +355,21 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     if !nested {
         ctx.capture = Some(Vec::new());
     }
+    // SCRIPT KILL support: other clients see BUSY past busy-reply-threshold (dispatch) and may
+    // ask this script to stop; a hook checks the request every 10k instructions.
+    let outer = scripts::RUNNING_SINCE.load(Ordering::Acquire) != 0;
+    if !outer {
+        scripts::KILL.store(false, Ordering::Release);
+        scripts::WROTE.store(false, Ordering::Release);
+        scripts::RUNNING_SINCE.store(crate::util::now_ms().max(1), Ordering::Release);
+        lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, |_, dbg| {
+            if scripts::KILL.load(Ordering::Acquire) {
+                let line = dbg.curr_line();
+                return Err(mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}ERR Script killed by user with SCRIPT KILL...")));
+            }
+            Ok(mlua::VmState::Continue)
+        });
+    }
     let cell = RefCell::new(&mut *ctx);
     let result: mlua::Result<LuaValue> = lua.scope(|scope| {
         let redis: Table = g.raw_get("redis")?;
@@ -365,6 +383,10 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
         r
     });
     let ctx = cell.into_inner();
+    if !outer {
+        lua.remove_hook();
+        scripts::RUNNING_SINCE.store(0, Ordering::Release);
+    }
     if !nested {
         super::multi::flush_capture(ctx);
         ctx.capture = None;
@@ -648,9 +670,19 @@ fn script_flush(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.out.ok();
 }
 
+/// SCRIPT KILL / FUNCTION KILL: runs without stripe locks (no keys), so it reaches a script
+/// that holds them all.
 fn script_kill(ctx: &mut Ctx, _argv: &[&[u8]]) {
-    // Scripts hold every stripe while they run, so no other client can be here while one runs.
-    ctx.out.error("NOTBUSY No scripts in execution right now.");
+    if scripts::RUNNING_SINCE.load(Ordering::Acquire) == 0 {
+        return ctx.out.error("NOTBUSY No scripts in execution right now.");
+    }
+    if scripts::WROTE.load(Ordering::Acquire) {
+        return ctx.out.error(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+        );
+    }
+    scripts::KILL.store(true, Ordering::Release);
+    ctx.out.ok();
 }
 
 fn script_help(ctx: &mut Ctx, _argv: &[&[u8]]) {

@@ -18,3 +18,10 @@ pub struct Library {
     pub code: Vec<u8>,
     pub functions: Vec<(String, bool)>,
 }
+
+/// The running script (at most one runs at a time: it holds every stripe): when it started
+/// (Unix ms, 0 when none), whether SCRIPT KILL asked it to stop, and whether it has written
+/// (then it cannot be killed). Process-wide, as Redis's.
+pub static RUNNING_SINCE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+pub static KILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub static WROTE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
