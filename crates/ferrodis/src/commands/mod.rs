@@ -16,6 +16,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
 pub mod list;
+pub mod lua_libs;
 pub mod multi;
 pub mod pubsub;
 pub mod scripting;

@@ -105,6 +105,7 @@ fn new_lua() -> mlua::Result<Lua> {
         redis.set(name, v)?;
     }
     g.raw_set("redis", redis)?;
+    super::lua_libs::install(&lua)?;
     lua.load(PRELUDE).set_name("@prelude").exec()?;
     Ok(lua)
 }
