@@ -382,6 +382,7 @@ impl Config {
             return Err(format!("argument(s) must be one of the following: {}", vals.join(", ")));
         }
         match name {
+            "notify-keyspace-events" => return normalize_keyspace_events(one),
             "save" => {
                 let joined = args.join(" ");
                 let parts: Vec<&str> = joined.split_whitespace().collect();
@@ -640,4 +641,85 @@ mod tests {
         assert_eq!(c.hot.obuf_hard.load(Ordering::Relaxed), 1 << 20);
         assert!(c.matching(b"slave-read-only").len() == 1);
     }
+}
+
+/// Keyspace notification classes (Redis's NOTIFY_* bits).
+pub mod notify {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 12;
+    pub const NEW: u32 = 1 << 13;
+    /// What 'A' stands for (g$lshzxetd).
+    pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+}
+
+/// Parses `notify-keyspace-events` as Redis's keyspaceEventsStringToFlags.
+pub fn keyspace_event_flags(s: &str) -> Option<u32> {
+    use notify::*;
+    let mut f = 0;
+    for c in s.chars() {
+        f |= match c {
+            'A' => ALL,
+            'g' => GENERIC,
+            '$' => STRING,
+            'l' => LIST,
+            's' => SET,
+            'h' => HASH,
+            'z' => ZSET,
+            'x' => EXPIRED,
+            'e' => EVICTED,
+            'K' => KEYSPACE,
+            'E' => KEYEVENT,
+            't' => STREAM,
+            'm' => KEY_MISS,
+            'd' => MODULE,
+            'n' => NEW,
+            _ => return None,
+        };
+    }
+    Some(f)
+}
+
+/// The option as CONFIG GET shows it (Redis's keyspaceEventsFlagsToString).
+fn normalize_keyspace_events(s: &str) -> Result<String, String> {
+    use notify::*;
+    let f = keyspace_event_flags(s).ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+    let mut out = String::new();
+    if f & ALL == ALL {
+        out.push('A');
+    } else {
+        for (bit, c) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
+            if f & bit != 0 {
+                out.push(c);
+            }
+        }
+    }
+    for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+        if f & bit != 0 {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
