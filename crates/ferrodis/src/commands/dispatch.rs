@@ -305,6 +305,9 @@ pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8
     ctx.custom_propagated = false;
     (spec.handler)(ctx, argv);
     let dirty = ctx.dirty();
+    if (dirty > 0 && spec.is_write()) || !ctx.deferred.is_empty() {
+        super::notify::fire(ctx, spec.name, argv, dirty > 0 && spec.is_write());
+    }
     if dirty > 0 {
         let db = ctx.conn.db;
         if !ctx.custom_propagated && spec.is_write() {

@@ -171,6 +171,7 @@ impl ActiveExpire {
             for (db, e) in &gone_here {
                 st.journal.append(*db, &[b"DEL", e.key.as_slice()]);
                 st.watches.touch(*db, e.key.as_slice());
+                crate::commands::pubsub::keyspace_event(st, *db, crate::config::notify::EXPIRED, "expired", e.key.as_slice(), now);
             }
             drop(stripe);
             let g = gone_here.len() as u64;

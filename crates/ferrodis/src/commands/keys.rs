@@ -83,7 +83,7 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) {
         ctx.out.int(0);
         return;
     }
-    ctx.delete(src);
+    ctx.delete_quiet(src);
     ctx.store(dst, e.0, e.1);
     if nx {
         ctx.out.int(1);
@@ -170,7 +170,7 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.int(0);
         return;
     }
-    ctx.delete(key);
+    ctx.delete_quiet(key);
     ctx.store_in(db, key, v, exp);
     ctx.out.int(1);
 }

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod list;
 pub mod lua_libs;
 pub mod multi;
+pub mod notify;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -116,6 +117,9 @@ impl ConnState {
     }
 }
 
+/// A keyspace event fired after the command's own: (class, event, db, key).
+pub type DeferredEvent = (u32, &'static str, usize, Vec<u8>);
+
 /// A transaction being queued.
 #[derive(Default)]
 pub struct Multi {
@@ -159,6 +163,8 @@ pub struct Ctx<'a> {
     custom_propagated: bool,
     /// Keys this command made ready for blocked clients: (db, key).
     pub ready: SmallVec<[(usize, Vec<u8>); 1]>,
+    /// Keyspace events to fire after the command's own (the "del" of a key it deleted).
+    pub deferred: SmallVec<[DeferredEvent; 1]>,
     /// Inside EXEC: journal effects collected here, to go to the journal as one MULTI/EXEC block.
     pub capture: Option<Vec<(usize, Vec<Vec<u8>>)>>,
 }
@@ -185,6 +191,7 @@ impl<'a> Ctx<'a> {
             dirty: 0,
             custom_propagated: false,
             ready: SmallVec::new(),
+            deferred: SmallVec::new(),
             capture: None,
         }
     }
@@ -294,6 +301,9 @@ impl<'a> Ctx<'a> {
                     Some(_) => {}
                     None => self.st.journal.append(db, &[b"DEL", key]),
                 }
+                if self.st.config.hot.notify_flags.load(std::sync::atomic::Ordering::Relaxed) & crate::config::notify::EXPIRED != 0 {
+                    pubsub::keyspace_event(self.st, db, crate::config::notify::EXPIRED, "expired", key, now);
+                }
                 self.st.watches.touch(db, key);
                 ThreadStats::add(&self.ts.expired, 1);
                 self.dirty += 1;
@@ -391,7 +401,11 @@ impl<'a> Ctx<'a> {
             self.ready.push((db, key.to_vec()));
         }
         let e = Entry { key: SmallBytes::new(key), value, expire, lru };
-        if let Some(old) = self.guards[pos].1.insert(db, &loc, e, hasher) {
+        let old = self.guards[pos].1.insert(db, &loc, e, hasher);
+        if old.is_none() {
+            self.notify(crate::config::notify::NEW, "new", db, key);
+        }
+        if let Some(old) = old {
             // Under LFU an overwritten key keeps its access frequency, counting this write as an
             // access (Redis's lookupKeyWrite then dbOverwrite).
             if self.st.config.hot.lfu_policy.load(std::sync::atomic::Ordering::Relaxed) {
@@ -404,10 +418,30 @@ impl<'a> Ctx<'a> {
         self.dirty += 1;
     }
 
-    /// Deletes a live key; true if it existed.
+    /// Deletes a live key; true if it existed. Fires "del" (after the command's own event).
     pub fn delete(&mut self, key: &[u8]) -> bool {
         let db = self.conn.db;
+        let gone = self.delete_in(db, key).is_some();
+        if gone && self.notifying(crate::config::notify::GENERIC) {
+            self.deferred.push((crate::config::notify::GENERIC, "del", db, key.to_vec()));
+        }
+        gone
+    }
+    /// Deletes a key as part of moving it (RENAME, MOVE): no "del" event.
+    pub fn delete_quiet(&mut self, key: &[u8]) -> bool {
+        let db = self.conn.db;
         self.delete_in(db, key).is_some()
+    }
+    /// True when events of this class are published.
+    #[inline]
+    pub fn notifying(&self, class: u32) -> bool {
+        self.st.config.hot.notify_flags.load(std::sync::atomic::Ordering::Relaxed) & class != 0
+    }
+    /// Fires a keyspace event now.
+    pub fn notify(&mut self, class: u32, event: &str, db: usize, key: &[u8]) {
+        if self.notifying(class) {
+            pubsub::keyspace_event(self.st, db, class, event, key, self.now);
+        }
     }
 
     pub fn delete_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {

@@ -148,15 +148,17 @@ fn sunsubscribe(ctx: &mut Ctx, argv: &[&[u8]]) {
     unsubscribe_generic(ctx, &argv[1..], Kind::Shard, b"sunsubscribe", true)
 }
 
-fn publish_generic(ctx: &mut Ctx, argv: &[&[u8]], shard: bool) {
-    let h = &ctx.st.config.hot;
+/// Publishes on a channel (PUBLISH, SPUBLISH, keyspace notifications), disconnecting
+/// subscribers over their output limits; returns the number of receivers.
+pub fn publish_message(st: &crate::state::State, shard: bool, channel: &[u8], msg: &[u8], now: i64) -> usize {
+    let h = &st.config.hot;
     let lim = Limits {
         hard: h.pubsub_hard.load(Ordering::Relaxed),
         soft: h.pubsub_soft.load(Ordering::Relaxed),
         soft_secs: h.pubsub_soft_secs.load(Ordering::Relaxed),
     };
     let mut over = Vec::new();
-    let n = ctx.st.pubsub.publish(shard, argv[1], argv[2], lim, ctx.now, &mut over);
+    let n = st.pubsub.publish(shard, channel, msg, lim, now, &mut over);
     for mb in over {
         // Redis: "scheduled to be closed ASAP for overcoming of output buffer limits".
         if !mb.info.is_killed() {
@@ -165,10 +167,33 @@ fn publish_generic(ctx: &mut Ctx, argv: &[&[u8]], shard: bool) {
                 mb.info.id,
                 mb.info.addr
             );
-            ctx.st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
-            ctx.st.clients.kill(mb.info.id);
+            st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
+            st.clients.kill(mb.info.id);
         }
     }
+    n
+}
+
+/// A keyspace notification (Redis's notifyKeyspaceEvent): `__keyspace@<db>__:<key>` carries the
+/// event, `__keyevent@<db>__:<event>` the key, as `notify-keyspace-events` enables them.
+pub fn keyspace_event(st: &crate::state::State, db: usize, class: u32, event: &str, key: &[u8], now: i64) {
+    use crate::config::notify::{KEYEVENT, KEYSPACE};
+    let flags = st.config.hot.notify_flags.load(Ordering::Relaxed);
+    if flags & class == 0 {
+        return;
+    }
+    if flags & KEYSPACE != 0 {
+        let ch = [format!("__keyspace@{db}__:").as_bytes(), key].concat();
+        publish_message(st, false, &ch, event.as_bytes(), now);
+    }
+    if flags & KEYEVENT != 0 {
+        let ch = format!("__keyevent@{db}__:{event}");
+        publish_message(st, false, ch.as_bytes(), key, now);
+    }
+}
+
+fn publish_generic(ctx: &mut Ctx, argv: &[&[u8]], shard: bool) {
+    let n = publish_message(ctx.st, shard, argv[1], argv[2], ctx.now);
     ctx.out.int(n as i64);
 }
 

@@ -202,6 +202,8 @@ pub struct Hot {
     pub hash_max_value: AtomicUsize,
     pub set_max_intset: AtomicUsize,
     pub zset_max_entries: AtomicUsize,
+    /// `notify-keyspace-events` as `notify::*` flags.
+    pub notify_flags: std::sync::atomic::AtomicU32,
     pub zset_max_value: AtomicUsize,
 }
 
@@ -536,6 +538,9 @@ impl Config {
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
             "hash-max-listpack-entries" => h.hash_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "hash-max-listpack-value" => h.hash_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "notify-keyspace-events" => {
+                h.notify_flags.store(keyspace_event_flags(&self.get(name).unwrap_or_default()).unwrap_or(0), Ordering::Relaxed)
+            }
             "zset-max-listpack-entries" => h.zset_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "zset-max-listpack-value" => h.zset_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
             "set-max-intset-entries" => h.set_max_intset.store(int(name).max(0) as usize, Ordering::Relaxed),
