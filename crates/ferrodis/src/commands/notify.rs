@@ -77,6 +77,22 @@ fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {
         "zremrangebylex" => one(ZSET, "zremrangebylex"),
         "zpopmin" => one(ZSET, "zpopmin"),
         "zpopmax" => one(ZSET, "zpopmax"),
+        "geoadd" => one(ZSET, "zadd"),
+        "pfadd" | "pfmerge" => one(STRING, "pfadd"),
+        // STORE commands: the destination's event, or only "del" when the result was empty.
+        "sinterstore" => one(SET, "sinterstore"),
+        "sunionstore" => one(SET, "sunionstore"),
+        "sdiffstore" => one(SET, "sdiffstore"),
+        "zunionstore" => one(ZSET, "zunionstore"),
+        "zinterstore" => one(ZSET, "zinterstore"),
+        "zdiffstore" => one(ZSET, "zdiffstore"),
+        "zrangestore" => one(ZSET, "zrangestore"),
+        "geosearchstore" => one(ZSET, "geosearchstore"),
+        "bitop" => smallvec::smallvec![(STRING, "set", 2)],
+        "sort" => match argv.iter().position(|a| eq(a, "store")) {
+            Some(i) if i + 1 < argv.len() => smallvec::smallvec![(LIST, "sortstore", i + 1)],
+            _ => v,
+        },
         _ => v,
     }
 }
@@ -86,11 +102,20 @@ pub fn fire(ctx: &mut Ctx, name: &str, argv: &[&[u8]], changed: bool) {
     let db = ctx.conn.db;
     if changed && ctx.notifying(ALL) {
         for (class, event, i) in events(name, argv) {
-            // An expiry in the past deletes the key: Redis then fires only "del".
-            if event == "expire" && ctx.deferred.iter().any(|d| d.3 == argv[i]) {
+            // An expiry in the past, or a STORE with an empty result, deletes the key: Redis then
+            // fires only "del".
+            let replaced_by_del = event == "expire" || event.ends_with("store") || (name == "bitop" && event == "set");
+            if replaced_by_del && ctx.deferred.iter().any(|d| d.3 == argv[i]) {
                 continue;
             }
             ctx.notify(class, event, db, argv[i]);
+        }
+    }
+    if changed && name == "move" && ctx.notifying(GENERIC) {
+        // MOVE: "move_from" in this database, "move_to" in the target.
+        if let Some(to) = crate::util::parse_i64(argv[2]) {
+            ctx.notify(GENERIC, "move_from", db, argv[1]);
+            ctx.notify(GENERIC, "move_to", to as usize, argv[1]);
         }
     }
     for (class, event, db, key) in std::mem::take(&mut ctx.deferred) {
