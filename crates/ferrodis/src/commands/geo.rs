@@ -2,30 +2,15 @@
 //! geohash (`types::geohash`).
 
 use super::table::{cmd, flag::*, CommandSpec, Keys, ONE_KEY};
-use super::zset::{store_result, zadd_generic, zset_mut, ScoreRange};
-use super::{eq, Ctx, NOT_FLOAT, NOT_INT, SYNTAX, WRONGTYPE};
+use super::zset::{store_result, zadd_generic, zset_mut, zset_read, ScoreRange};
+use super::{eq, Ctx, NOT_FLOAT, NOT_INT, SYNTAX};
 use crate::types::geohash::{self, Search, Shape};
-use crate::types::{Value, ZSet};
 use crate::util::{fmt_human, parse_f64, parse_i64};
 use resp::ReplyBuf;
 
 /// GEORADIUS's keys: the source, and the key after STORE or STOREDIST.
-const RADIUS_KEYS: Keys = Keys::Custom {
-    first: 1,
-    last: 1,
-    step: 1,
-    find: |argv, out| {
-        out.push(1);
-        let mut i = 2;
-        while i + 1 < argv.len() {
-            if eq(argv[i], "store") || eq(argv[i], "storedist") {
-                out.push(i + 1);
-                i += 1;
-            }
-            i += 1;
-        }
-    },
-};
+const RADIUS_KEYS: Keys =
+    Keys::Custom { first: 1, last: 1, step: 1, find: |argv, out| super::table::key_and_after(argv, out, &["store", "storedist"]) };
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("geoadd", -5, WRITE | DENYOOM, "@write @geo @slow", ONE_KEY, geoadd),
@@ -122,21 +107,8 @@ fn geoadd(ctx: &mut Ctx, argv: &[&[u8]]) {
     zadd_generic(ctx, &zargv, false);
 }
 
-/// The sorted set at `key` for reading; Err after WRONGTYPE.
-fn read_zset<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<(Option<&'a ZSet>, &'a mut ReplyBuf), ()> {
-    let (e, out) = ctx.entry(key, true);
-    match e.map(|e| &e.value) {
-        None => Ok((None, out)),
-        Some(Value::ZSet(z)) => Ok((Some(z), out)),
-        Some(_) => {
-            out.error(WRONGTYPE);
-            Err(())
-        }
-    }
-}
-
 fn geopos(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let Ok((z, out)) = read_zset(ctx, argv[1]) else { return };
+    let Ok((z, out)) = zset_read(ctx, argv[1]) else { return };
     out.array(argv.len() - 2);
     for m in &argv[2..] {
         match z.and_then(|z| z.score(m)) {
@@ -154,7 +126,7 @@ fn geodist(ctx: &mut Ctx, argv: &[&[u8]]) {
     } else if argv.len() > 5 {
         return ctx.out.error(SYNTAX);
     }
-    let Ok((z, out)) = read_zset(ctx, argv[1]) else { return };
+    let Ok((z, out)) = zset_read(ctx, argv[1]) else { return };
     let pos = |m: &[u8]| z.and_then(|z| z.score(m)).map(geohash::decode_score);
     match (pos(argv[2]), pos(argv[3])) {
         (Some(a), Some(b)) => distance_reply(out, geohash::distance(a[0], a[1], b[0], b[1]) / to_meter),
@@ -163,7 +135,7 @@ fn geodist(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn geohash_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let Ok((z, out)) = read_zset(ctx, argv[1]) else { return };
+    let Ok((z, out)) = zset_read(ctx, argv[1]) else { return };
     out.array(argv.len() - 2);
     for m in &argv[2..] {
         match z.and_then(|z| z.score(m)) {

@@ -112,8 +112,8 @@ pub struct PubSubConn {
 impl ConnState {
     /// RESP2 subscriber mode: only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed.
     pub fn in_subscriber_mode(&self) -> bool {
-        self.info.resp.load(std::sync::atomic::Ordering::Relaxed) < 3
-            && self.pubsub.as_ref().is_some_and(|p| !(p.channels.is_empty() && p.patterns.is_empty() && p.shard.is_empty()))
+        self.pubsub.as_ref().is_some_and(|p| !(p.channels.is_empty() && p.patterns.is_empty() && p.shard.is_empty()))
+            && self.info.resp.load(std::sync::atomic::Ordering::Relaxed) < 3
     }
 }
 

@@ -91,6 +91,20 @@ fn lock_keys(ctx: &mut Ctx, cmds: &[(usize, Vec<Vec<u8>>)]) {
     }
 }
 
+/// Runs a whole-keyspace command (FLUSHALL, KEYS, SCAN, ...: it locks every stripe itself) inside
+/// a transaction or script: sends the effects captured so far as their own block, lets go of the
+/// locks, and runs it with its effects going straight to the journal, in the order it happens.
+/// The caller takes its locks back; capturing resumes.
+pub(crate) fn run_unlocked(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) {
+    flush_capture(ctx);
+    let capturing = ctx.capture.take().is_some();
+    ctx.unlock_all();
+    run_handler(ctx, spec, argv);
+    if capturing {
+        ctx.capture = Some(Vec::new());
+    }
+}
+
 /// Sends the effects captured so far to the journal as one MULTI ... EXEC block.
 pub(crate) fn flush_capture(ctx: &mut Ctx) {
     let Some(items) = ctx.capture.as_mut() else { return };
@@ -134,12 +148,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
         let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
         ctx.cmd_id = *id;
         if spec.flags & WHOLE_KEYSPACE != 0 {
-            // These lock every stripe themselves: run them between two halves of the block.
-            flush_capture(ctx);
-            ctx.capture = None;
-            ctx.unlock_all();
-            run_handler(ctx, spec, &refs);
-            ctx.capture = Some(Vec::new());
+            run_unlocked(ctx, spec, &refs);
             lock_keys(ctx, &m.cmds[i + 1..]);
         } else {
             run_handler(ctx, spec, &refs);

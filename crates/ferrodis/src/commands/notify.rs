@@ -7,7 +7,7 @@ use super::{eq, Ctx};
 use crate::config::notify::*;
 use smallvec::SmallVec;
 
-/// (class, event, argument index of the key, database offset for MOVE's target).
+/// (class, event, argument index of the key).
 type Event = (u32, &'static str, usize);
 
 fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {

@@ -10,6 +10,8 @@
 use super::dispatch::run_handler;
 use super::table::{cmd, container, flag::*, CommandSpec, Keys, NO_KEYS};
 use super::{eq, Ctx, NOT_INT};
+use crate::state::scripts::{self, Library};
+use crate::state::ThreadStats;
 use mlua::{Function, Lua, Table, Value as LuaValue};
 use resp::{Proto, ReplyBuf};
 use std::cell::RefCell;
@@ -243,11 +245,7 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     let saved_id = ctx.cmd_id;
     ctx.cmd_id = id;
     if spec.flags & WHOLE_KEYSPACE != 0 {
-        // These lock every stripe themselves (FLUSHALL, KEYS, SCAN, ...): the script lets go of
-        // its locks around the call, after sending its effects so far.
-        super::multi::flush_capture(ctx);
-        ctx.unlock_all();
-        run_handler(ctx, spec, &refs);
+        super::multi::run_unlocked(ctx, spec, &refs);
         ctx.lock_all_stripes();
     } else {
         run_handler(ctx, spec, &refs);
@@ -261,9 +259,6 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     }
     Ok(reply_to_lua(lua, &reply.buf)?.0)
 }
-
-use crate::state::scripts::{self, Library};
-use crate::state::ThreadStats;
 
 /// Formats a script failure as Redis 7.0 does: "<error> script: <sha>, on @user_script:<line>."
 fn script_error(e: &mlua::Error, sha: &str, chunk: &str) -> String {

@@ -12,21 +12,7 @@ use crate::util::parse_i64;
 use std::cmp::Ordering;
 
 /// SORT's keys: the source, and the STORE destination.
-const SORT_KEYS: Keys = Keys::Custom {
-    first: 1,
-    last: 1,
-    step: 1,
-    find: |argv, out| {
-        out.push(1);
-        let mut i = 2;
-        while i + 1 < argv.len() {
-            if eq(argv[i], "store") {
-                out.push(i + 1);
-            }
-            i += 1;
-        }
-    },
-};
+const SORT_KEYS: Keys = Keys::Custom { first: 1, last: 1, step: 1, find: |argv, out| super::table::key_and_after(argv, out, &["store"]) };
 
 const SORT_RO_KEYS: Keys = Keys::Custom { first: 1, last: 1, step: 1, find: |_, out| out.push(1) };
 

@@ -75,6 +75,19 @@ pub enum Keys {
     },
 }
 
+/// Keys of SORT / GEORADIUS: the key at 1, and every argument that follows one of `keywords`.
+pub fn key_and_after(argv: &[&[u8]], out: &mut smallvec::SmallVec<[usize; 8]>, keywords: &[&str]) {
+    out.push(1);
+    let mut i = 2;
+    while i + 1 < argv.len() {
+        if keywords.iter().any(|k| argv[i].eq_ignore_ascii_case(k.as_bytes())) {
+            out.push(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+}
+
 /// ZUNIONSTORE-style keys: the destination at 1, numkeys at 2, the inputs after it.
 pub const STORE_NUMKEYS: Keys = Keys::Custom {
     first: 1,

@@ -90,7 +90,7 @@ pub(crate) fn zset_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<O
 }
 
 /// The sorted set at `key` with the reply buffer beside it (for replies written while reading).
-fn zset_read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<(Option<&'a ZSet>, &'a mut ReplyBuf), ()> {
+pub(crate) fn zset_read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<(Option<&'a ZSet>, &'a mut ReplyBuf), ()> {
     let (e, out) = ctx.entry(key, true);
     match e.map(|e| &e.value) {
         None => Ok((None, out)),

@@ -128,44 +128,30 @@ pub fn geohash_string(score: f64) -> String {
         .collect()
 }
 
-fn move_x(h: &mut Bits, d: i8) {
+/// Moves a hash one cell along one axis (Redis's geohash_move_x/y): `moving` is the mask of
+/// that axis's interleaved bits (odd bits: longitude, even bits: latitude).
+fn move_axis(h: &mut Bits, d: i8, moving: u64) {
     if d == 0 {
         return;
     }
-    let mut x = h.bits & 0xaaaaaaaaaaaaaaaa;
-    let y = h.bits & 0x5555555555555555;
-    let zz = 0x5555555555555555u64 >> (64 - h.step as u32 * 2);
+    let shift = 64 - h.step as u32 * 2;
+    let keep = h.bits & !moving;
+    let mut m = h.bits & moving;
+    let zz = !moving >> shift;
     if d > 0 {
-        x = x.wrapping_add(zz + 1);
+        m = m.wrapping_add(zz + 1);
     } else {
-        x |= zz;
-        x = x.wrapping_sub(zz + 1);
+        m |= zz;
+        m = m.wrapping_sub(zz + 1);
     }
-    x &= 0xaaaaaaaaaaaaaaaau64 >> (64 - h.step as u32 * 2);
-    h.bits = x | y;
-}
-
-fn move_y(h: &mut Bits, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let x = h.bits & 0xaaaaaaaaaaaaaaaa;
-    let mut y = h.bits & 0x5555555555555555;
-    let zz = 0xaaaaaaaaaaaaaaaau64 >> (64 - h.step as u32 * 2);
-    if d > 0 {
-        y = y.wrapping_add(zz + 1);
-    } else {
-        y |= zz;
-        y = y.wrapping_sub(zz + 1);
-    }
-    y &= 0x5555555555555555u64 >> (64 - h.step as u32 * 2);
-    h.bits = x | y;
+    m &= moving >> shift;
+    h.bits = m | keep;
 }
 
 fn moved(h: Bits, dx: i8, dy: i8) -> Bits {
     let mut n = h;
-    move_x(&mut n, dx);
-    move_y(&mut n, dy);
+    move_axis(&mut n, dx, 0xaaaaaaaaaaaaaaaa);
+    move_axis(&mut n, dy, 0x5555555555555555);
     n
 }
 
