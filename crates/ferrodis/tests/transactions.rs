@@ -1,6 +1,8 @@
 //! Transactions with several clients: WATCH against other clients' writes and expiry, blocked
 //! clients woken only after an EXEC, compared reply for reply with redis-server; and the
-//! optimistic WATCH retry loop users write, under two competing clients (the `redis` crate).
+//! classic patterns users write with the `redis` crate: the optimistic WATCH retry loop under two
+//! competing clients, a lock taken with SET NX PX and released by a Lua compare-and-delete, and a
+//! Lua rate limiter.
 
 use crate::blocking::{same_as_redis, Step::*};
 use crate::harness::Server;
@@ -125,4 +127,80 @@ fn long_script_answers_busy_and_script_kill_stops_it() {
     assert!(wait_until(Duration::from_secs(10), || b.text(&["PING"]).starts_with("-BUSY")));
     assert!(b.text(&["SCRIPT", "KILL"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));
     // The server is killed by its PID when `f` drops.
+}
+
+/// The distributed lock users write: `SET lock token NX PX ms` to take it, a Lua
+/// compare-and-delete to release it. Four clients each do 50 unprotected read-modify-write
+/// increments of a counter under the lock; none may be lost, and a release with the wrong
+/// token leaves the lock alone.
+#[test]
+fn lock_with_set_nx_px_and_lua_release_serialises_clients() {
+    const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+    let f = Server::ferrodis(&[]);
+    let url = f.url();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let client = redis::Client::open(url.as_str()).expect("client");
+                let mut con = client.get_connection().expect("connect");
+                let release = redis::Script::new(RELEASE);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                for i in 0..50 {
+                    let token = format!("{w}-{i}");
+                    loop {
+                        let got: Option<String> =
+                            redis::cmd("SET").arg("lock").arg(&token).arg("NX").arg("PX").arg(30_000).query(&mut con).expect("set nx");
+                        if got.is_some() {
+                            break;
+                        }
+                        assert!(std::time::Instant::now() < deadline, "lock never acquired");
+                        std::thread::yield_now();
+                    }
+                    // Another client's token never releases it.
+                    let wrong: i64 = release.key("lock").arg("not-mine").invoke(&mut con).expect("release wrong");
+                    assert_eq!(wrong, 0);
+                    let v: Option<i64> = redis::cmd("GET").arg("counter").query(&mut con).expect("get");
+                    redis::cmd("SET").arg("counter").arg(v.unwrap_or(0) + 1).query::<()>(&mut con).expect("set");
+                    let released: i64 = release.key("lock").arg(&token).invoke(&mut con).expect("release");
+                    assert_eq!(released, 1);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let mut c = f.client();
+    assert_eq!(c.text(&["GET", "counter"]), "$3\r\n200\r\n");
+    assert_eq!(c.text(&["EXISTS", "lock"]), ":0\r\n");
+}
+
+/// A fixed-window rate limiter in Lua (INCR, EXPIRE on the first hit), called 40 times by each
+/// of three clients against a limit of 25 per window: exactly 25 calls are allowed, and the
+/// window key carries its TTL.
+#[test]
+fn lua_rate_limiter_allows_exactly_the_limit() {
+    const LIMITER: &str = "local n = redis.call('incr', KEYS[1]) \
+        if n == 1 then redis.call('expire', KEYS[1], ARGV[2]) end \
+        if n > tonumber(ARGV[1]) then return 0 end return 1";
+    let f = Server::ferrodis(&[]);
+    let url = f.url();
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let client = redis::Client::open(url.as_str()).expect("client");
+                let mut con = client.get_connection().expect("connect");
+                let script = redis::Script::new(LIMITER);
+                (0..40).map(|_| script.key("rate:user1").arg(25).arg(600).invoke::<i64>(&mut con).expect("limiter")).sum::<i64>()
+            })
+        })
+        .collect();
+    let allowed: i64 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    assert_eq!(allowed, 25);
+    let mut c = f.client();
+    assert_eq!(c.text(&["GET", "rate:user1"]), "$3\r\n120\r\n");
+    let ttl = c.text(&["TTL", "rate:user1"]);
+    assert!(ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n", "{ttl}");
 }
