@@ -19,6 +19,8 @@ pub(crate) enum Step<'a> {
     Quiet(usize, &'a str),
     /// Client n polls EXISTS on a key until it is gone (an expiry), with a deadline.
     Gone(usize, &'a str),
+    /// Client n (a RESP2 subscriber) sends PING and logs every message before the pong.
+    Drain(usize),
 }
 pub(crate) use Step::*;
 
@@ -59,6 +61,16 @@ fn run(server: &Server, steps: &[Step]) -> Vec<String> {
                 let ok = crate::harness::wait_until(Duration::from_secs(10), || clients[n].cmd(&["EXISTS", key]) == b":0\r\n");
                 assert!(ok, "step {i}: {key} should expire");
             }
+            Drain(n) => {
+                clients[n].send(&crate::harness::encode(&[b"PING"]));
+                loop {
+                    let r = clients[n].read_reply().expect("a message or the pong");
+                    if r == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n" {
+                        break;
+                    }
+                    log.push(format!("{i} c{n} read -> {}", String::from_utf8_lossy(&r)));
+                }
+            }
             Blocked(k) => {
                 let ok = crate::harness::wait_until(Duration::from_secs(10), || blocked_clients(&mut admin) == k);
                 assert!(ok, "step {i}: {k} blocked clients expected");
@@ -72,6 +84,10 @@ pub(crate) fn same_as_redis(name: &str, steps: &[Step]) -> Vec<String> {
     let r = Server::redis(&[]);
     let f = Server::ferrodis(&[]);
     let (a, b) = (run(&r, steps), run(&f, steps));
+    if a != b {
+        // The whole of both logs, to see every difference at once.
+        eprintln!("scenario {name}, redis:\n{}\nferrodis:\n{}", a.join("\n"), b.join("\n"));
+    }
     for (x, y) in a.iter().zip(b.iter()) {
         assert_eq!(x, y, "scenario {name}: redis vs ferrodis");
     }

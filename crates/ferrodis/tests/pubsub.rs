@@ -273,3 +273,168 @@ fn keyspace_notifications_match_redis() {
         ],
     );
 }
+
+/// Each command is run by client 2, then client 1 (subscribed to every keyspace channel) logs
+/// every event it caused, compared with redis-server's.
+fn events_for(name: &str, flags: &str, setup: &[&str], commands: &[&str]) {
+    let config = format!("CONFIG SET notify-keyspace-events {flags}");
+    let mut steps = vec![Cmd(2, config.as_str())];
+    steps.extend(setup.iter().map(|c| Cmd(2, c)));
+    steps.push(Cmd(1, "PSUBSCRIBE __key*__:*"));
+    for c in commands {
+        steps.push(Cmd(2, c));
+        steps.push(Drain(1));
+    }
+    same_as_redis(name, &steps);
+}
+
+/// "keymiss" (class m) for reads of missing keys, read commands of every type and the reads
+/// inside write commands; never for plain writes or for commands that only peek (OBJECT, TYPE...).
+#[test]
+fn keymiss_events_match_redis() {
+    events_for(
+        "keymiss",
+        "Em",
+        &["SET x 1", "RPUSH l a", "SADD s a", "ZADD z 1 a", "HSET h f v", "SET tmp v PX 1"],
+        &[
+            "GET a",
+            "GET x",
+            "EXISTS a x",
+            "TYPE a",
+            "TTL a",
+            "PTTL a",
+            "EXPIRETIME a",
+            "STRLEN a",
+            "GETRANGE a 0 1",
+            "MGET a x b",
+            "HGET a f",
+            "HGET h nof",
+            "HGETALL a",
+            "HEXISTS a f",
+            "HSTRLEN a f",
+            "LRANGE a 0 -1",
+            "LINDEX a 0",
+            "LLEN a",
+            "LPOS a x",
+            "SCARD a",
+            "SMEMBERS a",
+            "SISMEMBER a m",
+            "SRANDMEMBER a",
+            "SINTER s a",
+            "SINTERCARD 2 s a",
+            "SUNIONSTORE d a b",
+            "ZSCORE a m",
+            "ZRANGE a 0 -1",
+            "ZRANDMEMBER a",
+            "ZINTERCARD 1 a",
+            "ZUNIONSTORE d 2 a b",
+            "PFCOUNT a",
+            "GEOPOS a m",
+            "GEOSEARCH a FROMLONLAT 0 0 BYRADIUS 1 km",
+            "BITCOUNT a",
+            "BITPOS a 1",
+            "BITFIELD_RO a GET u8 0",
+            "OBJECT ENCODING a",
+            "OBJECT FREQ a",
+            "TOUCH a",
+            "SORT a",
+            "SORT_RO a",
+            "GETDEL a",
+            "GETEX a",
+            "LPOP a",
+            "RPOPLPUSH a b",
+            "LMOVE a b LEFT LEFT",
+            "LMPOP 1 a LEFT",
+            "ZMPOP 1 a MIN",
+            "SMOVE a s m",
+            "COPY a b",
+            "RENAME a b",
+            "INCR n",
+            "APPEND n2 x",
+            "SETRANGE n3 0 x",
+            "SET n4 v GET",
+            "BITFIELD a GET u8 0",
+            "DEL a",
+            "UNLINK a",
+            "EXPIRE a 10",
+            "PERSIST a",
+            "HINCRBY h2 f 1",
+            "ZINCRBY z2 1 m",
+            "GET tmp",
+            "EVAL \"return redis.call('get', KEYS[1])\" 1 a",
+        ],
+    );
+}
+
+/// Events fired by commands that pick their key at run time (LMPOP, ZMPOP, GEORADIUS STORE)
+/// and by pops served to blocked clients.
+#[test]
+fn dynamic_and_blocked_pop_events_match_redis() {
+    use crate::blocking::Step;
+    let setup: Vec<Step> = vec![
+        Cmd(2, "CONFIG SET notify-keyspace-events KEA"),
+        Cmd(2, "RPUSH l2 a b c"),
+        Cmd(2, "ZADD z2 1 a 2 b 3 c"),
+        Cmd(2, "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania"),
+        Cmd(1, "PSUBSCRIBE __key*__:*"),
+    ];
+    let mut steps = setup;
+    for c in [
+        "LMPOP 2 l1 l2 LEFT COUNT 2",
+        "LMPOP 2 l1 l2 RIGHT COUNT 5",
+        "LMPOP 1 nolist LEFT",
+        "ZMPOP 2 z1 z2 MIN COUNT 2",
+        "ZMPOP 1 z2 MAX",
+        "GEORADIUS g 15 37 200 km STORE gs",
+        "GEORADIUS g 15 37 200 km STOREDIST gd",
+        "GEORADIUSBYMEMBER g Palermo 300 km STORE gm",
+        "GEORADIUS g 0 0 1 km STORE gs",
+        "GEOSEARCHSTORE gs2 g FROMLONLAT 15 37 BYRADIUS 200 km",
+        // Blocking commands that find their key ready do not block.
+        "RPUSH im a",
+        "BLPOP im 0",
+        "ZADD imz 1 a",
+        "BZPOPMAX imz 0",
+        "RPUSH im2 a",
+        "BLMOVE im2 im3 LEFT RIGHT 0",
+        "LMOVE im3 im3 LEFT RIGHT",
+    ] {
+        steps.push(Cmd(2, c));
+        steps.push(Drain(1));
+    }
+    // Pops served to blocked clients fire the pop (and the push of a move) as the popping
+    // command would.
+    steps.extend([
+        Send(3, "BLPOP q1 0"),
+        Blocked(1),
+        Cmd(2, "RPUSH q1 x y"),
+        Read(3),
+        Drain(1),
+        Send(3, "BLMOVE q2 q3 RIGHT LEFT 0"),
+        Blocked(1),
+        Cmd(2, "RPUSH q2 x"),
+        Read(3),
+        Drain(1),
+        Send(3, "BZPOPMIN zq 0"),
+        Blocked(1),
+        Cmd(2, "ZADD zq 1 a"),
+        Read(3),
+        Drain(1),
+        Send(3, "BLMPOP 0 1 q4 RIGHT COUNT 3"),
+        Blocked(1),
+        Cmd(2, "LPUSH q4 a b"),
+        Read(3),
+        Drain(1),
+        Send(3, "BZMPOP 0 1 zq2 MAX COUNT 3"),
+        Blocked(1),
+        Cmd(2, "ZADD zq2 1 a 2 b"),
+        Read(3),
+        Drain(1),
+        Send(3, "BRPOPLPUSH q5 q5 0"),
+        Blocked(1),
+        Cmd(2, "RPUSH q5 a"),
+        Read(3),
+        Drain(1),
+    ]);
+    same_as_redis("dynamic keys", &steps);
+}

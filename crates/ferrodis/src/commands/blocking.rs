@@ -83,6 +83,7 @@ fn serve_one(st: &State, table: &CommandTable, ts: &ThreadStats, w: &Arc<Waiter>
         ctx.lock_stripe(s);
     }
     let served = serve(&mut ctx, key, w);
+    super::notify::fire_deferred(&mut ctx);
     st.dirty.fetch_add(ctx.dirty(), Ordering::Relaxed);
     let chained = std::mem::take(&mut ctx.ready);
     drop(ctx);

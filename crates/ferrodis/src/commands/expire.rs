@@ -93,7 +93,7 @@ fn pexpireat(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], ms: bool, absolute: bool) {
     let now = ctx.now;
-    let (e, out) = ctx.entry(argv[1], false);
+    let (e, out) = ctx.entry_notouch(argv[1]);
     match e {
         None => out.int(-2),
         Some(e) if e.expire == 0 => out.int(-1),

@@ -61,7 +61,7 @@ fn exists(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn type_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let (e, out) = ctx.entry(argv[1], false);
+    let (e, out) = ctx.entry_notouch(argv[1]);
     out.simple(e.map_or("none", |e| e.value.type_name()).as_bytes());
 }
 
@@ -138,7 +138,7 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error("ERR source and destination objects are the same");
         return;
     }
-    let Some((v, exp)) = ctx.entry(src, false).0.map(|e| (e.value.clone(), e.expire)) else {
+    let Some((v, exp)) = ctx.entry(src, true).0.map(|e| (e.value.clone(), e.expire)) else {
         ctx.out.int(0);
         return;
     };

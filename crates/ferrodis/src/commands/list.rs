@@ -426,7 +426,10 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
         return;
     };
     ctx.touched();
-    ctx.delete_if_empty(src);
+    // A rotation (src == dst) never empties the list, even for a moment.
+    if src != dst {
+        ctx.delete_if_empty(src);
+    }
     match list_mut(ctx, dst, false) {
         Ok(Some(d)) => {
             d.push(to_left, &v);
@@ -438,6 +441,10 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
             ctx.store(dst, Value::List(Box::new(l)), 0);
         }
     }
+    // Redis notifies the push on the destination before the pop on the source.
+    let db = ctx.db();
+    ctx.notify(crate::config::notify::LIST, if to_left { "lpush" } else { "rpush" }, db, dst);
+    ctx.notify(crate::config::notify::LIST, pop_event(from_left), db, src);
     let end = |left: bool| if left { &b"LEFT"[..] } else { &b"RIGHT"[..] };
     ctx.propagate(&[b"LMOVE", src, dst, end(from_left), end(to_left)]);
     ctx.out.bulk(&v);
@@ -470,6 +477,8 @@ fn mpop_from(ctx: &mut Ctx, keys: &[&[u8]], left: bool, count: usize) -> Result<
         let n = count.min(l.len());
         let items: Vec<_> = (0..n).filter_map(|_| l.pop(left)).collect();
         ctx.touched();
+        let db = ctx.db();
+        ctx.notify(crate::config::notify::LIST, pop_event(left), db, k);
         ctx.delete_if_empty(k);
         let n_s = itoa::Buffer::new().format(items.len()).to_owned();
         ctx.propagate(&[if left { b"LPOP" } else { b"RPOP" }, k, n_s.as_bytes()]);
@@ -486,11 +495,21 @@ fn mpop_from(ctx: &mut Ctx, keys: &[&[u8]], left: bool, count: usize) -> Result<
 
 // ---------------------------------------------------------------- blocking commands
 
+fn pop_event(left: bool) -> &'static str {
+    if left {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
 /// Pops one element from `key` (a non-empty list) and replies [key, element].
 fn pop_keyed(ctx: &mut Ctx, key: &[u8], left: bool) {
     let Ok(Some(l)) = list_mut(ctx, key, false) else { return };
     let Some(v) = l.pop(left) else { return };
     ctx.touched();
+    let db = ctx.db();
+    ctx.notify(crate::config::notify::LIST, pop_event(left), db, key);
     ctx.delete_if_empty(key);
     ctx.propagate(&[if left { b"LPOP" } else { b"RPOP" }, key]);
     ctx.out.array(2);

@@ -252,6 +252,13 @@ impl<'a> Ctx<'a> {
         self.lookup(db, key, read, true)
     }
 
+    /// A read lookup (hits, misses, "keymiss") that leaves the key's LRU/LFU data alone: TYPE and
+    /// the TTL family (Redis's lookupKeyReadWithFlags with LOOKUP_NOTOUCH).
+    pub fn entry_notouch(&mut self, key: &[u8]) -> (Option<&mut Entry>, &mut ReplyBuf) {
+        let db = self.conn.db;
+        self.lookup(db, key, true, false)
+    }
+
     /// Finds a live key without touching its LRU/LFU data or counting a hit (OBJECT, MEMORY,
     /// DEBUG: Redis's LOOKUP_NOTOUCH).
     pub fn peek(&mut self, key: &[u8]) -> (Option<&mut Entry>, &mut ReplyBuf) {
@@ -312,6 +319,10 @@ impl<'a> Ctx<'a> {
         };
         if read {
             ThreadStats::add(if e.is_some() { &self.ts.hits } else { &self.ts.misses }, 1);
+            // A read that misses fires "keymiss" (class m), as Redis's lookupKeyRead does.
+            if e.is_none() && self.st.config.hot.notify_flags.load(std::sync::atomic::Ordering::Relaxed) & crate::config::notify::KEY_MISS != 0 {
+                pubsub::keyspace_event(self.st, db, crate::config::notify::KEY_MISS, "keymiss", key, now);
+            }
         }
         match e {
             Some(e) => {

@@ -48,13 +48,8 @@ fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {
         "lset" => one(LIST, "lset"),
         "lrem" => one(LIST, "lrem"),
         "ltrim" => one(LIST, "ltrim"),
-        // Redis notifies the push on the destination before the pop on the source.
-        "rpoplpush" => smallvec::smallvec![(LIST, "lpush", 2), (LIST, "rpop", 1)],
-        "lmove" => {
-            let from = if eq(argv[3], "left") { "lpop" } else { "rpop" };
-            let to = if eq(argv[4], "left") { "lpush" } else { "rpush" };
-            smallvec::smallvec![(LIST, to, 2), (LIST, from, 1)]
-        }
+        // RPOPLPUSH, LMOVE, LMPOP, ZMPOP, ZPOPMIN/MAX and the blocking pops fire their events
+        // where they pop (the key is known only then, and a served blocked client fires them too).
         "hset" | "hmset" | "hsetnx" => one(HASH, "hset"),
         "hdel" => one(HASH, "hdel"),
         "hincrby" => one(HASH, "hincrby"),
@@ -75,8 +70,6 @@ fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {
         "zremrangebyscore" => one(ZSET, "zremrangebyscore"),
         "zremrangebyrank" => one(ZSET, "zremrangebyrank"),
         "zremrangebylex" => one(ZSET, "zremrangebylex"),
-        "zpopmin" => one(ZSET, "zpopmin"),
-        "zpopmax" => one(ZSET, "zpopmax"),
         "geoadd" => one(ZSET, "zadd"),
         "pfadd" | "pfmerge" => one(STRING, "pfadd"),
         // STORE commands: the destination's event, or only "del" when the result was empty.
@@ -88,6 +81,10 @@ fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {
         "zdiffstore" => one(ZSET, "zdiffstore"),
         "zrangestore" => one(ZSET, "zrangestore"),
         "geosearchstore" => one(ZSET, "geosearchstore"),
+        "georadius" | "georadiusbymember" => match argv.iter().position(|a| eq(a, "store") || eq(a, "storedist")) {
+            Some(i) if i + 1 < argv.len() => smallvec::smallvec![(ZSET, "georadiusstore", i + 1)],
+            _ => v,
+        },
         "bitop" => smallvec::smallvec![(STRING, "set", 2)],
         "sort" => match argv.iter().position(|a| eq(a, "store")) {
             Some(i) if i + 1 < argv.len() => smallvec::smallvec![(LIST, "sortstore", i + 1)],
@@ -118,6 +115,12 @@ pub fn fire(ctx: &mut Ctx, name: &str, argv: &[&[u8]], changed: bool) {
             ctx.notify(GENERIC, "move_to", to as usize, argv[1]);
         }
     }
+    fire_deferred(ctx);
+}
+
+/// Fires the events a command deferred (the "del" of keys it emptied); also used after serving a
+/// blocked client.
+pub fn fire_deferred(ctx: &mut Ctx) {
     for (class, event, db, key) in std::mem::take(&mut ctx.deferred) {
         ctx.notify(class, event, db, &key);
     }

@@ -627,6 +627,8 @@ pub fn pop_entries(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Vec<(V
     }
     if !got.is_empty() {
         ctx.touched();
+        let db = ctx.db();
+        ctx.notify(crate::config::notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, db, key);
         ctx.delete_if_empty(key);
         let c = itoa::Buffer::new().format(got.len()).to_owned();
         ctx.propagate(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, c.as_bytes()]);
@@ -810,8 +812,9 @@ struct Src {
     weight: f64,
 }
 
-fn read_src(ctx: &mut Ctx, key: &[u8], write: bool) -> Result<Src, ()> {
-    let (e, out) = ctx.entry(key, !write);
+/// Sources are read lookups even for the STORE forms (Redis 7.0 counts and notifies their misses).
+fn read_src(ctx: &mut Ctx, key: &[u8]) -> Result<Src, ()> {
+    let (e, out) = ctx.entry(key, true);
     let entries: Vec<(Vec<u8>, f64)> = match e.map(|e| &e.value) {
         None => Vec::new(),
         Some(Value::ZSet(z)) => z.entries(),
@@ -838,7 +841,7 @@ fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], dst: Option<&[u8]>, nk: usize, o
     }
     let mut srcs = Vec::with_capacity(numkeys);
     for k in &argv[nk + 1..nk + 1 + numkeys] {
-        match read_src(ctx, k, dst.is_some()) {
+        match read_src(ctx, k) {
             Ok(s) => srcs.push(s),
             Err(()) => return,
         }
