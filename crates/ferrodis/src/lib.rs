@@ -10,6 +10,9 @@
 //! - `commands`: the command table, `dispatch` (the one gatekeeper), and one file per family.
 //! - `server`: listeners, worker threads, connections, cron, logging.
 
+/// The Redis version ferrodis answers as (INFO, the Lua `redis.REDIS_VERSION`, logs).
+pub const REDIS_VERSION: &str = "7.0.15";
+
 pub mod commands;
 pub mod config;
 pub mod journal;

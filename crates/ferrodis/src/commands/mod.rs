@@ -167,6 +167,8 @@ pub struct Ctx<'a> {
     pub deferred: SmallVec<[DeferredEvent; 1]>,
     /// Inside EXEC: journal effects collected here, to go to the journal as one MULTI/EXEC block.
     pub capture: Option<Vec<(usize, Vec<Vec<u8>>)>>,
+    /// A script's redis.set_repl(redis.REPL_NONE): its commands' effects stay out of the journal.
+    pub propagate_off: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -193,6 +195,7 @@ impl<'a> Ctx<'a> {
             ready: SmallVec::new(),
             deferred: SmallVec::new(),
             capture: None,
+            propagate_off: false,
         }
     }
 
@@ -517,6 +520,9 @@ impl<'a> Ctx<'a> {
     }
     /// Sends one effect to the journal (or to the EXEC being captured).
     pub fn emit(&mut self, db: usize, args: &[&[u8]]) {
+        if self.propagate_off {
+            return;
+        }
         match self.capture.as_mut() {
             Some(c) if self.st.journal.enabled() => c.push((db, args.iter().map(|a| a.to_vec()).collect())),
             Some(_) => {}

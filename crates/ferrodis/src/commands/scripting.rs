@@ -1,6 +1,7 @@
 //! Lua scripting (Redis's eval.c / script_lua.c) on Lua 5.1 through `mlua`: EVAL, EVALSHA,
 //! EVAL_RO, EVALSHA_RO, SCRIPT LOAD|EXISTS|FLUSH|KILL, and the `redis` library (call, pcall,
-//! error_reply, status_reply, sha1hex, log).
+//! error_reply, status_reply, sha1hex, log, setresp, set_repl, replicate_commands, breakpoint,
+//! debug, acl_check_cmd, the REPL_* and LOG_* constants, REDIS_VERSION).
 //!
 //! Each worker thread has its own Lua state (mlua's `Lua` is not `Send`); the script bodies are
 //! shared in `State::scripts` and compiled into a thread's state on first use. A script holds all
@@ -62,6 +63,38 @@ struct ThreadLua {
 
 thread_local! {
     static LUA: RefCell<Option<ThreadLua>> = const { RefCell::new(None) };
+    /// The running script's protocol for redis.call replies (redis.setresp), 2 or 3.
+    static SCRIPT_RESP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
+    /// The running script's replication flags (redis.set_repl): REPL_NONE (0) keeps its writes
+    /// out of the journal; any other value sends them (the journal feeds both the AOF and the
+    /// replicas, so REPL_AOF and REPL_REPLICA both mean "journal").
+    static SCRIPT_REPL: std::cell::Cell<u8> = const { std::cell::Cell::new(3) };
+}
+
+/// "7.0.15" as Redis numbers it (0x0007000f): one byte each for major, minor and patch.
+fn version_num(v: &str) -> i64 {
+    v.split('.').take(3).fold(0, |n, p| (n << 8) | p.parse::<i64>().unwrap_or(0))
+}
+
+/// An error raised inside a script as Redis formats it ("<msg> script: ..., on @user_script:N.").
+fn lua_raise(lua: &Lua, msg: &str) -> mlua::Error {
+    let line = lua.inspect_stack(1).map(|d| d.curr_line()).unwrap_or(0);
+    mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}{msg}"))
+}
+
+/// The one integer argument of redis.setresp / redis.set_repl, or Redis's error.
+fn one_int_arg(lua: &Lua, args: &mlua::MultiValue, name: &str) -> mlua::Result<i64> {
+    if args.len() != 1 {
+        // (Redis's own wording: set_repl says "two arguments" though it takes one.)
+        let count = if name == "set_repl" { "two arguments" } else { "one argument" };
+        return Err(lua_raise(lua, &format!("ERR redis.{name}() requires {count}.")));
+    }
+    match &args[0] {
+        LuaValue::Integer(n) => Ok(*n),
+        LuaValue::Number(f) => Ok(*f as i64),
+        LuaValue::String(s) => Ok(std::str::from_utf8(&s.as_bytes()).ok().and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(0.0) as i64),
+        _ => Ok(0),
+    }
 }
 
 /// The Lua prelude: the sandbox (a read-only global table that refuses unknown names) is set
@@ -103,23 +136,111 @@ fn new_lua() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
-    for (name, v) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
+    for (name, v) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+    ] {
         redis.set(name, v)?;
     }
+    redis.set("REDIS_VERSION", crate::REDIS_VERSION)?;
+    redis.set("REDIS_VERSION_NUM", version_num(crate::REDIS_VERSION))?;
+    redis.set(
+        "setresp",
+        lua.create_function(|lua, args: mlua::MultiValue| {
+            match one_int_arg(lua, &args, "setresp")? {
+                v @ (2 | 3) => SCRIPT_RESP.with(|c| c.set(v as u8)),
+                _ => return Err(lua_raise(lua, "ERR RESP version must be 2 or 3.")),
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.set(
+        "set_repl",
+        lua.create_function(|lua, args: mlua::MultiValue| {
+            match one_int_arg(lua, &args, "set_repl")? {
+                v @ 0..=3 => SCRIPT_REPL.with(|c| c.set(v as u8)),
+                _ => return Err(lua_raise(lua, "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")),
+            }
+            Ok(())
+        })?,
+    )?;
+    // Effects replication is the only mode since Redis 7.0: this is a no-op kept for old scripts.
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    // The Lua debugger is not available outside a debugging session: Redis returns false / nil.
+    redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.set("debug", lua.create_function(|_, _: mlua::MultiValue| Ok(()))?)?;
     g.raw_set("redis", redis)?;
     super::lua_libs::install(&lua)?;
     lua.load(PRELUDE).set_name("@prelude").exec()?;
     Ok(lua)
 }
 
-/// A RESP2 reply (one, at the start of `b`) as Redis converts it for Lua; returns the value and
-/// the bytes used. Errors become {err=...}, status replies {ok=...}, nulls false.
+/// A table with one field, as Redis hands RESP3 types to Lua ({double=...}, {map=...}, ...).
+fn field_table(lua: &Lua, name: &str, v: impl mlua::IntoLua) -> mlua::Result<LuaValue> {
+    let t = lua.create_table()?;
+    t.raw_set(name, v)?;
+    Ok(LuaValue::Table(t))
+}
+
+/// A reply (one, at the start of `b`) as Redis converts it for Lua; returns the value and the
+/// bytes used. Errors become {err=...}, status replies {ok=...}, RESP2 nulls false. RESP3 replies
+/// (after redis.setresp(3)): null is nil, booleans are booleans, a double is {double=n}, a big
+/// number {big_number=s}, verbatim text {verbatim_string={format=f, string=s}}, a map
+/// {map={k=v}} and a set {set={m=true}}; attributes are skipped.
 fn reply_to_lua(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
     let end = b.windows(2).position(|w| w == b"\r\n").unwrap_or(b.len());
-    let line = &b[1..end];
+    let line = &b[1.min(end)..end];
     let next = end + 2;
     let num = || std::str::from_utf8(line).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
     match b.first() {
+        Some(b'_') => Ok((LuaValue::Nil, next)),
+        Some(b'#') => Ok((LuaValue::Boolean(line == b"t"), next)),
+        Some(b',') => {
+            let d = crate::util::parse_f64(line).unwrap_or(0.0);
+            Ok((field_table(lua, "double", d)?, next))
+        }
+        Some(b'(') => Ok((field_table(lua, "big_number", lua.create_string(line)?)?, next)),
+        Some(b'=') => {
+            let n = num().max(0) as usize;
+            let body = &b[next..next + n];
+            let (format, text) = if n >= 4 { (&body[..3], &body[4..]) } else { (&b""[..], body) };
+            let t = lua.create_table()?;
+            t.raw_set("format", lua.create_string(format)?)?;
+            t.raw_set("string", lua.create_string(text)?)?;
+            Ok((field_table(lua, "verbatim_string", t)?, next + n + 2))
+        }
+        Some(b'%') | Some(b'~') | Some(b'|') => {
+            let kind = b[0];
+            let t = lua.create_table()?;
+            let mut pos = next;
+            for _ in 0..num() {
+                let (k, used) = reply_to_lua(lua, &b[pos..])?;
+                pos += used;
+                if kind == b'~' {
+                    t.raw_set(k, true)?;
+                    continue;
+                }
+                let (v, used) = reply_to_lua(lua, &b[pos..])?;
+                pos += used;
+                t.raw_set(k, v)?;
+            }
+            match kind {
+                b'%' => Ok((field_table(lua, "map", t)?, pos)),
+                b'~' => Ok((field_table(lua, "set", t)?, pos)),
+                // An attribute annotates the reply that follows it: Lua sees only that reply.
+                _ => {
+                    let (v, used) = reply_to_lua(lua, &b[pos..])?;
+                    Ok((v, pos + used))
+                }
+            }
+        }
         Some(b':') => Ok((LuaValue::Integer(num()), next)),
         Some(b'+') => {
             let t = lua.create_table()?;
@@ -139,7 +260,7 @@ fn reply_to_lua(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
             let n = n as usize;
             Ok((LuaValue::String(lua.create_string(&b[next..next + n])?), next + n + 2))
         }
-        Some(b'*') => {
+        Some(b'*') | Some(b'>') => {
             let n = num();
             if n < 0 {
                 return Ok((LuaValue::Boolean(false), next));
@@ -157,10 +278,19 @@ fn reply_to_lua(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
     }
 }
 
-/// A Lua value as Redis replies it to the client.
+/// A status or error line as Redis sends it: CR and LF become spaces.
+fn one_line(s: &[u8]) -> Vec<u8> {
+    s.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect()
+}
+
+/// A Lua value as Redis replies it to the client. Booleans follow the script's protocol
+/// (redis.setresp): RESP2 scripts return 1 or null, RESP3 scripts a boolean. Tables with a
+/// `double`, `big_number`, `map`, `set` or `verbatim_string` field become those RESP3 types
+/// (RESP2 clients get their RESP2 forms).
 fn lua_to_reply(out: &mut ReplyBuf, v: &LuaValue) {
     match v {
         LuaValue::Nil => out.null(),
+        LuaValue::Boolean(b) if SCRIPT_RESP.with(|c| c.get()) == 3 => out.boolean(*b),
         LuaValue::Boolean(true) => out.int(1),
         LuaValue::Boolean(false) => out.null(),
         LuaValue::Integer(n) => out.int(*n),
@@ -168,11 +298,55 @@ fn lua_to_reply(out: &mut ReplyBuf, v: &LuaValue) {
         LuaValue::String(s) => out.bulk(&s.as_bytes()),
         LuaValue::Table(t) => {
             if let Ok(LuaValue::String(e)) = t.raw_get::<LuaValue>("err") {
-                let e = String::from_utf8_lossy(&e.as_bytes()).into_owned();
+                let e = String::from_utf8_lossy(&one_line(&e.as_bytes())).into_owned();
                 return out.error(&e);
             }
             if let Ok(LuaValue::String(s)) = t.raw_get::<LuaValue>("ok") {
-                return out.simple(&s.as_bytes());
+                return out.simple(&one_line(&s.as_bytes()));
+            }
+            match t.raw_get::<LuaValue>("double") {
+                Ok(LuaValue::Number(d)) => return out.double_str(crate::util::fmt_g17(d).as_bytes()),
+                Ok(LuaValue::Integer(d)) => return out.double_str(crate::util::fmt_g17(d as f64).as_bytes()),
+                _ => {}
+            }
+            if let Ok(LuaValue::String(s)) = t.raw_get::<LuaValue>("big_number") {
+                let s = one_line(&s.as_bytes());
+                if out.resp3() {
+                    out.raw(b"(");
+                    out.raw(&s);
+                    return out.raw(b"\r\n");
+                }
+                return out.bulk(&s);
+            }
+            if let Ok(LuaValue::Table(m)) = t.raw_get::<LuaValue>("map") {
+                let pairs: Vec<(LuaValue, LuaValue)> = m.pairs::<LuaValue, LuaValue>().filter_map(Result::ok).collect();
+                out.map(pairs.len());
+                for (k, v) in &pairs {
+                    lua_to_reply(out, k);
+                    lua_to_reply(out, v);
+                }
+                return;
+            }
+            if let Ok(LuaValue::Table(s)) = t.raw_get::<LuaValue>("set") {
+                let members: Vec<LuaValue> = s.pairs::<LuaValue, LuaValue>().filter_map(|p| p.ok().map(|(k, _)| k)).collect();
+                out.set(members.len());
+                for m in &members {
+                    lua_to_reply(out, m);
+                }
+                return;
+            }
+            if let Ok(LuaValue::Table(vt)) = t.raw_get::<LuaValue>("verbatim_string") {
+                if let (Ok(LuaValue::String(f)), Ok(LuaValue::String(s))) = (vt.raw_get::<LuaValue>("format"), vt.raw_get::<LuaValue>("string")) {
+                    let (f, s) = (f.as_bytes(), s.as_bytes());
+                    if out.resp3() && f.len() == 3 {
+                        out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
+                        out.raw(&f);
+                        out.raw(b":");
+                        out.raw(&s);
+                        return out.raw(b"\r\n");
+                    }
+                    return out.bulk(&s);
+                }
             }
             let mut items = Vec::new();
             let mut i = 1;
@@ -241,9 +415,11 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     if spec.is_write() {
         scripts::WROTE.store(true, Ordering::Release);
     }
-    let saved = std::mem::replace(ctx.out, ReplyBuf::new(Proto::Resp2));
+    let proto = if SCRIPT_RESP.with(|c| c.get()) == 3 { Proto::Resp3 } else { Proto::Resp2 };
+    let saved = std::mem::replace(ctx.out, ReplyBuf::new(proto));
     let saved_id = ctx.cmd_id;
     ctx.cmd_id = id;
+    ctx.propagate_off = SCRIPT_REPL.with(|c| c.get()) == 0;
     if spec.flags & WHOLE_KEYSPACE != 0 {
         super::multi::run_unlocked(ctx, spec, &refs);
         ctx.lock_all_stripes();
@@ -251,6 +427,7 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
         run_handler(ctx, spec, &refs);
     }
     ThreadStats::add(&ctx.ts.cmd[id].calls, 1);
+    ctx.propagate_off = false;
     ctx.cmd_id = saved_id;
     let reply = std::mem::replace(ctx.out, saved);
     if raise && reply.buf.first() == Some(&b'-') {
@@ -366,16 +543,30 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
             Ok(mlua::VmState::Continue)
         });
     }
+    SCRIPT_RESP.with(|c| c.set(2));
+    SCRIPT_REPL.with(|c| c.set(3));
     let cell = RefCell::new(&mut *ctx);
     let result: mlua::Result<LuaValue> = lua.scope(|scope| {
         let redis: Table = g.raw_get("redis")?;
         let call = scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
         let pcall = scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
+        let acl_check = scope.create_function(|lua, a: mlua::MultiValue| {
+            let Some(LuaValue::String(name)) = a.front() else {
+                return Err(lua_raise(lua, "ERR Please specify at least one argument for this redis lib call"));
+            };
+            // Every known command is allowed until ACL users exist (the default user has +@all).
+            match cell.borrow().table.lookup(&name.as_bytes()) {
+                Some(_) => Ok(true),
+                None => Err(lua_raise(lua, "ERR Invalid command passed to redis.acl_check_cmd()")),
+            }
+        })?;
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
+        redis.raw_set("acl_check_cmd", acl_check)?;
         let r = if as_function { f.call::<LuaValue>((kt, at)) } else { f.call::<LuaValue>(()) };
         redis.raw_set("call", LuaValue::Nil)?;
         redis.raw_set("pcall", LuaValue::Nil)?;
+        redis.raw_set("acl_check_cmd", LuaValue::Nil)?;
         r
     });
     let ctx = cell.into_inner();

@@ -243,3 +243,15 @@ proptest! {
         check_replay(&cmds);
     }
 }
+
+#[test]
+fn script_set_repl_none_keeps_writes_out_of_the_journal() {
+    let mut m = Node::new(true);
+    let script = b"redis.call('set', 'kept', '1'); redis.set_repl(redis.REPL_NONE); redis.call('set', 'local', '2'); \
+        redis.set_repl(redis.REPL_ALL); redis.call('set', 'kept2', '3')";
+    assert_eq!(m.run(&[b"EVAL", script, b"0"]), b"$-1\r\n");
+    assert_eq!(m.run(&[b"GET", b"local"]), b"$1\r\n2\r\n");
+    let s = String::from_utf8(m.st.journal.read_from(0).unwrap()).unwrap();
+    assert!(s.contains("$4\r\nkept\r\n") && s.contains("$5\r\nkept2\r\n"), "{s}");
+    assert!(!s.contains("local"), "a REPL_NONE write reached the journal: {s}");
+}
