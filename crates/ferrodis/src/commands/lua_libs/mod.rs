@@ -1,8 +1,45 @@
 //! The libraries Redis's Lua ships that scripts rely on: `bit` (LuaBitOp: 32-bit integer
 //! operations) and `cjson` (JSON in lua-cjson's format: `%.14g` numbers, `\/` escaped, empty
-//! tables as `{}`, sparse arrays refused as lua-cjson refuses them).
+//! tables as `{}`, sparse arrays refused as lua-cjson refuses them), and in their own files
+//! `cmsgpack` (MessagePack) and `struct` (binary packing).
 
 use mlua::{Lua, MultiValue, Table, Value};
+
+mod cmsgpack;
+mod structlib;
+
+/// Where the calling Lua code is, as luaL_where prints it ("user_script:3: "), for errors raised
+/// from these libraries.
+fn caller(lua: &Lua) -> String {
+    lua.inspect_stack(1)
+        .filter(|d| d.curr_line() > 0)
+        .map(|d| format!("{}:{}: ", d.source().short_src.as_deref().unwrap_or("?"), d.curr_line()))
+        .unwrap_or_default()
+}
+
+/// luaL_error from a library function.
+fn lua_error(lua: &Lua, msg: &str) -> mlua::Error {
+    mlua::Error::RuntimeError(format!("{}{msg}", caller(lua)))
+}
+
+/// luaL_argerror: "bad argument #n to 'name' (msg)".
+fn arg_error(lua: &Lua, n: usize, name: &str, msg: &str) -> mlua::Error {
+    lua_error(lua, &format!("bad argument #{n} to '{name}' ({msg})"))
+}
+
+/// A value's Lua type name; a missing argument reads as nil (Redis's Lua says "got nil" there).
+fn type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None | Some(Value::Nil) => "nil",
+        Some(Value::Boolean(_)) => "boolean",
+        Some(Value::Integer(_) | Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Table(_)) => "table",
+        Some(Value::Function(_)) => "function",
+        Some(Value::Thread(_)) => "thread",
+        Some(_) => "userdata",
+    }
+}
 
 fn tobit(v: f64) -> i32 {
     // LuaBitOp normalises through a 2^52+2^51 addition: integers wrap modulo 2^32.
@@ -53,6 +90,8 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     )?;
     cjson.set("null", Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
     lua.globals().raw_set("cjson", cjson)?;
+    cmsgpack::install(lua)?;
+    structlib::install(lua)?;
     Ok(())
 }
 
