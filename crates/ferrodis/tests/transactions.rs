@@ -119,6 +119,8 @@ fn long_script_answers_busy_and_script_kill_stops_it() {
     a.send(&encode(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]));
     // PING touches no key, so it never waits on the script's locks: it answers PONG, then BUSY.
     assert!(wait_until(Duration::from_secs(10), || b.text(&["PING"]).starts_with("-BUSY Redis is busy running a script.")));
+    // FUNCTION STATS is refused while an EVAL script runs.
+    assert!(b.text(&["FUNCTION", "STATS"]).starts_with("-BUSY"));
     assert_eq!(b.text(&["SCRIPT", "KILL"]), "+OK\r\n");
     let r = String::from_utf8(a.read_reply().expect("the killed script's reply")).unwrap();
     assert!(r.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "), "{r}");
@@ -127,6 +129,30 @@ fn long_script_answers_busy_and_script_kill_stops_it() {
     assert!(wait_until(Duration::from_secs(10), || b.text(&["PING"]).starts_with("-BUSY")));
     assert!(b.text(&["SCRIPT", "KILL"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));
     // The server is killed by its PID when `f` drops.
+}
+
+/// A running function: FUNCTION STATS shows it (name, calling command, run time), FUNCTION KILL
+/// stops it.
+#[test]
+fn function_stats_shows_the_running_function_and_function_kill_stops_it() {
+    use crate::harness::{encode, wait_until};
+    use std::time::Duration;
+    let f = Server::ferrodis(&["--busy-reply-threshold", "100"]);
+    let mut a = f.client();
+    let mut b = f.client();
+    let lib = "#!lua name=spinlib\nredis.register_function('spin', function(keys, args) while true do end end)";
+    assert_eq!(b.text(&["FUNCTION", "LOAD", lib]), "$7\r\nspinlib\r\n");
+    a.send(&encode(&[b"FCALL", b"spin", b"0", b"arg1"]));
+    assert!(wait_until(Duration::from_secs(10), || b.text(&["PING"]).starts_with("-BUSY")));
+    let stats = b.text(&["FUNCTION", "STATS"]);
+    assert!(
+        stats.starts_with("*4\r\n$14\r\nrunning_script\r\n*6\r\n$4\r\nname\r\n$4\r\nspin\r\n$7\r\ncommand\r\n*4\r\n$5\r\nFCALL\r\n$4\r\nspin\r\n$1\r\n0\r\n$4\r\narg1\r\n$11\r\nduration_ms\r\n:"),
+        "{stats}"
+    );
+    assert_eq!(b.text(&["FUNCTION", "KILL"]), "+OK\r\n");
+    let r = String::from_utf8(a.read_reply().expect("the killed function's reply")).unwrap();
+    assert!(r.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{r}");
+    assert!(b.text(&["FUNCTION", "STATS"]).starts_with("*4\r\n$14\r\nrunning_script\r\n$-1\r\n"));
 }
 
 /// The distributed lock users write: `SET lock token NX PX ms` to take it, a Lua

@@ -187,7 +187,7 @@ fn execute_inner(
                 break;
             }
             if crate::util::now_ms() - since >= threshold {
-                out.error("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.");
+                out.error(crate::state::scripts::BUSY_ERR);
                 flag_transaction(conn);
                 return Flow::Continue;
             }

@@ -323,7 +323,9 @@ impl<'a> Ctx<'a> {
         if read {
             ThreadStats::add(if e.is_some() { &self.ts.hits } else { &self.ts.misses }, 1);
             // A read that misses fires "keymiss" (class m), as Redis's lookupKeyRead does.
-            if e.is_none() && self.st.config.hot.notify_flags.load(std::sync::atomic::Ordering::Relaxed) & crate::config::notify::KEY_MISS != 0 {
+            if e.is_none()
+                && self.st.config.hot.notify_flags.load(std::sync::atomic::Ordering::Relaxed) & crate::config::notify::KEY_MISS != 0
+            {
                 pubsub::keyspace_event(self.st, db, crate::config::notify::KEY_MISS, "keymiss", key, now);
             }
         }

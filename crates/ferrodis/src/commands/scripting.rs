@@ -47,7 +47,97 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
     cmd("flush", -2, WRITE | NOSCRIPT, "@write @slow @scripting", NO_KEYS, function_flush),
     cmd("list", -2, NOSCRIPT, "@slow @scripting", NO_KEYS, function_list),
     cmd("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", NO_KEYS, script_kill),
+    cmd("stats", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", NO_KEYS, function_stats),
+    cmd("help", 2, LOADING | STALE, "@slow @scripting", NO_KEYS, function_help),
 ];
+
+fn function_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    super::reply_help(
+        ctx,
+        &[
+            "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
+            "HELP",
+            "    Prints this help.",
+        ],
+    );
+}
+
+/// FUNCTION STATS: the running function (name, calling command, run time) and the engine's
+/// library and function counts. While an EVAL script runs it answers BUSY, as Redis does.
+fn function_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let since = scripts::RUNNING_SINCE.load(Ordering::Acquire);
+    let running = if since != 0 { scripts::RUNNING_CALL.lock().clone() } else { None };
+    if let Some((None, _)) = running {
+        return ctx.out.error(scripts::BUSY_ERR);
+    }
+    let (libraries, functions) = {
+        let libs = ctx.st.scripts.libraries.lock();
+        (libs.len(), libs.values().map(|l| l.functions.len()).sum::<usize>())
+    };
+    let out = &mut *ctx.out;
+    out.map(2);
+    out.bulk(b"running_script");
+    match running {
+        Some((Some(name), argv)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(argv.len());
+            for a in &argv {
+                out.bulk(a);
+            }
+            out.bulk(b"duration_ms");
+            out.int(crate::util::now_ms() - since);
+        }
+        _ => out.null(),
+    }
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(libraries as i64);
+    out.bulk(b"functions_count");
+    out.int(functions as i64);
+}
 
 fn sha1hex(b: &[u8]) -> String {
     sha1_smol::Sha1::from(b).digest().to_string()
@@ -336,7 +426,9 @@ fn lua_to_reply(out: &mut ReplyBuf, v: &LuaValue) {
                 return;
             }
             if let Ok(LuaValue::Table(vt)) = t.raw_get::<LuaValue>("verbatim_string") {
-                if let (Ok(LuaValue::String(f)), Ok(LuaValue::String(s))) = (vt.raw_get::<LuaValue>("format"), vt.raw_get::<LuaValue>("string")) {
+                if let (Ok(LuaValue::String(f)), Ok(LuaValue::String(s))) =
+                    (vt.raw_get::<LuaValue>("format"), vt.raw_get::<LuaValue>("string"))
+                {
                     let (f, s) = (f.as_bytes(), s.as_bytes());
                     if out.resp3() && f.len() == 3 {
                         out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
@@ -463,6 +555,8 @@ struct Origin<'a> {
     chunk: &'a str,
     /// A FUNCTION gets KEYS and ARGV as arguments; a script gets them as globals.
     function: bool,
+    /// The calling command (FUNCTION STATS shows it).
+    argv: &'a [&'a [u8]],
 }
 
 /// Parses numkeys and splits KEYS from ARGV (Redis's errors when bad).
@@ -534,6 +628,8 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     if !outer {
         scripts::KILL.store(false, Ordering::Release);
         scripts::WROTE.store(false, Ordering::Release);
+        *scripts::RUNNING_CALL.lock() =
+            Some((as_function.then(|| origin.name.to_string()), origin.argv.iter().map(|a| a.to_vec()).collect()));
         scripts::RUNNING_SINCE.store(crate::util::now_ms().max(1), Ordering::Release);
         lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, |_, dbg| {
             if scripts::KILL.load(Ordering::Acquire) {
@@ -573,6 +669,7 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     if !outer {
         lua.remove_hook();
         scripts::RUNNING_SINCE.store(0, Ordering::Release);
+        *scripts::RUNNING_CALL.lock() = None;
     }
     if !nested {
         super::multi::flush_capture(ctx);
@@ -619,7 +716,7 @@ fn run_script(ctx: &mut Ctx, argv: &[&[u8]], sha: String, body: Option<&[u8]>, r
                 Err(e) => return ctx.out.error(&compile_error(&e)),
             },
         };
-        execute(ctx, &tl.lua, &f, &keys, &args, readonly, Origin { name: &sha, chunk: "user_script", function: false })
+        execute(ctx, &tl.lua, &f, &keys, &args, readonly, Origin { name: &sha, chunk: "user_script", function: false, argv })
     });
 }
 
@@ -803,7 +900,15 @@ fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) {
         let Some(f) = tl.functions.as_ref().and_then(|m| m.get(&fname)).cloned() else {
             return ctx.out.error("ERR Function not found");
         };
-        execute(ctx, &tl.lua, &f, &keys, &args, readonly || no_writes, Origin { name: &fname, chunk: "user_function", function: true })
+        execute(
+            ctx,
+            &tl.lua,
+            &f,
+            &keys,
+            &args,
+            readonly || no_writes,
+            Origin { name: &fname, chunk: "user_function", function: true, argv },
+        )
     });
 }
 

@@ -25,3 +25,9 @@ pub struct Library {
 pub static RUNNING_SINCE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 pub static KILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 pub static WROTE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The reply to commands refused while a script runs too long.
+pub const BUSY_ERR: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// The running call, for FUNCTION STATS: the function's name (None for an EVAL script) and the
+/// command that called it.
+pub static RUNNING_CALL: parking_lot::Mutex<Option<(Option<String>, Vec<Vec<u8>>)>> = parking_lot::const_mutex(None);

@@ -41,7 +41,11 @@ impl<'a> Format<'a> {
         }
         let mut a: usize = 0;
         while let Some(c) = self.f.get(self.pos).filter(|c| c.is_ascii_digit()) {
-            a = a.checked_mul(10).and_then(|a| a.checked_add((c - b'0') as usize)).filter(|&a| a <= i32::MAX as usize).ok_or_else(|| lua_error(lua, "integral size overflow"))?;
+            a = a
+                .checked_mul(10)
+                .and_then(|a| a.checked_add((c - b'0') as usize))
+                .filter(|&a| a <= i32::MAX as usize)
+                .ok_or_else(|| lua_error(lua, "integral size overflow"))?;
             self.pos += 1;
         }
         Ok(a)
@@ -227,7 +231,11 @@ fn unpack(lua: &Lua, (fmt, data, init): (mlua::String, mlua::String, Option<i64>
                 if !f.little {
                     b.reverse();
                 }
-                let n = if opt == b'f' { f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64 } else { f64::from_le_bytes(b.try_into().expect("8 bytes")) };
+                let n = if opt == b'f' {
+                    f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+                } else {
+                    f64::from_le_bytes(b.try_into().expect("8 bytes"))
+                };
                 out.push_back(Value::Number(n));
             }
             b'c' => {
