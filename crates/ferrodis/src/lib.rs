@@ -5,6 +5,7 @@
 //! - `types`: values and their encodings; pure data structures.
 //! - `journal`: the one ordered write stream (replication offset, backlog).
 //! - `keyspace`: 16384 slot tables per database, grouped into lock stripes.
+//! - `persistence`: RDB save (fork-less snapshots) and load; values to and from the `rdb` crate.
 //! - `config`: redis.conf / argv parsing and the option table.
 //! - `state`: process-wide shared state (keyspace, journal, config, stats, clients).
 //! - `commands`: the command table, `dispatch` (the one gatekeeper), and one file per family.
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod journal;
 pub mod keyspace;
+pub mod persistence;
 pub mod server;
 pub mod state;
 pub mod types;

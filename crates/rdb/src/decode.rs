@@ -261,24 +261,30 @@ mod tests {
     fn values_round_trip_in_every_written_encoding() {
         let long = vec![b'z'; 100];
         for compress in [false, true] {
-            assert_eq!(round_trip(|b| encode::put_string_value(b, &long, compress)), Value::Str(long.clone()));
-            assert_eq!(round_trip(|b| encode::put_string_value(b, b"-12345", compress)), Value::Str(b"-12345".to_vec()));
+            assert_eq!(round_trip(|b| encode::put_string_value(b, None, &long, compress)), Value::Str(long.clone()));
+            assert_eq!(round_trip(|b| encode::put_string_value(b, None, b"-12345", compress)), Value::Str(b"-12345".to_vec()));
             let items: Vec<Vec<u8>> = (0..3000).map(|i| format!("item{i}").into_bytes()).chain([vec![b'p'; 9000]]).collect();
-            let got = round_trip(|b| encode::put_list_value(b, items.iter().map(|v| v.as_slice()), 8192, compress));
+            let got = round_trip(|b| encode::put_list_value(b, None, items.iter().map(|v| v.as_slice()), 8192, compress));
             assert_eq!(got, Value::List(items.clone()));
             let members: Vec<&[u8]> = vec![b"3", b"1", b"200000"];
-            assert_eq!(round_trip(|b| encode::put_set_value(b, &members, true, compress)), Value::Set(vec![b"1".to_vec(), b"3".to_vec(), b"200000".to_vec()]));
+            assert_eq!(
+                round_trip(|b| encode::put_set_value(b, None, &members, true, compress)),
+                Value::Set(vec![b"1".to_vec(), b"3".to_vec(), b"200000".to_vec()])
+            );
             let members: Vec<&[u8]> = vec![b"a", b"1"];
-            assert_eq!(round_trip(|b| encode::put_set_value(b, &members, true, compress)), Value::Set(vec![b"a".to_vec(), b"1".to_vec()]));
+            assert_eq!(
+                round_trip(|b| encode::put_set_value(b, None, &members, true, compress)),
+                Value::Set(vec![b"a".to_vec(), b"1".to_vec()])
+            );
             let pairs: Vec<(&[u8], &[u8])> = vec![(b"f", b"v"), (b"n", b"12")];
             for packed in [false, true] {
                 let want = Value::Hash(pairs.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect());
-                assert_eq!(round_trip(|b| encode::put_hash_value(b, &pairs, packed, compress)), want);
+                assert_eq!(round_trip(|b| encode::put_hash_value(b, None, &pairs, packed, compress)), want);
             }
             let entries: Vec<(&[u8], f64)> = vec![(b"a", -1.5), (b"b", 2.0), (b"c", f64::INFINITY)];
-            let packed = round_trip(|b| encode::put_zset_value(b, &entries, true, compress));
+            let packed = round_trip(|b| encode::put_zset_value(b, None, &entries, true, compress));
             assert_eq!(packed, Value::ZSet(entries.iter().map(|(m, s)| (m.to_vec(), *s)).collect()));
-            let full = round_trip(|b| encode::put_zset_value(b, &entries, false, compress));
+            let full = round_trip(|b| encode::put_zset_value(b, None, &entries, false, compress));
             assert_eq!(full, Value::ZSet(entries.iter().rev().map(|(m, s)| (m.to_vec(), *s)).collect()));
         }
     }
@@ -286,7 +292,7 @@ mod tests {
     #[test]
     fn truncated_and_bogus_input_is_an_error() {
         let mut b = Vec::new();
-        encode::put_string_value(&mut b, &[b'q'; 50], true);
+        encode::put_string_value(&mut b, None, &[b'q'; 50], true);
         for cut in 0..b.len() {
             let mut c = Cursor::new(&b[..cut]);
             if let Ok(t) = c.byte() {

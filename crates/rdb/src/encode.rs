@@ -67,17 +67,32 @@ pub fn put_expire_ms(out: &mut Vec<u8>, at: i64) {
     out.extend_from_slice(&at.to_le_bytes());
 }
 
-/// A string value: type byte and string.
-pub fn put_string_value(out: &mut Vec<u8>, s: &[u8], compress: bool) {
-    out.push(types::STRING);
+/// The start of a value: its type byte, then its key when it is a keyspace entry (DUMP payloads
+/// have none).
+fn head(out: &mut Vec<u8>, t: u8, key: Option<&[u8]>) {
+    out.push(t);
+    if let Some(k) = key {
+        put_string(out, k, false);
+    }
+}
+
+/// A string value.
+pub fn put_string_value(out: &mut Vec<u8>, key: Option<&[u8]>, s: &[u8], compress: bool) {
+    head(out, types::STRING, key);
     put_string(out, s, compress);
 }
 
 /// A list as Redis 7.0 saves it: a quicklist of listpack nodes, each at most `node_bytes` bytes
 /// (Redis's list-max-listpack-size -2 is 8 KiB); an element too large for a node goes alone in
 /// a PLAIN node, as Redis stores it.
-pub fn put_list_value<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a [u8]>, node_bytes: usize, compress: bool) {
-    out.push(types::LIST_QUICKLIST_2);
+pub fn put_list_value<'a>(
+    out: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    items: impl IntoIterator<Item = &'a [u8]>,
+    node_bytes: usize,
+    compress: bool,
+) {
+    head(out, types::LIST_QUICKLIST_2, key);
     let mut nodes: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut lp = listpack::Builder::new();
     for it in items {
@@ -104,16 +119,16 @@ pub fn put_list_value<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a
 }
 
 /// A set: an intset when every member is an integer and `intset` allows it, else a plain set.
-pub fn put_set_value<'a>(out: &mut Vec<u8>, members: &[&'a [u8]], use_intset: bool, compress: bool) {
+pub fn put_set_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, members: &[&'a [u8]], use_intset: bool, compress: bool) {
     if use_intset {
         let ints: Option<Vec<i64>> = members.iter().map(|m| crate::strict_i64(m)).collect();
         if let Some(ints) = ints {
-            out.push(types::SET_INTSET);
+            head(out, types::SET_INTSET, key);
             put_string(out, &intset::encode(ints), compress);
             return;
         }
     }
-    out.push(types::SET);
+    head(out, types::SET, key);
     put_len(out, members.len() as u64);
     for m in members {
         put_string(out, m, compress);
@@ -121,9 +136,9 @@ pub fn put_set_value<'a>(out: &mut Vec<u8>, members: &[&'a [u8]], use_intset: bo
 }
 
 /// A hash: a listpack of field, value, ... when `packed`, else field/value pairs.
-pub fn put_hash_value<'a>(out: &mut Vec<u8>, pairs: &[(&'a [u8], &'a [u8])], packed: bool, compress: bool) {
+pub fn put_hash_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, pairs: &[(&'a [u8], &'a [u8])], packed: bool, compress: bool) {
     if packed {
-        out.push(types::HASH_LISTPACK);
+        head(out, types::HASH_LISTPACK, key);
         let mut lp = listpack::Builder::new();
         for (f, v) in pairs {
             lp.push(f);
@@ -132,7 +147,7 @@ pub fn put_hash_value<'a>(out: &mut Vec<u8>, pairs: &[(&'a [u8], &'a [u8])], pac
         put_string(out, &lp.finish(), compress);
         return;
     }
-    out.push(types::HASH);
+    head(out, types::HASH, key);
     put_len(out, pairs.len() as u64);
     for (f, v) in pairs {
         put_string(out, f, compress);
@@ -142,9 +157,9 @@ pub fn put_hash_value<'a>(out: &mut Vec<u8>, pairs: &[(&'a [u8], &'a [u8])], pac
 
 /// A sorted set, entries in score order: a listpack of member, score, ... when `packed`, else
 /// ZSET_2 (member, binary score), written from the highest score down as Redis does.
-pub fn put_zset_value<'a>(out: &mut Vec<u8>, entries: &[(&'a [u8], f64)], packed: bool, compress: bool) {
+pub fn put_zset_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, entries: &[(&'a [u8], f64)], packed: bool, compress: bool) {
     if packed {
-        out.push(types::ZSET_LISTPACK);
+        head(out, types::ZSET_LISTPACK, key);
         let mut lp = listpack::Builder::new();
         for (m, s) in entries {
             lp.push(m);
@@ -153,7 +168,7 @@ pub fn put_zset_value<'a>(out: &mut Vec<u8>, entries: &[(&'a [u8], f64)], packed
         put_string(out, &lp.finish(), compress);
         return;
     }
-    out.push(types::ZSET_2);
+    head(out, types::ZSET_2, key);
     put_len(out, entries.len() as u64);
     for (m, s) in entries.iter().rev() {
         put_string(out, m, compress);

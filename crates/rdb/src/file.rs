@@ -71,7 +71,13 @@ pub enum Item {
     SelectDb(usize),
     ResizeDb(u64, u64),
     Function(Vec<u8>),
-    Key { key: Vec<u8>, value: Value, expire_ms: Option<i64>, idle: Option<u64>, freq: Option<u8> },
+    Key {
+        key: Vec<u8>,
+        value: Value,
+        expire_ms: Option<i64>,
+        idle: Option<u64>,
+        freq: Option<u8>,
+    },
     /// EOF, with the checksum verified (or absent: zero, or an RDB older than version 5).
     End,
 }
@@ -157,7 +163,11 @@ impl<'a> Reader<'a> {
 
 /// Writes `bytes` to a file durably: a temporary file beside it, fsync, rename over the target,
 /// fsync of the directory. A crash at any point leaves the old file or the new one, whole.
-pub fn write_atomically(path: &std::path::Path, tmp: &std::path::Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
+pub fn write_atomically(
+    path: &std::path::Path,
+    tmp: &std::path::Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut f = std::fs::File::create(tmp)?;
     let r = write(&mut f).and_then(|_| f.sync_all());
     drop(f);
@@ -187,12 +197,8 @@ mod tests {
         put_select_db(&mut b, 0);
         put_resize_db(&mut b, 2, 1);
         encode::put_expire_ms(&mut b, 1_900_000_000_000);
-        encode::put_string_value(&mut b, b"k", false);
-        encode::put_string(&mut b, b"v", false);
-        b.push(crate::types::SET);
-        encode::put_string(&mut b, b"s", false);
-        encode::put_len(&mut b, 1);
-        encode::put_string(&mut b, b"m", false);
+        encode::put_string_value(&mut b, Some(b"k"), b"v", false);
+        encode::put_set_value(&mut b, Some(b"s"), &[b"m"], false, false);
         w.write(&b).unwrap();
         w.finish(checksum).unwrap()
     }
@@ -211,7 +217,16 @@ mod tests {
                 items.push(it);
             }
             assert_eq!(items.len(), 6, "{items:?}");
-            assert_eq!(items[4], Item::Key { key: b"k".to_vec(), value: Value::Str(b"v".to_vec()), expire_ms: Some(1_900_000_000_000), idle: None, freq: None });
+            assert_eq!(
+                items[4],
+                Item::Key {
+                    key: b"k".to_vec(),
+                    value: Value::Str(b"v".to_vec()),
+                    expire_ms: Some(1_900_000_000_000),
+                    idle: None,
+                    freq: None
+                }
+            );
         }
         let mut f = sample(true);
         let n = f.len();

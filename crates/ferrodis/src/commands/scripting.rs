@@ -49,6 +49,8 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
     cmd("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", NO_KEYS, script_kill),
     cmd("stats", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", NO_KEYS, function_stats),
     cmd("help", 2, LOADING | STALE, "@slow @scripting", NO_KEYS, function_help),
+    cmd("dump", 2, NOSCRIPT, "@slow @scripting", NO_KEYS, function_dump),
+    cmd("restore", -3, WRITE | DENYOOM | NOSCRIPT, "@write @slow @scripting", NO_KEYS, function_restore),
 ];
 
 fn function_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -763,44 +765,124 @@ fn load_library(lua: &Lua, code: &[u8]) -> Result<Vec<(String, Function, bool)>,
     }
 }
 
+/// A library's name and its compiled function list, from its code ("#!lua name=..." first).
+fn parse_library(code: &[u8]) -> Result<(String, Library), String> {
+    let first = code.split(|&c| c == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let Some(meta) = first.strip_prefix("#!") else { return Err("ERR Missing library metadata".into()) };
+    let mut parts = meta.split_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
+    }
+    let Some(name) = parts.find_map(|p| p.strip_prefix("name=")).map(String::from) else {
+        return Err("ERR Library name was not given".into());
+    };
+    let found = new_lua().map_err(|e| e.to_string()).and_then(|lua| load_library(&lua, code))?;
+    if found.is_empty() {
+        return Err("ERR No functions registered".into());
+    }
+    Ok((name, Library { code: code.to_vec(), functions: found.iter().map(|(n, _, w)| (n.clone(), *w)).collect() }))
+}
+
+/// Adds a library to `libs`: refused when its name exists (unless `replace`) or when one of its
+/// functions belongs to another library. (FUNCTION LOAD quotes the name in its error, FUNCTION
+/// RESTORE does not.)
+fn install_library(
+    libs: &mut std::collections::BTreeMap<String, Library>,
+    name: String,
+    lib: Library,
+    replace: bool,
+    restoring: bool,
+) -> Result<(), String> {
+    if libs.contains_key(&name) && !replace {
+        return Err(if restoring { format!("ERR Library {name} already exists") } else { format!("ERR Library '{name}' already exists") });
+    }
+    for (f, _) in &lib.functions {
+        if libs.iter().any(|(ln, l)| *ln != name && l.functions.iter().any(|(n, _)| n == f)) {
+            return Err(format!("ERR Function {f} already exists"));
+        }
+    }
+    libs.insert(name, lib);
+    Ok(())
+}
+
 fn function_load(ctx: &mut Ctx, argv: &[&[u8]]) {
     let (replace, code) = match argv.len() {
         3 => (false, argv[2]),
         4 if eq(argv[2], "replace") => (true, argv[3]),
         _ => return ctx.out.error("ERR Unknown option given: REPLACE"),
     };
-    let first = code.split(|&c| c == b'\n').next().unwrap_or_default();
-    let first = String::from_utf8_lossy(first);
-    let Some(meta) = first.strip_prefix("#!") else { return ctx.out.error("ERR Missing library metadata") };
-    let mut parts = meta.split_whitespace();
-    let engine = parts.next().unwrap_or_default();
-    if !engine.eq_ignore_ascii_case("lua") {
-        return ctx.out.error(&format!("ERR Engine '{engine}' not found"));
-    }
-    let Some(name) = parts.find_map(|p| p.strip_prefix("name=")).map(String::from) else {
-        return ctx.out.error("ERR Library name was not given");
-    };
-    let found = match new_lua().map_err(|e| e.to_string()).and_then(|lua| load_library(&lua, code)) {
-        Ok(f) => f,
+    let (name, lib) = match parse_library(code) {
+        Ok(x) => x,
         Err(e) => return ctx.out.error(&e),
     };
-    if found.is_empty() {
-        return ctx.out.error("ERR No functions registered");
+    if let Err(e) = install_library(&mut ctx.st.scripts.libraries.lock(), name.clone(), lib, replace, false) {
+        return ctx.out.error(&e);
     }
-    let mut libs = ctx.st.scripts.libraries.lock();
-    if libs.contains_key(&name) && !replace {
-        return ctx.out.error(&format!("ERR Library '{name}' already exists"));
-    }
-    for (f, _, _) in &found {
-        if libs.iter().any(|(ln, l)| *ln != name && l.functions.iter().any(|(n, _)| n == f)) {
-            return ctx.out.error(&format!("ERR Function {f} already exists"));
-        }
-    }
-    libs.insert(name.clone(), Library { code: code.to_vec(), functions: found.iter().map(|(n, _, w)| (n.clone(), *w)).collect() });
-    drop(libs);
     ctx.st.scripts.generation.fetch_add(1, Ordering::AcqRel);
     ctx.touched();
     ctx.out.bulk(name.as_bytes());
+}
+
+/// How FUNCTION RESTORE treats the libraries already there.
+#[derive(Clone, Copy, PartialEq)]
+pub enum RestorePolicy {
+    Flush,
+    Append,
+    Replace,
+}
+
+/// Installs libraries from their codes (FUNCTION RESTORE, and an RDB's functions at startup):
+/// all of them or, on any error, none.
+pub fn restore_libraries(st: &crate::state::State, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), String> {
+    let mut libs = st.scripts.libraries.lock();
+    let mut next = if policy == RestorePolicy::Flush { Default::default() } else { libs.clone() };
+    for code in codes {
+        let (name, lib) = parse_library(code)?;
+        install_library(&mut next, name, lib, policy == RestorePolicy::Replace, true)?;
+    }
+    *libs = next;
+    drop(libs);
+    st.scripts.generation.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
+/// The FUNCTION libraries' codes, for DUMP payloads and RDB files.
+pub fn library_codes(st: &crate::state::State) -> Vec<Vec<u8>> {
+    st.scripts.libraries.lock().values().map(|l| l.code.clone()).collect()
+}
+
+fn function_dump(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let compress = ctx.st.config.get("rdbcompression").is_none_or(|v| v == "yes");
+    let mut body = Vec::new();
+    for code in library_codes(ctx.st) {
+        rdb::file::put_function(&mut body, &code, compress);
+    }
+    ctx.out.bulk(&rdb::dump::seal(body));
+}
+
+fn function_restore(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let policy = match argv.get(3) {
+        None => RestorePolicy::Append,
+        Some(p) if eq(p, "flush") => RestorePolicy::Flush,
+        Some(p) if eq(p, "append") => RestorePolicy::Append,
+        Some(p) if eq(p, "replace") => RestorePolicy::Replace,
+        Some(_) => return ctx.out.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
+    };
+    if argv.len() > 4 {
+        return ctx.out.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.");
+    }
+    let Some(body) = rdb::dump::open(argv[2]) else { return ctx.out.error("ERR DUMP payload version or checksum are wrong") };
+    let codes = match rdb::dump::functions(body) {
+        Ok(c) => c,
+        Err(e) => return ctx.out.error(&format!("ERR {}", e.msg)),
+    };
+    if let Err(e) = restore_libraries(ctx.st, &codes, policy) {
+        return ctx.out.error(&e);
+    }
+    ctx.touched();
+    ctx.out.ok();
 }
 
 fn function_delete(ctx: &mut Ctx, argv: &[&[u8]]) {

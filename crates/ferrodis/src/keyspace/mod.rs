@@ -237,6 +237,42 @@ impl Stripe {
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
     }
+    /// Every entry of database `db` in this stripe, slot by slot.
+    pub fn entries(&self, db: usize) -> impl Iterator<Item = &Entry> {
+        self.dbs.get(db).and_then(|d| d.as_ref()).into_iter().flat_map(|d| d.slots.iter().flat_map(|s| s.iter()))
+    }
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+}
+
+/// Receives each stripe of a point-in-time snapshot, under that stripe's lock, before anything
+/// changes it (core design section 4). Implemented by `persistence`; the keyspace only calls it.
+pub trait SnapshotSink: Send + Sync {
+    fn stripe(&self, index: usize, stripe: &Stripe);
+}
+
+/// The snapshot in progress, if any: which stripes it has seen.
+struct SnapshotHook {
+    active: std::sync::atomic::AtomicBool,
+    done: Box<[std::sync::atomic::AtomicBool]>,
+    sink: parking_lot::RwLock<Option<std::sync::Arc<dyn SnapshotSink>>>,
+}
+
+impl SnapshotHook {
+    /// Hands the stripe to the snapshot if it has not seen it yet (the caller holds its lock).
+    #[cold]
+    fn visit(&self, index: usize, stripe: &Stripe) {
+        use std::sync::atomic::Ordering;
+        if self.done[index].load(Ordering::Acquire) {
+            return;
+        }
+        let sink = self.sink.read().clone();
+        if let Some(sink) = sink {
+            sink.stripe(index, stripe);
+        }
+        self.done[index].store(true, Ordering::Release);
+    }
 }
 
 pub type Hasher = foldhash::quality::RandomState;
@@ -249,25 +285,69 @@ pub struct Keyspace {
     stripes: Box<[Padded<Mutex<Stripe>>]>,
     pub databases: usize,
     pub hasher: Hasher,
+    snapshot: SnapshotHook,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
         let stripes = (0..STRIPES).map(|_| Padded(Mutex::new(Stripe { dbs: (0..databases).map(|_| None).collect() }))).collect();
-        Keyspace { stripes, databases, hasher: Hasher::default() }
+        let snapshot = SnapshotHook {
+            active: Default::default(),
+            done: (0..STRIPES).map(|_| Default::default()).collect(),
+            sink: parking_lot::RwLock::new(None),
+        };
+        Keyspace { stripes, databases, hasher: Hasher::default(), snapshot }
     }
     #[inline]
     pub fn locate(&self, key: &[u8]) -> KeyLoc {
         let slot = key_slot(key);
         KeyLoc { slot, stripe: slot % STRIPES, hash: self.hasher.hash_one(key) }
     }
+    /// Locks a stripe. While a snapshot runs, a stripe it has not seen yet goes to it first, so
+    /// that the snapshot holds the stripe as it was when the snapshot began.
     #[inline]
     pub fn lock(&self, stripe: usize) -> MutexGuard<'_, Stripe> {
-        self.stripes[stripe].0.lock()
+        let g = self.stripes[stripe].0.lock();
+        // (Relaxed suffices: the flag is set while every stripe lock is held, and this lock's
+        // acquisition orders it.)
+        if self.snapshot.active.load(std::sync::atomic::Ordering::Relaxed) {
+            self.snapshot.visit(stripe, &g);
+        }
+        g
     }
     /// Locks every stripe, in order (FLUSHALL, SWAPDB, DEBUG RELOAD).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Stripe>> {
-        self.stripes.iter().map(|s| s.0.lock()).collect()
+        (0..STRIPES).map(|i| self.lock(i)).collect()
+    }
+
+    /// Starts a point-in-time snapshot: under every stripe lock, `at_start` sees the whole
+    /// keyspace (to record counts and the journal offset) and `sink` is installed; from then on
+    /// each stripe goes to `sink` once, before anything changes it. False when one is running.
+    pub fn begin_snapshot(&self, sink: std::sync::Arc<dyn SnapshotSink>, at_start: impl FnOnce(&[MutexGuard<'_, Stripe>])) -> bool {
+        use std::sync::atomic::Ordering;
+        let guards: Vec<_> = self.stripes.iter().map(|s| s.0.lock()).collect();
+        if self.snapshot.active.load(Ordering::Relaxed) {
+            return false;
+        }
+        for d in self.snapshot.done.iter() {
+            d.store(false, Ordering::Relaxed);
+        }
+        *self.snapshot.sink.write() = Some(sink);
+        at_start(&guards);
+        self.snapshot.active.store(true, Ordering::Release);
+        true
+    }
+
+    /// Visits every stripe the snapshot has not seen (locking each in turn), then ends it.
+    pub fn finish_snapshot(&self, mut between: impl FnMut(usize)) {
+        for i in 0..STRIPES {
+            drop(self.lock(i));
+            between(i);
+        }
+        let guards: Vec<_> = self.stripes.iter().map(|s| s.0.lock()).collect();
+        self.snapshot.active.store(false, std::sync::atomic::Ordering::Release);
+        *self.snapshot.sink.write() = None;
+        drop(guards);
     }
     /// Number of keys in a database (a sum of counters).
     pub fn dbsize(&self, db: usize) -> usize {

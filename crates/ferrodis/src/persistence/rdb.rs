@@ -1,0 +1,279 @@
+//! Saving and loading RDB files, and converting values between the keyspace and the `rdb` crate.
+//!
+//! Saving: `save` starts a snapshot (every stripe locked for a moment to record the database
+//! sizes and the aux fields, e.g. the replication offset), then visits the stripes one by one; a
+//! client that touches a stripe first hands it to the snapshot under its lock, so the file holds
+//! the keyspace as it was at the start. Each stripe is serialized into per-database buffers;
+//! database 0 streams to the file as it fills, the others follow it. The file is written to a
+//! temporary name, fsynced, then renamed over the target.
+
+use crate::keyspace::{Entry, Keyspace, SnapshotSink, Stripe};
+use crate::types::{hash, zset, Hash, List, Set, SmallBytes, StrValue, Value, ZSet};
+use parking_lot::Mutex;
+use rdb::encode;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Encoding thresholds for values built while loading (the server's current config).
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub hash: hash::Limits,
+    pub zset: hash::Limits,
+    pub set_max_ints: usize,
+}
+
+/// How values are written.
+#[derive(Clone, Copy)]
+pub struct Format {
+    pub compress: bool,
+    /// Bytes per quicklist node (from list-max-listpack-size; 8 KiB for Redis's default -2).
+    pub list_node_bytes: usize,
+}
+
+/// Writes one value (type byte, key when given, then the value) as Redis 7.0 does.
+pub fn encode_value(out: &mut Vec<u8>, key: Option<&[u8]>, v: &Value, f: Format) {
+    match v {
+        Value::Str(s) => {
+            let mut scratch = itoa::Buffer::new();
+            encode::put_string_value(out, key, s.bytes(&mut scratch), f.compress);
+        }
+        Value::List(l) => encode::put_list_value(out, key, l.iter(), f.list_node_bytes, f.compress),
+        Value::Hash(h) => encode::put_hash_value(out, key, &h.pairs(), h.encoding() == "listpack", f.compress),
+        Value::Set(s) => {
+            let members = s.members();
+            let refs: Vec<&[u8]> = members.iter().map(|m| m.as_slice()).collect();
+            encode::put_set_value(out, key, &refs, s.encoding() == "intset", f.compress);
+        }
+        Value::ZSet(z) => {
+            let entries = z.entries();
+            let refs: Vec<(&[u8], f64)> = entries.iter().map(|(m, s)| (m.as_slice(), *s)).collect();
+            encode::put_zset_value(out, key, &refs, z.encoding() == "listpack", f.compress);
+        }
+    }
+}
+
+/// Builds a value from its RDB form, in the encoding the server's limits call for. None for an
+/// empty collection (Redis skips those when loading).
+pub fn value_from_rdb(v: rdb::Value, lim: &Limits) -> Option<Value> {
+    Some(match v {
+        rdb::Value::Str(b) => Value::Str(StrValue::from_bytes(&b)),
+        rdb::Value::List(items) if items.is_empty() => return None,
+        rdb::Value::List(items) => {
+            let mut l = List::new();
+            for i in &items {
+                l.push(false, i);
+            }
+            Value::List(Box::new(l))
+        }
+        rdb::Value::Set(m) if m.is_empty() => return None,
+        rdb::Value::Set(members) => {
+            let mut s = Set::default();
+            for m in &members {
+                s.add(m, lim.set_max_ints);
+            }
+            Value::Set(Box::new(s))
+        }
+        rdb::Value::Hash(p) if p.is_empty() => return None,
+        rdb::Value::Hash(pairs) => {
+            let mut h = Hash::default();
+            for (f, v) in &pairs {
+                h.set(f, v, lim.hash);
+            }
+            Value::Hash(h)
+        }
+        rdb::Value::ZSet(e) if e.is_empty() => return None,
+        rdb::Value::ZSet(mut entries) => {
+            // One entry per member (the last one wins), in score order.
+            let mut seen = std::collections::HashSet::new();
+            entries.reverse();
+            entries.retain(|(m, _)| seen.insert(m.clone()));
+            entries.sort_by(|a, b| zset::cmp_entry(a.1, &a.0, b.1, &b.0));
+            Value::ZSet(Box::new(ZSet::from_sorted(entries, lim.zset)))
+        }
+    })
+}
+
+/// Serializes each stripe it is handed into per-database buffers.
+struct Sink {
+    dbs: Vec<Mutex<Vec<u8>>>,
+    format: Format,
+}
+
+impl SnapshotSink for Sink {
+    fn stripe(&self, _index: usize, stripe: &Stripe) {
+        let mut local = Vec::new();
+        for (db, buf) in self.dbs.iter().enumerate() {
+            for e in stripe.entries(db) {
+                if e.expire != 0 {
+                    encode::put_expire_ms(&mut local, e.expire);
+                }
+                encode_value(&mut local, Some(&e.key), &e.value, self.format);
+            }
+            if !local.is_empty() {
+                buf.lock().extend_from_slice(&local);
+                local.clear();
+            }
+        }
+    }
+}
+
+/// What a save wrote.
+#[derive(Debug, Default)]
+pub struct Saved {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Why a save did not happen.
+#[derive(Debug)]
+pub enum SaveError {
+    /// Another snapshot is running.
+    Busy,
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for SaveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SaveError::Busy => write!(f, "a snapshot is already in progress"),
+            SaveError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Saves the keyspace as an RDB file at `path` (through `path`'s temp-<pid>.rdb sibling).
+/// `aux` runs at the snapshot's instant, under every stripe lock, and returns the aux fields;
+/// `functions` are the FUNCTION libraries' codes. `checksum` off writes a zero CRC.
+pub fn save(
+    ks: &Keyspace,
+    path: &Path,
+    format: Format,
+    checksum: bool,
+    functions: &[Vec<u8>],
+    aux: impl FnOnce() -> Vec<(String, String)>,
+) -> Result<Saved, SaveError> {
+    let sink = Arc::new(Sink { dbs: (0..ks.databases).map(|_| Mutex::new(Vec::new())).collect(), format });
+    let mut counts = vec![(0u64, 0u64); ks.databases];
+    let mut fields = Vec::new();
+    let started = ks.begin_snapshot(sink.clone(), |guards| {
+        for g in guards {
+            for (db, c) in counts.iter_mut().enumerate() {
+                c.0 += g.keys(db) as u64;
+                c.1 += g.volatile(db) as u64;
+            }
+        }
+        fields = aux();
+    });
+    if !started {
+        return Err(SaveError::Busy);
+    }
+    let tmp = path.with_file_name(format!("temp-{}.rdb", std::process::id()));
+    let mut written = 0;
+    let mut snapshot_done = false;
+    let r = rdb::file::write_atomically(path, &tmp, |f| {
+        let mut w = rdb::file::Writer::new(std::io::BufWriter::with_capacity(1 << 16, f));
+        let mut head = rdb::file::header();
+        for (k, v) in &fields {
+            rdb::file::put_aux(&mut head, k.as_bytes(), v.as_bytes());
+        }
+        for code in functions {
+            rdb::file::put_function(&mut head, code, format.compress);
+        }
+        if counts[0].0 > 0 {
+            rdb::file::put_select_db(&mut head, 0);
+            rdb::file::put_resize_db(&mut head, counts[0].0, counts[0].1);
+        }
+        w.write(&head)?;
+        // Database 0 streams to the file while the walk goes on.
+        let mut io_err = None;
+        ks.finish_snapshot(|i| {
+            if io_err.is_none() && i % 16 == 15 {
+                let chunk = std::mem::take(&mut *sink.dbs[0].lock());
+                if let Err(e) = w.write(&chunk) {
+                    io_err = Some(e);
+                }
+            }
+        });
+        snapshot_done = true;
+        if let Some(e) = io_err {
+            return Err(e);
+        }
+        for (db, (keys, expires)) in counts.iter().enumerate() {
+            let body = std::mem::take(&mut *sink.dbs[db].lock());
+            if db > 0 && *keys > 0 {
+                let mut sel = Vec::new();
+                rdb::file::put_select_db(&mut sel, db);
+                rdb::file::put_resize_db(&mut sel, *keys, *expires);
+                w.write(&sel)?;
+            }
+            w.write(&body)?;
+        }
+        written = w.written() + 9;
+        w.finish(checksum)?.flush()
+    });
+    if !snapshot_done {
+        // The file could not even be created: end the snapshot all the same.
+        ks.finish_snapshot(|_| {});
+    }
+    r.map_err(SaveError::Io)?;
+    Ok(Saved { keys: counts.iter().map(|c| c.0).sum(), bytes: written })
+}
+
+/// What a load found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub keys: u64,
+    pub expired: u64,
+    pub functions: Vec<Vec<u8>>,
+    pub aux: Vec<(String, String)>,
+}
+
+/// Loads an RDB file into the keyspace (which the caller has emptied). Keys already expired at
+/// `now` are skipped, as a master does. Errors name the offset in the file.
+pub fn load(ks: &Keyspace, bytes: &[u8], lim: &Limits, now: i64, lru: u32) -> Result<Loaded, rdb::Error> {
+    let mut r = rdb::file::Reader::new(bytes)?;
+    let mut out = Loaded::default();
+    let mut db = 0;
+    loop {
+        let at = r.offset();
+        match r.next_item()? {
+            rdb::file::Item::End => break,
+            rdb::file::Item::SelectDb(n) => {
+                if n >= ks.databases {
+                    return Err(rdb::Error {
+                        offset: at,
+                        msg: format!(
+                            "FATAL: Data file was created with a Redis server configured to handle more than {} databases.",
+                            ks.databases
+                        ),
+                    });
+                }
+                db = n;
+            }
+            rdb::file::Item::ResizeDb(..) => {}
+            rdb::file::Item::Aux(k, v) => {
+                out.aux.push((String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&v).into_owned()))
+            }
+            rdb::file::Item::Function(code) => out.functions.push(code),
+            rdb::file::Item::Key { key, value, expire_ms, .. } => {
+                let expire = expire_ms.unwrap_or(0);
+                if expire != 0 && expire <= now {
+                    out.expired += 1;
+                    continue;
+                }
+                let Some(value) = value_from_rdb(value, lim) else { continue };
+                let loc = ks.locate(&key);
+                let mut g = ks.lock(loc.stripe);
+                if g.insert(db, &loc, Entry { key: SmallBytes::new(&key), value, expire, lru }, &ks.hasher).is_some() {
+                    return Err(rdb::Error {
+                        offset: at,
+                        msg: format!("Duplicate key '{}' found in RDB file", String::from_utf8_lossy(&key)),
+                    });
+                }
+                out.keys += 1;
+            }
+        }
+    }
+    Ok(out)
+}
