@@ -36,23 +36,27 @@ impl Drop for Server {
     }
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("ferrodis-test-{}-{}-{}", tag, std::process::id(), free_port()));
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
 }
 
 fn spawn(bin: &str, args: &[&str], tag: &str) -> Server {
+    let s = launch(bin, args, tempdir(tag));
+    s.wait_ready();
+    s
+}
+
+/// Starts a server in `dir` (which it owns from now on: removed on drop), without waiting for it.
+pub fn launch(bin: &str, args: &[&str], dir: std::path::PathBuf) -> Server {
     let port = free_port();
-    let dir = tempdir(tag);
     let mut cmd = Command::new(bin);
     cmd.arg("--port").arg(port.to_string()).arg("--bind").arg("127.0.0.1").arg("--save").arg("").arg("--appendonly").arg("no");
     cmd.arg("--enable-debug-command").arg("yes").arg("--dir").arg(&dir);
     cmd.args(args).stdout(Stdio::from(std::fs::File::create(dir.join("log")).expect("log file"))).stderr(Stdio::null());
     let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {}", bin, e));
-    let s = Server { child, port, dir };
-    s.wait_ready();
-    s
+    Server { child, port, dir }
 }
 
 impl Server {
@@ -64,7 +68,19 @@ impl Server {
         require_redis();
         spawn("redis-server", args, "redis")
     }
-    fn wait_ready(&self) {
+    /// Starts ferrodis in a prepared directory (e.g. one holding a dump.rdb).
+    pub fn ferrodis_in(dir: std::path::PathBuf, args: &[&str]) -> Server {
+        let s = launch(FERRODIS, args, dir);
+        s.wait_ready();
+        s
+    }
+    pub fn redis_in(dir: std::path::PathBuf, args: &[&str]) -> Server {
+        require_redis();
+        let s = launch("redis-server", args, dir);
+        s.wait_ready();
+        s
+    }
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(mut c) = Client::try_connect(self.port) {

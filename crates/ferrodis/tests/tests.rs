@@ -7,6 +7,7 @@ mod blocking;
 mod config;
 mod differential;
 mod expiry;
+mod persistence;
 mod protocol;
 mod pubsub;
 mod real_clients;

@@ -69,7 +69,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A length (never a special string encoding).
-    pub fn len(&mut self) -> Result<u64, Error> {
+    pub fn length(&mut self) -> Result<u64, Error> {
         let at = self.pos;
         match self.len_or_encoding()? {
             Len::Plain(n) => Ok(n),
@@ -80,7 +80,7 @@ impl<'a> Cursor<'a> {
     /// A length used to size something in memory: refused when it cannot fit in what is left.
     pub fn count(&mut self, min_bytes_each: usize) -> Result<usize, Error> {
         let at = self.pos;
-        let n = self.len()?;
+        let n = self.length()?;
         let left = (self.b.len() - self.pos) as u64;
         if n.saturating_mul(min_bytes_each as u64) > left {
             return Err(Error { offset: at, msg: format!("length {n} is larger than the data left ({left} bytes)") });
@@ -100,8 +100,8 @@ impl<'a> Cursor<'a> {
             Len::Int32 => crate::format_i64(i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as i64, &mut buf).to_vec(),
             Len::Lzf => {
                 let at = self.pos;
-                let clen = self.len()? as usize;
-                let len = self.len()? as usize;
+                let clen = self.length()? as usize;
+                let len = self.length()? as usize;
                 let data = self.take(clen)?;
                 // An LZF string expands at most ~ 8x per byte of input plus literals: anything
                 // claiming more is corrupt (and must not make us allocate it).
@@ -188,7 +188,7 @@ impl<'a> Cursor<'a> {
                 let nodes = self.count(1)?;
                 let mut items = Vec::new();
                 for _ in 0..nodes {
-                    let container = if t == types::LIST_QUICKLIST_2 { self.len()? } else { crate::QUICKLIST_NODE_PACKED };
+                    let container = if t == types::LIST_QUICKLIST_2 { self.length()? } else { crate::QUICKLIST_NODE_PACKED };
                     let node = self.string()?;
                     match container {
                         crate::QUICKLIST_NODE_PLAIN => items.push(node),
@@ -210,7 +210,7 @@ impl<'a> Cursor<'a> {
 
 /// Alternating member, score entries as (member, score) pairs.
 fn scored(items: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, f64)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("sorted set listpack has an odd number of entries".into());
     }
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -230,8 +230,8 @@ fn parse_score(s: &str) -> Option<f64> {
     }
 }
 
-fn paired(items: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
-    if items.len() % 2 != 0 {
+fn paired(items: Vec<Vec<u8>>) -> Result<crate::Pairs, String> {
+    if !items.len().is_multiple_of(2) {
         return Err("hash listpack has an odd number of entries".into());
     }
     let mut out = Vec::with_capacity(items.len() / 2);

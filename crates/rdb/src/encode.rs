@@ -98,13 +98,13 @@ pub fn put_list_value<'a>(
     for it in items {
         if it.len() >= node_bytes {
             if lp.count() > 0 {
-                nodes.push((QUICKLIST_NODE_PACKED, std::mem::replace(&mut lp, listpack::Builder::new()).finish()));
+                nodes.push((QUICKLIST_NODE_PACKED, std::mem::take(&mut lp).finish()));
             }
             nodes.push((crate::QUICKLIST_NODE_PLAIN, it.to_vec()));
             continue;
         }
         if lp.count() > 0 && lp.len() + it.len() + 11 > node_bytes {
-            nodes.push((QUICKLIST_NODE_PACKED, std::mem::replace(&mut lp, listpack::Builder::new()).finish()));
+            nodes.push((QUICKLIST_NODE_PACKED, std::mem::take(&mut lp).finish()));
         }
         lp.push(it);
     }
@@ -119,7 +119,7 @@ pub fn put_list_value<'a>(
 }
 
 /// A set: an intset when every member is an integer and `intset` allows it, else a plain set.
-pub fn put_set_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, members: &[&'a [u8]], use_intset: bool, compress: bool) {
+pub fn put_set_value(out: &mut Vec<u8>, key: Option<&[u8]>, members: &[&[u8]], use_intset: bool, compress: bool) {
     if use_intset {
         let ints: Option<Vec<i64>> = members.iter().map(|m| crate::strict_i64(m)).collect();
         if let Some(ints) = ints {
@@ -136,7 +136,7 @@ pub fn put_set_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, members: &[&'a [
 }
 
 /// A hash: a listpack of field, value, ... when `packed`, else field/value pairs.
-pub fn put_hash_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, pairs: &[(&'a [u8], &'a [u8])], packed: bool, compress: bool) {
+pub fn put_hash_value(out: &mut Vec<u8>, key: Option<&[u8]>, pairs: &[(&[u8], &[u8])], packed: bool, compress: bool) {
     if packed {
         head(out, types::HASH_LISTPACK, key);
         let mut lp = listpack::Builder::new();
@@ -157,7 +157,7 @@ pub fn put_hash_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, pairs: &[(&'a [
 
 /// A sorted set, entries in score order: a listpack of member, score, ... when `packed`, else
 /// ZSET_2 (member, binary score), written from the highest score down as Redis does.
-pub fn put_zset_value<'a>(out: &mut Vec<u8>, key: Option<&[u8]>, entries: &[(&'a [u8], f64)], packed: bool, compress: bool) {
+pub fn put_zset_value(out: &mut Vec<u8>, key: Option<&[u8]>, entries: &[(&[u8], f64)], packed: bool, compress: bool) {
     if packed {
         head(out, types::ZSET_LISTPACK, key);
         let mut lp = listpack::Builder::new();

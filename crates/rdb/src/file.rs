@@ -97,7 +97,7 @@ impl<'a> Reader<'a> {
             return Err(Error { offset: 0, msg: "Wrong signature trying to load DB from file".into() });
         }
         let version: u16 = std::str::from_utf8(&head[5..]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if version < 1 || version > RDB_VERSION {
+        if !(1..=RDB_VERSION).contains(&version) {
             return Err(Error { offset: 5, msg: format!("Can't handle RDB format version {version}") });
         }
         Ok(Reader { c, version, done: false })
@@ -130,11 +130,11 @@ impl<'a> Reader<'a> {
                     return Ok(Item::End);
                 }
                 opcodes::SELECTDB => {
-                    let db = self.c.len()?;
+                    let db = self.c.length()?;
                     return Ok(Item::SelectDb(usize::try_from(db).unwrap_or(usize::MAX)));
                 }
                 opcodes::RESIZEDB => {
-                    let (a, b) = (self.c.len()?, self.c.len()?);
+                    let (a, b) = (self.c.length()?, self.c.length()?);
                     return Ok(Item::ResizeDb(a, b));
                 }
                 opcodes::AUX => {
@@ -146,7 +146,7 @@ impl<'a> Reader<'a> {
                     let s = u32::from_le_bytes(self.c.take(4)?.try_into().expect("4 bytes"));
                     expire_ms = Some(s as i64 * 1000);
                 }
-                opcodes::IDLE => idle = Some(self.c.len()?),
+                opcodes::IDLE => idle = Some(self.c.length()?),
                 opcodes::FREQ => freq = Some(self.c.byte()?),
                 opcodes::FUNCTION2 => return Ok(Item::Function(self.c.string()?)),
                 opcodes::FUNCTION_PRE_GA => return Err(self.c.err("Pre-release function format not supported")),

@@ -72,6 +72,9 @@ pub enum Value {
     ZSet(Vec<(Vec<u8>, f64)>),
 }
 
+/// Field/value pairs of a hash.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Redis's CRC64 (Jones polynomial, reflected, as `crc64.c`), used for the file trailer and
 /// DUMP payloads.
 pub const CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);

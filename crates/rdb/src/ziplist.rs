@@ -64,7 +64,7 @@ pub fn decode(z: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
 }
 
 /// The field/value pairs of a zipmap.
-pub fn decode_zipmap(z: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+pub fn decode_zipmap(z: &[u8]) -> Result<crate::Pairs, Error> {
     let bad = |offset: usize, msg: &str| Error { offset, msg: format!("zipmap: {msg}") };
     let mut p = 1;
     let mut out = Vec::new();
@@ -81,8 +81,7 @@ pub fn decode_zipmap(z: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
             n => Ok(Some(n as usize)),
         }
     };
-    loop {
-        let Some(klen) = len_at(&mut p)? else { break };
+    while let Some(klen) = len_at(&mut p)? {
         let key = z.get(p..p + klen).ok_or_else(|| bad(p, "key runs past the end"))?.to_vec();
         p += klen;
         let Some(vlen) = len_at(&mut p)? else { return Err(bad(p, "key without a value")) };

@@ -165,6 +165,14 @@ fn execute_inner(
         flag_transaction(conn);
         return Flow::Continue;
     }
+    // 2b. A failed RDB save stops writes (and PING) while save points and
+    // stop-writes-on-bgsave-error are on, as Redis's writeCommandsDeniedByDiskError.
+    if !st.rdb.last_ok.load(Ordering::Relaxed) && (spec.is_write() || spec.name == "ping") && writes_denied_by_disk_error(st) {
+        out.error(MISCONF);
+        ThreadStats::add(&ts.cmd[id].rejected, 1);
+        flag_transaction(conn);
+        return Flow::Continue;
+    }
     // 3. CLIENT PAUSE holds commands (writes only, or all) until it ends.
     let now = clock.now_ms();
     if st.pause_until.load(Ordering::Relaxed) > now
@@ -289,6 +297,12 @@ fn execute_inner(
     } else {
         Flow::Continue
     }
+}
+
+const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+fn writes_denied_by_disk_error(st: &State) -> bool {
+    st.config.get("stop-writes-on-bgsave-error").is_none_or(|v| v == "yes") && !st.config.get("save").unwrap_or_default().trim().is_empty()
 }
 
 /// A command rejected while queuing makes EXEC fail (Redis's flagTransaction).

@@ -19,6 +19,7 @@ pub mod list;
 pub mod lua_libs;
 pub mod multi;
 pub mod notify;
+pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -65,6 +66,7 @@ pub fn build_table() -> CommandTable {
     t.register(expire::COMMANDS);
     t.register(connection::COMMANDS);
     t.register(server::COMMANDS);
+    t.register(persistence::COMMANDS);
     t
 }
 

@@ -40,6 +40,7 @@ fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {
         "persist" => one(GENERIC, "persist"),
         "rename" | "renamenx" => smallvec::smallvec![(GENERIC, "rename_from", 1), (GENERIC, "rename_to", 2)],
         "copy" => smallvec::smallvec![(GENERIC, "copy_to", 2)],
+        "restore" => one(GENERIC, "restore"),
         "lpush" | "lpushx" => one(LIST, "lpush"),
         "rpush" | "rpushx" => one(LIST, "rpush"),
         "lpop" => one(LIST, "lpop"),
@@ -101,7 +102,8 @@ pub fn fire(ctx: &mut Ctx, name: &str, argv: &[&[u8]], changed: bool) {
         for (class, event, i) in events(name, argv) {
             // An expiry in the past, or a STORE with an empty result, deletes the key: Redis then
             // fires only "del".
-            let replaced_by_del = event == "expire" || event.ends_with("store") || (name == "bitop" && event == "set");
+            let replaced_by_del =
+                event == "expire" || event.ends_with("store") || event == "restore" || (name == "bitop" && event == "set");
             if replaced_by_del && ctx.deferred.iter().any(|d| d.3 == argv[i]) {
                 continue;
             }

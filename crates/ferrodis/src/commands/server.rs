@@ -67,7 +67,7 @@ static MEMORY: &[CommandSpec] = &[
 
 // ---------------------------------------------------------------- INFO
 
-fn used_memory() -> (u64, u64, u64) {
+pub(crate) fn used_memory() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
     (stats::allocated::read().unwrap_or(0) as u64, stats::active::read().unwrap_or(0) as u64, stats::resident::read().unwrap_or(0) as u64)
@@ -172,10 +172,20 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
     if want("persistence") {
         let _ = write!(
             s,
-            "{}# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            "{}# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             if s.is_empty() { "" } else { "\r\n" },
             st.dirty.load(Ordering::Relaxed),
+            st.rdb.in_progress.load(Ordering::Relaxed) as u8,
             st.lastsave.load(Ordering::Relaxed),
+            if st.rdb.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+            st.rdb.last_time_sec.load(Ordering::Relaxed),
+            match st.rdb.started_ms.load(Ordering::Relaxed) {
+                0 => -1,
+                t => (crate::util::now_ms() - t) / 1000,
+            },
+            st.rdb.saves.load(Ordering::Relaxed),
+            st.rdb.last_load_expired.load(Ordering::Relaxed),
+            st.rdb.last_load_loaded.load(Ordering::Relaxed),
         );
     }
     if want("stats") {
@@ -963,8 +973,26 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
         }
         ("reload", _) => {
-            // Without persistence yet, a reload keeps the dataset as it is (as a save+load would).
-            ctx.out.ok();
+            // Save, empty, load back (NOSAVE: load the file as it is; NOFLUSH: load on top).
+            let nosave = argv[2..].iter().any(|a| eq(a, "nosave"));
+            let noflush = argv[2..].iter().any(|a| eq(a, "noflush"));
+            if !nosave && super::persistence::save_rdb(ctx.st).is_err() {
+                return ctx.out.error("ERR Error trying to save the DB");
+            }
+            if !noflush {
+                let mut guards = ctx.st.keyspace.lock_all();
+                let dbs = ctx.st.keyspace.databases;
+                let garbage: Vec<_> = guards.iter_mut().flat_map(|g| (0..dbs).filter_map(|db| g.take_db(db)).collect::<Vec<_>>()).collect();
+                drop(guards);
+                drop(garbage);
+            }
+            match super::persistence::load_rdb_with(ctx.st, super::scripting::RestorePolicy::Replace) {
+                Ok(()) => {
+                    tracing::info!("DB reloaded by DEBUG RELOAD");
+                    ctx.out.ok()
+                }
+                Err(e) => ctx.out.error(&format!("ERR Error trying to load the RDB dump: {e}")),
+            }
         }
         ("change-repl-id", 2) => {
             ctx.out.ok();

@@ -25,6 +25,7 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 14;
     pub const ALLOW_BUSY: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 17;
     /// ferrodis-only: the handler walks the keyspace itself; dispatch locks no stripe for it.
     pub const WHOLE_KEYSPACE: u32 = 1 << 31;
 
@@ -46,6 +47,7 @@ pub mod flag {
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
     ];
 }
 

@@ -277,3 +277,107 @@ pub fn load(ks: &Keyspace, bytes: &[u8], lim: &Limits, now: i64, lru: u32) -> Re
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORMAT: Format = Format { compress: true, list_node_bytes: 8192 };
+
+    fn put(ks: &Keyspace, db: usize, key: &[u8], value: Value, expire: i64) {
+        let loc = ks.locate(key);
+        let mut g = ks.lock(loc.stripe);
+        g.insert(db, &loc, Entry { key: SmallBytes::new(key), value, expire, lru: 0 }, &ks.hasher);
+    }
+
+    fn all(ks: &Keyspace, dbs: usize) -> Vec<(usize, Vec<u8>, Value, i64)> {
+        let mut v = Vec::new();
+        for s in 0..crate::keyspace::STRIPES {
+            let g = ks.lock(s);
+            for db in 0..dbs {
+                v.extend(g.entries(db).map(|e| (db, e.key.to_vec(), e.value.clone(), e.expire)));
+            }
+        }
+        v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        v
+    }
+
+    /// Writes that land after the snapshot began (overwrites, deletes, new keys) are not in it:
+    /// each stripe reaches the snapshot before its first change.
+    #[test]
+    fn snapshot_holds_the_keyspace_as_it_was_when_it_began() {
+        let ks = Keyspace::new(1);
+        for i in 0..3000 {
+            put(&ks, 0, format!("k{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"old")), 0);
+        }
+        let sink = Arc::new(Sink { dbs: vec![Mutex::new(Vec::new())], format: FORMAT });
+        assert!(ks.begin_snapshot(sink.clone(), |_| {}));
+        assert!(!ks.begin_snapshot(Arc::new(Sink { dbs: vec![Mutex::new(Vec::new())], format: FORMAT }), |_| {}), "one at a time");
+        for i in (0..3000).step_by(2) {
+            put(&ks, 0, format!("k{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"new")), 0);
+        }
+        for i in 0..500 {
+            put(&ks, 0, format!("added{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"new")), 0);
+        }
+        {
+            let loc = ks.locate(b"k1");
+            ks.lock(loc.stripe).remove(0, &loc, b"k1");
+        }
+        ks.finish_snapshot(|_| {});
+        let bytes = std::mem::take(&mut *sink.dbs[0].lock());
+        let mut c = rdb::decode::Cursor::new(&bytes);
+        let mut seen = std::collections::HashMap::new();
+        while !c.at_end() {
+            let t = c.byte().unwrap();
+            let key = c.string().unwrap();
+            seen.insert(key, c.value(t).unwrap());
+        }
+        assert_eq!(seen.len(), 3000);
+        assert!(seen.values().all(|v| *v == rdb::Value::Str(b"old".to_vec())));
+        // And the live keyspace has the new state.
+        assert_eq!(all(&ks, 1).len(), 3000 + 500 - 1);
+    }
+
+    #[test]
+    fn save_then_load_gives_the_same_keyspace() {
+        let ks = Keyspace::new(3);
+        let lim = Limits {
+            hash: hash::Limits { max_entries: 128, max_value: 64 },
+            zset: hash::Limits { max_entries: 128, max_value: 64 },
+            set_max_ints: 512,
+        };
+        for i in 0..200 {
+            let db = i % 3;
+            let mut l = List::new();
+            for j in 0..(i % 40) + 1 {
+                l.push(false, format!("item{j}").as_bytes());
+            }
+            put(&ks, db, format!("list{i}").as_bytes(), Value::List(Box::new(l)), 0);
+            let mut h = Hash::default();
+            for j in 0..(i * 3) % 300 + 1 {
+                h.set(format!("f{j}").as_bytes(), format!("{j}").as_bytes(), lim.hash);
+            }
+            put(&ks, db, format!("hash{i}").as_bytes(), Value::Hash(h), if i % 5 == 0 { 4_102_444_800_000 } else { 0 });
+            let mut s = Set::default();
+            for j in 0..(i % 20) + 1 {
+                s.add(if i % 2 == 0 { j.to_string() } else { format!("m{j}") }.as_bytes(), lim.set_max_ints);
+            }
+            put(&ks, db, format!("set{i}").as_bytes(), Value::Set(Box::new(s)), 0);
+            let entries: Vec<(Vec<u8>, f64)> = (0..(i * 2) % 200 + 1).map(|j| (format!("z{j:04}").into_bytes(), j as f64 / 3.0)).collect();
+            put(&ks, db, format!("zset{i}").as_bytes(), Value::ZSet(Box::new(ZSet::from_sorted(entries, lim.zset))), 0);
+            put(&ks, db, format!("str{i}").as_bytes(), Value::Str(StrValue::from_bytes(i.to_string().repeat(i % 30).as_bytes())), 0);
+        }
+        let dir = std::env::temp_dir().join(format!("ferrodis-rdb-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dump.rdb");
+        let functions = vec![b"#!lua name=x\nredis.register_function('f', function() return 1 end)".to_vec()];
+        let saved = save(&ks, &path, FORMAT, true, &functions, || vec![("redis-ver".into(), "7.0.15".into())]).unwrap();
+        assert_eq!(saved.keys, 1000, "{saved:?}");
+        let bytes = std::fs::read(&path).unwrap();
+        let ks2 = Keyspace::new(3);
+        let loaded = load(&ks2, &bytes, &lim, 0, 0).unwrap();
+        assert_eq!(loaded.functions, functions);
+        assert_eq!(all(&ks, 3), all(&ks2, 3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,5 +1,5 @@
 //! The server cron (Redis's serverCron), on the acceptor thread: the active expiry cycle and
-//! idle-client timeouts, `hz` times a second.
+//! idle-client timeouts, `hz` times a second; RDB save points once a second.
 
 use crate::commands::expire::ActiveExpire;
 use crate::state::State;
@@ -29,6 +29,7 @@ pub async fn run(st: Arc<State>) {
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();
+            save_points(&st);
             let timeout = st.config.hot.timeout_s.load(Ordering::Relaxed);
             if timeout > 0 {
                 let now = crate::util::now_ms();
@@ -39,6 +40,28 @@ pub async fn run(st: Arc<State>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Redis's `save <seconds> <changes>` points: a background save when any point is reached (after
+/// a failed save, not before 5 seconds have passed, as Redis's CONFIG_BGSAVE_RETRY_DELAY).
+fn save_points(st: &Arc<State>) {
+    if st.rdb.in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = crate::util::now_ms();
+    let dirty = st.dirty.load(Ordering::Relaxed);
+    let since = now / 1000 - st.lastsave.load(Ordering::Relaxed);
+    let retry_ok = st.rdb.last_ok.load(Ordering::Relaxed) || now - st.rdb.last_try_ms.load(Ordering::Relaxed) > 5000;
+    let points = st.config.get("save").unwrap_or_default();
+    let nums: Vec<i64> = points.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    for p in nums.chunks_exact(2) {
+        let (secs, changes) = (p[0], p[1]);
+        if dirty as i64 >= changes && since > secs && retry_ok {
+            tracing::info!("{} changes in {} seconds. Saving...", changes, secs);
+            let _ = crate::commands::persistence::start_bgsave(st);
+            return;
         }
     }
 }

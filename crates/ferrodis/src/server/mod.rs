@@ -106,6 +106,12 @@ pub fn run(config: Config) -> i32 {
         }
     }
 
+    // The dataset, before any client is served.
+    if let Err(e) = crate::commands::persistence::load_rdb(&st) {
+        tracing::warn!("{}", e);
+        return 1;
+    }
+
     // Worker threads.
     let mut senders = Vec::new();
     for i in 0..threads {
@@ -156,13 +162,30 @@ pub fn run(config: Config) -> i32 {
         tokio::spawn(cron::run(st.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
-        let notified = st.shutdown_notify.notified();
-        tokio::select! {
-            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-            _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
-            _ = notified => tracing::warn!("User requested shutdown..."),
+        loop {
+            let notified = st.shutdown_notify.notified();
+            tokio::select! {
+                _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+                _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+                _ = notified => tracing::warn!("User requested shutdown..."),
+            }
+            // The final snapshot: with save points configured or SHUTDOWN SAVE, unless NOSAVE.
+            let req = st.shutdown.lock().take().unwrap_or_default();
+            let save_points = !st.config.get("save").unwrap_or_default().trim().is_empty();
+            if (save_points || req.save) && !req.nosave {
+                tracing::info!("Saving the final RDB snapshot before exiting.");
+                let st2 = st.clone();
+                match tokio::task::spawn_blocking(move || crate::commands::persistence::save_rdb(&st2)).await {
+                    Ok(Ok(_)) => tracing::info!("DB saved on disk"),
+                    _ if req.force => tracing::warn!("Error trying to save the DB, exiting anyway (FORCE)."),
+                    _ => {
+                        tracing::warn!("Error trying to save the DB, can't exit.");
+                        continue;
+                    }
+                }
+            }
+            break;
         }
-        tracing::info!("Saving the final RDB snapshot is not available yet; exiting without saving.");
         if !pidfile.is_empty() {
             tracing::info!("Removing the pid file.");
             let _ = std::fs::remove_file(&pidfile);

@@ -61,6 +61,43 @@ pub struct State {
     pub pubsub: pubsub::PubSub,
     /// The Lua script cache.
     pub scripts: scripts::Scripts,
+    /// RDB saves: in progress, last result, counters (INFO persistence).
+    pub rdb: RdbState,
+    /// This State itself, for work that outlives a command (BGSAVE's thread).
+    me: std::sync::Weak<State>,
+}
+
+/// RDB snapshot bookkeeping.
+pub struct RdbState {
+    /// A save (SAVE or BGSAVE) is running.
+    pub in_progress: AtomicBool,
+    /// When the running save started (ms), 0 when none.
+    pub started_ms: AtomicI64,
+    /// BGSAVE SCHEDULE asked for a save while one ran.
+    pub scheduled: AtomicBool,
+    pub last_ok: AtomicBool,
+    /// When the last save attempt ended (ms); failed save points wait before retrying.
+    pub last_try_ms: AtomicI64,
+    pub last_time_sec: AtomicI64,
+    pub saves: AtomicU64,
+    pub last_load_loaded: AtomicU64,
+    pub last_load_expired: AtomicU64,
+}
+
+impl Default for RdbState {
+    fn default() -> Self {
+        RdbState {
+            in_progress: AtomicBool::new(false),
+            started_ms: AtomicI64::new(0),
+            scheduled: AtomicBool::new(false),
+            last_ok: AtomicBool::new(true),
+            last_try_ms: AtomicI64::new(0),
+            last_time_sec: AtomicI64::new(-1),
+            saves: AtomicU64::new(0),
+            last_load_loaded: AtomicU64::new(0),
+            last_load_expired: AtomicU64::new(0),
+        }
+    }
 }
 
 /// One latency monitor event (Redis keeps the last 160 samples, one per second at most).
@@ -76,7 +113,8 @@ impl State {
     pub fn new(config: Config, tcp_port: u16) -> Arc<State> {
         let dbs = config.get_int("databases").max(1) as usize;
         let backlog = config.get_int("repl-backlog-size").max(1) as usize;
-        Arc::new(State {
+        Arc::new_cyclic(|me| State {
+            me: me.clone(),
             config,
             keyspace: Keyspace::new(dbs),
             journal: Journal::new(backlog),
@@ -101,7 +139,12 @@ impl State {
             watches: Default::default(),
             pubsub: Default::default(),
             scripts: Default::default(),
+            rdb: Default::default(),
         })
+    }
+    /// A counted reference to this State (None only while it is being dropped).
+    pub fn arc(&self) -> Option<Arc<State>> {
+        self.me.upgrade()
     }
     /// Asks the server to shut down (SHUTDOWN, SIGTERM, SIGINT).
     pub fn request_shutdown(&self, req: ShutdownRequest) {

@@ -30,4 +30,5 @@ pub const BUSY_ERR: &str = "BUSY Redis is busy running a script. You can only ca
 
 /// The running call, for FUNCTION STATS: the function's name (None for an EVAL script) and the
 /// command that called it.
-pub static RUNNING_CALL: parking_lot::Mutex<Option<(Option<String>, Vec<Vec<u8>>)>> = parking_lot::const_mutex(None);
+pub static RUNNING_CALL: parking_lot::Mutex<Option<RunningCall>> = parking_lot::const_mutex(None);
+pub type RunningCall = (Option<String>, Vec<Vec<u8>>);

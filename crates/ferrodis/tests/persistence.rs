@@ -1,0 +1,338 @@
+//! RDB persistence against Debian's redis-server 7.0.15: a dump.rdb written by either server
+//! loads into the other with equal contents (compared key by key: type, value, absolute expiry,
+//! per database; and DEBUG DIGEST); redis-check-rdb accepts ours; DUMP payloads restore both
+//! ways; a restart keeps the data; a failed save keeps the old file and turns on MISCONF; a
+//! corrupt file stops the start with its offset named.
+
+use crate::harness::{elements, encode, launch, tempdir, Client, Server, FERRODIS};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+type Contents = BTreeMap<(usize, Vec<u8>), (String, Vec<Vec<u8>>, Vec<u8>)>;
+
+/// The payload of a bulk string reply.
+fn bulk(r: &[u8]) -> Vec<u8> {
+    let e = r.windows(2).position(|w| w == b"\r\n").expect("header");
+    r[e + 2..r.len() - 2].to_vec()
+}
+
+/// Every key of the given databases: its type, its value (hash fields and set members sorted)
+/// and its absolute expiry (PEXPIRETIME).
+fn contents(c: &mut Client, dbs: &[usize]) -> Contents {
+    let mut out = BTreeMap::new();
+    for &db in dbs {
+        c.cmd(&["SELECT", &db.to_string()]);
+        for k in elements(&c.cmd(&["KEYS", "*"])).iter().map(|e| bulk(e)) {
+            let t = String::from_utf8_lossy(&c.cmd_bytes(&[b"TYPE", &k])).trim().trim_start_matches('+').to_string();
+            let mut v: Vec<Vec<u8>> = match t.as_str() {
+                "string" => vec![c.cmd_bytes(&[b"GET", &k])],
+                "list" => elements(&c.cmd_bytes(&[b"LRANGE", &k, b"0", b"-1"])),
+                "set" => elements(&c.cmd_bytes(&[b"SMEMBERS", &k])),
+                "zset" => elements(&c.cmd_bytes(&[b"ZRANGE", &k, b"0", b"-1", b"WITHSCORES"])),
+                "hash" => elements(&c.cmd_bytes(&[b"HGETALL", &k])).chunks(2).map(|p| p.concat()).collect(),
+                other => panic!("unexpected type {other}"),
+            };
+            if t == "set" || t == "hash" {
+                v.sort();
+            }
+            let exp = c.cmd_bytes(&[b"PEXPIRETIME", &k]);
+            out.insert((db, k), (t, v, exp));
+        }
+    }
+    c.cmd(&["SELECT", "0"]);
+    out
+}
+
+fn digests(c: &mut Client, dbs: &[usize]) -> Vec<Vec<u8>> {
+    let d = dbs
+        .iter()
+        .map(|db| {
+            c.cmd(&["SELECT", &db.to_string()]);
+            c.cmd(&["DEBUG", "DIGEST"])
+        })
+        .collect();
+    c.cmd(&["SELECT", "0"]);
+    d
+}
+
+const DBS: &[usize] = &[0, 1, 5];
+
+/// Fills a server with every type, small and large, in every encoding, with expiries, across
+/// several databases, and a FUNCTION library.
+fn fill(c: &mut Client) {
+    let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut add = |args: &[&[u8]]| cmds.push(args.iter().map(|a| a.to_vec()).collect());
+    add(&[b"SET", b"str", b"hello"]);
+    add(&[b"SET", b"int", b"12345"]);
+    add(&[b"SET", b"neg", b"-7"]);
+    add(&[b"SET", b"bigint", b"1234567890123"]);
+    add(&[b"SET", b"long", &[b'a'; 1000]]);
+    let binary: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+    add(&[b"SET", b"binary", &binary]);
+    add(&[b"SET", b"empty", b""]);
+    add(&[b"RPUSH", b"smalllist", b"a", b"b", b"1", b"-3", b"1000", b"70000"]);
+    let items: Vec<Vec<u8>> = (0..3000).map(|i| format!("element-{}-{}", i, "x".repeat(i % 50)).into_bytes()).collect();
+    for chunk in items.chunks(500) {
+        let mut a: Vec<&[u8]> = vec![b"RPUSH", b"biglist"];
+        a.extend(chunk.iter().map(|v| v.as_slice()));
+        add(&a);
+    }
+    add(&[b"RPUSH", b"biglist", &[b'p'; 10000]]);
+    add(&[b"HSET", b"smallhash", b"f1", b"v1", b"n", b"5"]);
+    let fields: Vec<Vec<u8>> = (0..300).flat_map(|i| [format!("field{i}").into_bytes(), format!("value{i}").into_bytes()]).collect();
+    let mut a: Vec<&[u8]> = vec![b"HSET", b"bighash"];
+    a.extend(fields.iter().map(|v| v.as_slice()));
+    add(&a);
+    add(&[b"HSET", b"widehash", b"f", &[b'w'; 100]]);
+    add(&[b"SADD", b"intset", b"1", b"2", b"3", b"-5", b"100000", b"5000000000"]);
+    add(&[b"SADD", b"strset", b"a", b"b", b"c"]);
+    let ints: Vec<Vec<u8>> = (0..1000).map(|i| (i * 7).to_string().into_bytes()).collect();
+    let mut a: Vec<&[u8]> = vec![b"SADD", b"bigintset"];
+    a.extend(ints.iter().map(|v| v.as_slice()));
+    add(&a);
+    add(&[b"ZADD", b"smallzset", b"1", b"a", b"2.5", b"b", b"-inf", b"c", b"0.1", b"d", b"1e20", b"e"]);
+    let zs: Vec<Vec<u8>> = (0..200).flat_map(|i| [format!("{}.{}", i, i % 7).into_bytes(), format!("member{i}").into_bytes()]).collect();
+    let mut a: Vec<&[u8]> = vec![b"ZADD", b"bigzset"];
+    a.extend(zs.iter().map(|v| v.as_slice()));
+    add(&a);
+    add(&[b"PFADD", b"hll", b"a", b"b", b"c"]);
+    let els: Vec<Vec<u8>> = (0..3000).map(|i| format!("e{i}").into_bytes()).collect();
+    let mut a: Vec<&[u8]> = vec![b"PFADD", b"hllbig"];
+    a.extend(els.iter().map(|v| v.as_slice()));
+    add(&a);
+    add(&[b"GEOADD", b"geo", b"13.361389", b"38.115556", b"Palermo", b"15.087269", b"37.502669", b"Catania"]);
+    add(&[b"SET", b"ttl-str", b"v", b"PX", b"100000000"]);
+    add(&[b"RPUSH", b"ttl-list", b"a"]);
+    add(&[b"PEXPIREAT", b"ttl-list", b"4102444800000"]);
+    add(&[b"SELECT", b"1"]);
+    add(&[b"SET", b"db1key", b"one"]);
+    add(&[b"HSET", b"db1hash", b"a", b"1"]);
+    add(&[b"SELECT", b"5"]);
+    add(&[b"ZADD", b"db5z", b"1", b"x"]);
+    add(&[b"SET", b"db5ttl", b"v", b"EX", b"86400"]);
+    add(&[b"SELECT", b"0"]);
+    add(&[b"FUNCTION", b"LOAD", b"#!lua name=persisted\nredis.register_function('persisted_f', function() return 42 end)"]);
+    for cmd in &cmds {
+        let a: Vec<&[u8]> = cmd.iter().map(|v| v.as_slice()).collect();
+        let r = c.cmd_bytes(&a);
+        assert!(!r.starts_with(b"-"), "{:?}: {}", String::from_utf8_lossy(a[0]), String::from_utf8_lossy(&r));
+    }
+}
+
+/// Saves on `from`, then starts a server of the other kind on a copy of its dump.rdb.
+fn carry_dump(from: &Server, to_bin: &str) -> Server {
+    let mut c = from.client();
+    assert_eq!(c.text(&["SAVE"]), "+OK\r\n");
+    let dir = tempdir("carried");
+    std::fs::copy(from.dir.join("dump.rdb"), dir.join("dump.rdb")).expect("copy dump.rdb");
+    if to_bin == FERRODIS {
+        Server::ferrodis_in(dir, &[])
+    } else {
+        Server::redis_in(dir, &[])
+    }
+}
+
+fn assert_same_data(a: &Server, b: &Server) {
+    let (mut ca, mut cb) = (a.client(), b.client());
+    let (x, y) = (contents(&mut ca, DBS), contents(&mut cb, DBS));
+    assert!(x.len() > 25, "{} keys", x.len());
+    for (k, v) in &x {
+        assert_eq!(Some(v), y.get(k), "key {:?} in db {}", String::from_utf8_lossy(&k.1), k.0);
+    }
+    assert_eq!(x.len(), y.len());
+    assert_eq!(digests(&mut ca, DBS), digests(&mut cb, DBS));
+    assert_eq!(ca.cmd(&["FCALL", "persisted_f", "0"]), b":42\r\n");
+    assert_eq!(cb.cmd(&["FCALL", "persisted_f", "0"]), b":42\r\n");
+}
+
+#[test]
+fn rdb_written_by_redis_loads_into_ferrodis() {
+    let r = Server::redis(&[]);
+    fill(&mut r.client());
+    let f = carry_dump(&r, FERRODIS);
+    assert!(f.log().contains("DB loaded from disk"), "{}", f.log());
+    assert_same_data(&r, &f);
+}
+
+#[test]
+fn rdb_written_by_ferrodis_loads_into_redis_and_passes_redis_check_rdb() {
+    let f = Server::ferrodis(&[]);
+    fill(&mut f.client());
+    let r = carry_dump(&f, "redis-server");
+    assert_same_data(&f, &r);
+    let out = std::process::Command::new("redis-check-rdb").arg(f.dir.join("dump.rdb")).output().expect("redis-check-rdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("RDB looks OK"), "{text}");
+    // Uncompressed and without a checksum, too.
+    let mut c = f.client();
+    c.cmd(&["CONFIG", "SET", "rdbcompression", "no"]);
+    c.cmd(&["CONFIG", "SET", "rdbchecksum", "no"]);
+    let r2 = carry_dump(&f, "redis-server");
+    assert_same_data(&f, &r2);
+}
+
+#[test]
+fn restart_keeps_the_data_and_shutdown_saves() {
+    let f = Server::ferrodis(&[]);
+    fill(&mut f.client());
+    let mut c = f.client();
+    let before = contents(&mut c, DBS);
+    c.cmd(&["SET", "written-after-save", "1"]);
+    // SHUTDOWN SAVE writes the final snapshot even without save points.
+    c.send(&encode(&[b"SHUTDOWN", b"SAVE"]));
+    let mut f = f;
+    assert!(f.wait_exit(Duration::from_secs(20)).is_some(), "no exit; log:\n{}", f.log());
+    let dir = tempdir("restart");
+    std::fs::copy(f.dir.join("dump.rdb"), dir.join("dump.rdb")).expect("dump.rdb after shutdown");
+    let g = Server::ferrodis_in(dir, &[]);
+    let mut c = g.client();
+    let mut after = contents(&mut c, DBS);
+    assert!(after.remove(&(0, b"written-after-save".to_vec())).is_some());
+    assert_eq!(before, after);
+    let info = c.text(&["INFO", "persistence"]);
+    assert!(info.contains(&format!("rdb_last_load_keys_loaded:{}", before.len() + 1)), "{info}");
+}
+
+#[test]
+fn dump_payloads_restore_both_ways() {
+    let r = Server::redis(&[]);
+    let f = Server::ferrodis(&[]);
+    fill(&mut r.client());
+    fill(&mut f.client());
+    let (mut cr, mut cf) = (r.client(), f.client());
+    let keys: Vec<Vec<u8>> = elements(&cr.cmd(&["KEYS", "*"])).iter().map(|e| bulk(e)).collect();
+    for k in &keys {
+        for (from, to) in [(&mut cr as *mut Client, &mut cf as *mut Client), (&mut cf as *mut Client, &mut cr as *mut Client)] {
+            // SAFETY: two distinct clients; the raw pointers only swap the direction.
+            let (from, to) = unsafe { (&mut *from, &mut *to) };
+            let payload = bulk(&from.cmd_bytes(&[b"DUMP", k]));
+            let copy = [b"copy-".as_slice(), k].concat();
+            // The same absolute expiry, so that the digests (which cover it) compare.
+            let exp = String::from_utf8_lossy(&to.cmd_bytes(&[b"PEXPIRETIME", k])).trim().trim_start_matches(':').to_string();
+            let restore: Vec<&[u8]> = if exp.starts_with('-') {
+                vec![b"RESTORE", &copy, b"0", &payload]
+            } else {
+                vec![b"RESTORE", &copy, exp.as_bytes(), &payload, b"ABSTTL"]
+            };
+            assert_eq!(to.cmd_bytes(&restore), b"+OK\r\n", "{}", String::from_utf8_lossy(k));
+            assert_eq!(
+                to.cmd_bytes(&[b"DEBUG", b"DIGEST-VALUE", &copy]),
+                to.cmd_bytes(&[b"DEBUG", b"DIGEST-VALUE", k]),
+                "{}",
+                String::from_utf8_lossy(k)
+            );
+            assert_eq!(to.cmd_bytes(&[b"RESTORE", &copy, b"0", &payload]), b"-BUSYKEY Target key name already exists.\r\n");
+            to.cmd_bytes(&[b"DEL", &copy]);
+        }
+    }
+    // The options, compared reply for reply.
+    let payload = bulk(&cr.cmd(&["DUMP", "smallhash"]));
+    let mut bad = payload.clone();
+    bad[1] ^= 0x55;
+    let cases: Vec<Vec<&[u8]>> = vec![
+        vec![b"RESTORE", b"o1", b"5000", &payload],
+        vec![b"PTTL", b"o1"],
+        vec![b"RESTORE", b"o2", b"4102444800000", &payload, b"ABSTTL"],
+        vec![b"PEXPIRETIME", b"o2"],
+        vec![b"RESTORE", b"o2", b"0", &payload, b"REPLACE", b"IDLETIME", b"100"],
+        vec![b"OBJECT", b"IDLETIME", b"o2"],
+        vec![b"RESTORE", b"o3", b"0", &payload, b"FREQ", b"300"],
+        vec![b"RESTORE", b"o3", b"0", &payload, b"IDLETIME", b"-1"],
+        vec![b"RESTORE", b"o3", b"0", &payload, b"FREQ", b"1", b"IDLETIME", b"1"],
+        vec![b"RESTORE", b"o3", b"-1", &payload],
+        vec![b"RESTORE", b"o3", b"x", &payload],
+        vec![b"RESTORE", b"o3", b"0", &bad],
+        vec![b"RESTORE", b"o3", b"0", b"short"],
+        vec![b"RESTORE", b"o3", b"1", &payload, b"ABSTTL"],
+        vec![b"EXISTS", b"o3"],
+        vec![b"RESTORE", b"o3", b"0", &payload, b"BOGUS"],
+        vec![b"DUMP", b"nokey"],
+    ];
+    for case in &cases {
+        let (a, b) = (cr.cmd_bytes(case), cf.cmd_bytes(case));
+        if case[0] == b"PTTL" {
+            // Milliseconds pass between the two servers' replies.
+            let ms = |r: &[u8]| String::from_utf8_lossy(r).trim().trim_start_matches(':').parse::<i64>().unwrap_or(-9);
+            assert!(
+                (4000..=5000).contains(&ms(&a)) && (4000..=5000).contains(&ms(&b)),
+                "{:?} {:?}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
+            continue;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "{:?}",
+            case.iter().map(|x| String::from_utf8_lossy(x)).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn failed_save_keeps_the_old_file_and_stops_writes() {
+    let f = Server::ferrodis(&["--save", "3600 1"]);
+    let mut c = f.client();
+    c.cmd(&["SET", "k", "old"]);
+    assert_eq!(c.text(&["SAVE"]), "+OK\r\n");
+    let saved = std::fs::read(f.dir.join("dump.rdb")).expect("dump.rdb");
+    // A directory where the temporary file goes makes the next save fail.
+    let pid = f.child.id();
+    let blocker = f.dir.join(format!("temp-{pid}.rdb"));
+    std::fs::create_dir(&blocker).expect("blocker dir");
+    c.cmd(&["SET", "k", "new"]);
+    assert_eq!(c.text(&["SAVE"]), "-ERR\r\n");
+    assert_eq!(std::fs::read(f.dir.join("dump.rdb")).expect("dump.rdb"), saved, "a failed save must not touch dump.rdb");
+    assert!(c.text(&["INFO", "persistence"]).contains("rdb_last_bgsave_status:err"));
+    assert!(c.text(&["SET", "k", "x"]).starts_with("-MISCONF "));
+    assert_eq!(c.text(&["GET", "k"]), "$3\r\nnew\r\n");
+    std::fs::remove_dir(&blocker).expect("remove blocker");
+    assert_eq!(c.text(&["BGSAVE"]), "+Background saving started\r\n");
+    assert!(crate::harness::wait_until(Duration::from_secs(20), || c.text(&["INFO", "persistence"]).contains("rdb_last_bgsave_status:ok")));
+    assert_eq!(c.text(&["SET", "k", "x"]), "+OK\r\n");
+}
+
+#[test]
+fn corrupt_or_truncated_rdb_stops_the_start() {
+    let f = Server::ferrodis(&[]);
+    fill(&mut f.client());
+    assert_eq!(f.client().text(&["SAVE"]), "+OK\r\n");
+    let good = std::fs::read(f.dir.join("dump.rdb")).expect("dump.rdb");
+    for (what, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("flipped", {
+            let mut b = good.clone();
+            let i = b.len() / 3;
+            b[i] ^= 0xff;
+            b
+        }),
+    ] {
+        let dir = tempdir(what);
+        std::fs::write(dir.join("dump.rdb"), &bytes).expect("write");
+        let mut s = launch(FERRODIS, &[], dir);
+        let status = s.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("{what}: the server kept running on a bad file"));
+        assert!(!status.success(), "{what}");
+        let log = s.log();
+        assert!(log.contains("dump.rdb") && log.contains("offset"), "{what}: {log}");
+    }
+}
+
+#[test]
+fn debug_reload_and_bgsave_schedule() {
+    let f = Server::ferrodis(&[]);
+    fill(&mut f.client());
+    let mut c = f.client();
+    let before = digests(&mut c, DBS);
+    assert_eq!(c.text(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(digests(&mut c, DBS), before);
+    assert_eq!(c.text(&["FCALL", "persisted_f", "0"]), ":42\r\n");
+    assert_eq!(c.text(&["BGSAVE", "NOW"]), "-ERR syntax error\r\n");
+    let r = c.text(&["BGSAVE"]);
+    assert_eq!(r, "+Background saving started\r\n");
+    let again = c.text(&["BGSAVE", "SCHEDULE"]);
+    assert!(again == "+Background saving scheduled\r\n" || again == "+Background saving started\r\n", "{again}");
+    assert!(crate::harness::wait_until(Duration::from_secs(20), || c.text(&["INFO", "persistence"]).contains("rdb_bgsave_in_progress:0")));
+    let lastsave = c.text(&["LASTSAVE"]);
+    assert!(lastsave.starts_with(':'), "{lastsave}");
+}
