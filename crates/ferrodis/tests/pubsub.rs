@@ -58,6 +58,18 @@ fn subscribe_publish_in_resp2_and_resp3() {
             Cmd(2, "PUBLISH r3 twice"),
             Read(3),
             Read(3),
+            // Its own PUBLISH: the two pushes come before the reply.
+            Send(3, "PUBLISH r3 self"),
+            Read(3),
+            Read(3),
+            Read(3),
+            // And the keyspace events of its own write.
+            Cmd(2, "CONFIG SET notify-keyspace-events KEA"),
+            Cmd(3, "SUBSCRIBE __keyevent@0__:set"),
+            Send(3, "SET own v"),
+            Read(3),
+            Read(3),
+            Cmd(2, "CONFIG SET notify-keyspace-events \"\""),
             Cmd(3, "PING"),
             Cmd(3, "RESET"),
             Cmd(2, "PUBLISH r3 gone"),

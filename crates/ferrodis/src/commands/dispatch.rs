@@ -317,10 +317,19 @@ fn flag_transaction(conn: &mut ConnState) {
 pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8]]) -> u64 {
     ctx.dirty = 0;
     ctx.custom_propagated = false;
+    let reply_at = ctx.conn.pubsub.is_some().then(|| ctx.out.buf.len());
     (spec.handler)(ctx, argv);
     let dirty = ctx.dirty();
     if (dirty > 0 && spec.is_write()) || !ctx.deferred.is_empty() {
         super::notify::fire(ctx, spec.name, argv, dirty > 0 && spec.is_write());
+    }
+    // A subscribed (RESP3) client gets the messages its own command published (PUBLISH to its
+    // channel, keyspace events of its writes) before the command's reply, as in Redis.
+    if let (Some(at), Some(ps)) = (reply_at, ctx.conn.pubsub.as_mut()) {
+        let msgs = ps.drain();
+        if !msgs.is_empty() {
+            ctx.out.buf.splice(at..at, msgs);
+        }
     }
     if dirty > 0 {
         let db = ctx.conn.db;

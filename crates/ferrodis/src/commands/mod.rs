@@ -111,6 +111,18 @@ pub struct PubSubConn {
     pub shard: Vec<Vec<u8>>,
 }
 
+impl PubSubConn {
+    /// Takes every message waiting in the mailbox, in order.
+    pub fn drain(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Ok(m) = self.rx.try_recv() {
+            out.extend_from_slice(&m);
+        }
+        self.mailbox.drained(out.len());
+        out
+    }
+}
+
 impl ConnState {
     /// RESP2 subscriber mode: only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed.
     pub fn in_subscriber_mode(&self) -> bool {

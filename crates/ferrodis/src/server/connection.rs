@@ -111,12 +111,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         }
         // Messages published before these commands arrived go out before their replies.
         if let Some(ps) = conn.pubsub.as_mut() {
-            let mut n = 0;
-            while let Ok(m) = ps.rx.try_recv() {
-                n += m.len();
-                out.raw(&m);
-            }
-            ps.mailbox.drained(n);
+            let msgs = ps.drain();
+            out.raw(&msgs);
         }
         if info.is_killed() {
             break;
