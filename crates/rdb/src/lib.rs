@@ -12,6 +12,7 @@ pub mod encode;
 pub mod file;
 pub mod intset;
 pub mod listpack;
+pub mod lzf;
 pub mod ziplist;
 
 /// The RDB version written (Redis 7.0); files up to this version load.

@@ -109,6 +109,13 @@ pub fn start_bgsave(st: &Arc<State>) -> Result<(), String> {
     }
     let st2 = st.clone();
     let spawned = std::thread::Builder::new().name("bgsave".into()).spawn(move || {
+        // The saving thread yields the CPU to the workers serving clients (Redis's fork child is
+        // a separate process competing the same way; a lower priority keeps client latency down
+        // when cores are few).
+        // SAFETY: setpriority on this thread's own id; no memory is touched.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+        }
         tracing::info!("Background saving started");
         match save_claimed(&st2) {
             Ok(s) => tracing::info!("DB saved on disk ({} keys, {} bytes)", s.keys, s.bytes),

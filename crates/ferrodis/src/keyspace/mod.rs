@@ -110,6 +110,16 @@ fn track_volatile(slot: &mut u32, db: &mut usize, was: bool, is: bool) {
 /// A lock stripe: for each database, the slot tables of the slots that map to this stripe.
 pub struct Stripe {
     dbs: Vec<Option<Box<StripeDb>>>,
+    /// The snapshot in progress, while it has not seen every slot of this stripe.
+    snap: Option<Box<StripeSnap>>,
+}
+
+/// A running snapshot's view of one stripe: which (database, slot) tables it has been handed.
+struct StripeSnap {
+    sink: std::sync::Arc<dyn SnapshotSink>,
+    index: usize,
+    /// Per database, one bit per slot of this stripe (PER_STRIPE = 64).
+    done: Vec<u64>,
 }
 
 /// What [`Stripe::find_live`] found.
@@ -129,6 +139,38 @@ pub struct KeyLoc {
 }
 
 impl Stripe {
+    /// Before a slot table changes while a snapshot runs: hands the table as it is to the
+    /// snapshot, once (core design section 4: a write to a slot not yet serialized serializes it
+    /// first). One branch when no snapshot runs.
+    #[inline]
+    fn before_write(&mut self, db: usize, idx: usize) {
+        if self.snap.is_some() {
+            self.snapshot_slot(db, idx);
+        }
+    }
+
+    #[cold]
+    fn snapshot_slot(&mut self, db: usize, idx: usize) {
+        let Stripe { dbs, snap } = self;
+        let Some(snap) = snap.as_mut() else { return };
+        if snap.done[db] & (1 << idx) != 0 {
+            return;
+        }
+        if let Some(d) = &dbs[db] {
+            snap.sink.slot(db, idx * STRIPES + snap.index, &d.slots[idx]);
+        }
+        snap.done[db] |= 1 << idx;
+    }
+
+    /// Hands every slot table of `db` the snapshot has not seen yet.
+    fn snapshot_db(&mut self, db: usize) {
+        if self.snap.is_some() {
+            for idx in 0..PER_STRIPE {
+                self.snapshot_slot(db, idx);
+            }
+        }
+    }
+
     fn db_mut(&mut self, db: usize) -> &mut StripeDb {
         self.dbs[db].get_or_insert_with(|| Box::new(StripeDb::new()))
     }
@@ -139,12 +181,14 @@ impl Stripe {
     }
     #[inline]
     pub fn get_mut(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<&mut Entry> {
+        self.before_write(db, loc.slot / STRIPES);
         let d = self.dbs[db].as_mut()?;
         d.slots[loc.slot / STRIPES].table.find_mut(loc.hash, |e| e.key.as_slice() == key).map(|b| &mut **b)
     }
     /// Finds a key, removing it instead when it has expired at `now` (one hash lookup).
     #[inline]
     pub fn find_live(&mut self, db: usize, loc: &KeyLoc, key: &[u8], now: i64) -> Found<'_> {
+        self.before_write(db, loc.slot / STRIPES);
         let Some(d) = self.dbs[db].as_mut() else { return Found::Missing };
         let slot = &mut d.slots[loc.slot / STRIPES];
         match slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key) {
@@ -163,6 +207,7 @@ impl Stripe {
     /// Inserts or replaces the key's entry; returns the previous entry.
     #[inline]
     pub fn insert(&mut self, db: usize, loc: &KeyLoc, entry: Entry, hasher: &Hasher) -> Option<Entry> {
+        self.before_write(db, loc.slot / STRIPES);
         let d = self.db_mut(db);
         let new_volatile = entry.expire != 0;
         let slot = &mut d.slots[loc.slot / STRIPES];
@@ -185,6 +230,7 @@ impl Stripe {
     /// Removes the key; returns its entry.
     #[inline]
     pub fn remove(&mut self, db: usize, loc: &KeyLoc, key: &[u8]) -> Option<Entry> {
+        self.before_write(db, loc.slot / STRIPES);
         let d = self.dbs[db].as_mut()?;
         let slot = &mut d.slots[loc.slot / STRIPES];
         let e = *slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key).ok()?.remove().0;
@@ -197,6 +243,7 @@ impl Stripe {
     }
     /// Sets or clears (0) the expiry of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, db: usize, loc: &KeyLoc, key: &[u8], at: i64) -> bool {
+        self.before_write(db, loc.slot / STRIPES);
         let Some(d) = self.dbs[db].as_mut() else {
             return false;
         };
@@ -215,6 +262,7 @@ impl Stripe {
     }
     /// Mutable slot table; the caller must keep counts right through [`Stripe::fix_counts`].
     pub fn slot_mut(&mut self, db: usize, slot: usize) -> Option<&mut SlotTable> {
+        self.before_write(db, slot / STRIPES);
         self.dbs[db].as_mut().map(|d| &mut d.slots[slot / STRIPES])
     }
     /// Recomputes the stripe's per-database counters (after bulk edits through `slot_mut`).
@@ -232,9 +280,12 @@ impl Stripe {
     }
     /// Drops a database's share; returns it so that the caller may free it elsewhere (ASYNC).
     pub fn take_db(&mut self, db: usize) -> Option<Box<StripeDb>> {
+        self.snapshot_db(db);
         self.dbs[db].take()
     }
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.snapshot_db(a);
+        self.snapshot_db(b);
         self.dbs.swap(a, b);
     }
     /// Every entry of database `db` in this stripe, slot by slot.
@@ -246,33 +297,11 @@ impl Stripe {
     }
 }
 
-/// Receives each stripe of a point-in-time snapshot, under that stripe's lock, before anything
-/// changes it (core design section 4). Implemented by `persistence`; the keyspace only calls it.
+/// Receives the slot tables of a point-in-time snapshot, each once and before anything changes
+/// it, under its stripe's lock (core design section 4). Implemented by `persistence`; the
+/// keyspace only calls it.
 pub trait SnapshotSink: Send + Sync {
-    fn stripe(&self, index: usize, stripe: &Stripe);
-}
-
-/// The snapshot in progress, if any: which stripes it has seen.
-struct SnapshotHook {
-    active: std::sync::atomic::AtomicBool,
-    done: Box<[std::sync::atomic::AtomicBool]>,
-    sink: parking_lot::RwLock<Option<std::sync::Arc<dyn SnapshotSink>>>,
-}
-
-impl SnapshotHook {
-    /// Hands the stripe to the snapshot if it has not seen it yet (the caller holds its lock).
-    #[cold]
-    fn visit(&self, index: usize, stripe: &Stripe) {
-        use std::sync::atomic::Ordering;
-        if self.done[index].load(Ordering::Acquire) {
-            return;
-        }
-        let sink = self.sink.read().clone();
-        if let Some(sink) = sink {
-            sink.stripe(index, stripe);
-        }
-        self.done[index].store(true, Ordering::Release);
-    }
+    fn slot(&self, db: usize, slot: usize, table: &SlotTable);
 }
 
 pub type Hasher = foldhash::quality::RandomState;
@@ -285,69 +314,64 @@ pub struct Keyspace {
     stripes: Box<[Padded<Mutex<Stripe>>]>,
     pub databases: usize,
     pub hasher: Hasher,
-    snapshot: SnapshotHook,
+    /// A snapshot is running (one at a time).
+    snapshot_active: std::sync::atomic::AtomicBool,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
-        let stripes = (0..STRIPES).map(|_| Padded(Mutex::new(Stripe { dbs: (0..databases).map(|_| None).collect() }))).collect();
-        let snapshot = SnapshotHook {
-            active: Default::default(),
-            done: (0..STRIPES).map(|_| Default::default()).collect(),
-            sink: parking_lot::RwLock::new(None),
-        };
-        Keyspace { stripes, databases, hasher: Hasher::default(), snapshot }
+        let stripes =
+            (0..STRIPES).map(|_| Padded(Mutex::new(Stripe { dbs: (0..databases).map(|_| None).collect(), snap: None }))).collect();
+        Keyspace { stripes, databases, hasher: Hasher::default(), snapshot_active: Default::default() }
     }
     #[inline]
     pub fn locate(&self, key: &[u8]) -> KeyLoc {
         let slot = key_slot(key);
         KeyLoc { slot, stripe: slot % STRIPES, hash: self.hasher.hash_one(key) }
     }
-    /// Locks a stripe. While a snapshot runs, a stripe it has not seen yet goes to it first, so
-    /// that the snapshot holds the stripe as it was when the snapshot began.
     #[inline]
     pub fn lock(&self, stripe: usize) -> MutexGuard<'_, Stripe> {
-        let g = self.stripes[stripe].0.lock();
-        // (Relaxed suffices: the flag is set while every stripe lock is held, and this lock's
-        // acquisition orders it.)
-        if self.snapshot.active.load(std::sync::atomic::Ordering::Relaxed) {
-            self.snapshot.visit(stripe, &g);
-        }
-        g
+        self.stripes[stripe].0.lock()
     }
     /// Locks every stripe, in order (FLUSHALL, SWAPDB, DEBUG RELOAD).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Stripe>> {
-        (0..STRIPES).map(|i| self.lock(i)).collect()
+        self.stripes.iter().map(|s| s.0.lock()).collect()
     }
 
     /// Starts a point-in-time snapshot: under every stripe lock, `at_start` sees the whole
-    /// keyspace (to record counts and the journal offset) and `sink` is installed; from then on
-    /// each stripe goes to `sink` once, before anything changes it. False when one is running.
+    /// keyspace (to record counts and the journal offset) and each stripe gets the snapshot's
+    /// state. From then on a slot table goes to `sink` before its first change (`Stripe`'s
+    /// mutating methods check), so a command pays for at most the slots it writes. False when a
+    /// snapshot is running.
     pub fn begin_snapshot(&self, sink: std::sync::Arc<dyn SnapshotSink>, at_start: impl FnOnce(&[MutexGuard<'_, Stripe>])) -> bool {
         use std::sync::atomic::Ordering;
-        let guards: Vec<_> = self.stripes.iter().map(|s| s.0.lock()).collect();
-        if self.snapshot.active.load(Ordering::Relaxed) {
+        let mut guards = self.lock_all();
+        if self.snapshot_active.load(Ordering::Relaxed) {
             return false;
         }
-        for d in self.snapshot.done.iter() {
-            d.store(false, Ordering::Relaxed);
+        for (index, g) in guards.iter_mut().enumerate() {
+            g.snap = Some(Box::new(StripeSnap { sink: sink.clone(), index, done: vec![0; self.databases] }));
         }
-        *self.snapshot.sink.write() = Some(sink);
         at_start(&guards);
-        self.snapshot.active.store(true, Ordering::Release);
+        self.snapshot_active.store(true, Ordering::Relaxed);
         true
     }
 
-    /// Visits every stripe the snapshot has not seen (locking each in turn), then ends it.
+    /// Hands the sink every slot table it has not seen, one slot per lock hold so that clients
+    /// wait at most for one slot (`between` runs after each stripe, with no lock held), then
+    /// ends the snapshot.
     pub fn finish_snapshot(&self, mut between: impl FnMut(usize)) {
         for i in 0..STRIPES {
-            drop(self.lock(i));
+            for idx in 0..PER_STRIPE {
+                let mut g = self.lock(i);
+                for db in 0..self.databases {
+                    g.before_write(db, idx);
+                }
+            }
+            self.lock(i).snap = None;
             between(i);
         }
-        let guards: Vec<_> = self.stripes.iter().map(|s| s.0.lock()).collect();
-        self.snapshot.active.store(false, std::sync::atomic::Ordering::Release);
-        *self.snapshot.sink.write() = None;
-        drop(guards);
+        self.snapshot_active.store(false, std::sync::atomic::Ordering::Relaxed);
     }
     /// Number of keys in a database (a sum of counters).
     pub fn dbsize(&self, db: usize) -> usize {

@@ -7,7 +7,7 @@
 //! database 0 streams to the file as it fills, the others follow it. The file is written to a
 //! temporary name, fsynced, then renamed over the target.
 
-use crate::keyspace::{Entry, Keyspace, SnapshotSink, Stripe};
+use crate::keyspace::{Entry, Keyspace, SlotTable, SnapshotSink};
 use crate::types::{hash, zset, Hash, List, Set, SmallBytes, StrValue, Value, ZSet};
 use parking_lot::Mutex;
 use rdb::encode;
@@ -94,27 +94,32 @@ pub fn value_from_rdb(v: rdb::Value, lim: &Limits) -> Option<Value> {
     })
 }
 
-/// Serializes each stripe it is handed into per-database buffers.
+/// Serializes each slot table it is handed into per-database lists of chunks (appending never
+/// copies what is already there).
 struct Sink {
-    dbs: Vec<Mutex<Vec<u8>>>,
+    dbs: Vec<Mutex<Vec<Vec<u8>>>>,
     format: Format,
 }
 
+impl Sink {
+    fn new(databases: usize, format: Format) -> Self {
+        Sink { dbs: (0..databases).map(|_| Mutex::new(Vec::new())).collect(), format }
+    }
+}
+
 impl SnapshotSink for Sink {
-    fn stripe(&self, _index: usize, stripe: &Stripe) {
-        let mut local = Vec::new();
-        for (db, buf) in self.dbs.iter().enumerate() {
-            for e in stripe.entries(db) {
-                if e.expire != 0 {
-                    encode::put_expire_ms(&mut local, e.expire);
-                }
-                encode_value(&mut local, Some(&e.key), &e.value, self.format);
-            }
-            if !local.is_empty() {
-                buf.lock().extend_from_slice(&local);
-                local.clear();
-            }
+    fn slot(&self, db: usize, _slot: usize, table: &SlotTable) {
+        if table.is_empty() {
+            return;
         }
+        let mut local = Vec::new();
+        for e in table.iter() {
+            if e.expire != 0 {
+                encode::put_expire_ms(&mut local, e.expire);
+            }
+            encode_value(&mut local, Some(&e.key), &e.value, self.format);
+        }
+        self.dbs[db].lock().push(local);
     }
 }
 
@@ -153,7 +158,7 @@ pub fn save(
     functions: &[Vec<u8>],
     aux: impl FnOnce() -> Vec<(String, String)>,
 ) -> Result<Saved, SaveError> {
-    let sink = Arc::new(Sink { dbs: (0..ks.databases).map(|_| Mutex::new(Vec::new())).collect(), format });
+    let sink = Arc::new(Sink::new(ks.databases, format));
     let mut counts = vec![(0u64, 0u64); ks.databases];
     let mut fields = Vec::new();
     let started = ks.begin_snapshot(sink.clone(), |guards| {
@@ -189,8 +194,8 @@ pub fn save(
         let mut io_err = None;
         ks.finish_snapshot(|i| {
             if io_err.is_none() && i % 16 == 15 {
-                let chunk = std::mem::take(&mut *sink.dbs[0].lock());
-                if let Err(e) = w.write(&chunk) {
+                let chunks = std::mem::take(&mut *sink.dbs[0].lock());
+                if let Err(e) = chunks.iter().try_for_each(|c| w.write(c)) {
                     io_err = Some(e);
                 }
             }
@@ -200,14 +205,16 @@ pub fn save(
             return Err(e);
         }
         for (db, (keys, expires)) in counts.iter().enumerate() {
-            let body = std::mem::take(&mut *sink.dbs[db].lock());
+            let chunks = std::mem::take(&mut *sink.dbs[db].lock());
             if db > 0 && *keys > 0 {
                 let mut sel = Vec::new();
                 rdb::file::put_select_db(&mut sel, db);
                 rdb::file::put_resize_db(&mut sel, *keys, *expires);
                 w.write(&sel)?;
             }
-            w.write(&body)?;
+            for c in &chunks {
+                w.write(c)?;
+            }
         }
         written = w.written() + 9;
         w.finish(checksum)?.flush()
@@ -310,9 +317,9 @@ mod tests {
         for i in 0..3000 {
             put(&ks, 0, format!("k{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"old")), 0);
         }
-        let sink = Arc::new(Sink { dbs: vec![Mutex::new(Vec::new())], format: FORMAT });
+        let sink = Arc::new(Sink::new(1, FORMAT));
         assert!(ks.begin_snapshot(sink.clone(), |_| {}));
-        assert!(!ks.begin_snapshot(Arc::new(Sink { dbs: vec![Mutex::new(Vec::new())], format: FORMAT }), |_| {}), "one at a time");
+        assert!(!ks.begin_snapshot(Arc::new(Sink::new(1, FORMAT)), |_| {}), "one at a time");
         for i in (0..3000).step_by(2) {
             put(&ks, 0, format!("k{i}").as_bytes(), Value::Str(StrValue::from_bytes(b"new")), 0);
         }
@@ -324,7 +331,7 @@ mod tests {
             ks.lock(loc.stripe).remove(0, &loc, b"k1");
         }
         ks.finish_snapshot(|_| {});
-        let bytes = std::mem::take(&mut *sink.dbs[0].lock());
+        let bytes = std::mem::take(&mut *sink.dbs[0].lock()).concat();
         let mut c = rdb::decode::Cursor::new(&bytes);
         let mut seen = std::collections::HashMap::new();
         while !c.at_end() {
