@@ -317,7 +317,7 @@ fn flag_transaction(conn: &mut ConnState) {
 pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8]]) -> u64 {
     ctx.dirty = 0;
     ctx.custom_propagated = false;
-    let reply_at = ctx.conn.pubsub.is_some().then(|| ctx.out.buf.len());
+    let reply_at = ctx.conn.pubsub.is_some().then_some(ctx.out.buf.len());
     (spec.handler)(ctx, argv);
     let dirty = ctx.dirty();
     if (dirty > 0 && spec.is_write()) || !ctx.deferred.is_empty() {
