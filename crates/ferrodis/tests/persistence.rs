@@ -11,14 +11,14 @@ use std::time::Duration;
 type Contents = BTreeMap<(usize, Vec<u8>), (String, Vec<Vec<u8>>, Vec<u8>)>;
 
 /// The payload of a bulk string reply.
-fn bulk(r: &[u8]) -> Vec<u8> {
+pub(crate) fn bulk(r: &[u8]) -> Vec<u8> {
     let e = r.windows(2).position(|w| w == b"\r\n").expect("header");
     r[e + 2..r.len() - 2].to_vec()
 }
 
 /// Every key of the given databases: its type, its value (hash fields and set members sorted)
 /// and its absolute expiry (PEXPIRETIME).
-fn contents(c: &mut Client, dbs: &[usize]) -> Contents {
+pub(crate) fn contents(c: &mut Client, dbs: &[usize]) -> Contents {
     let mut out = BTreeMap::new();
     for &db in dbs {
         c.cmd(&["SELECT", &db.to_string()]);
@@ -43,7 +43,7 @@ fn contents(c: &mut Client, dbs: &[usize]) -> Contents {
     out
 }
 
-fn digests(c: &mut Client, dbs: &[usize]) -> Vec<Vec<u8>> {
+pub(crate) fn digests(c: &mut Client, dbs: &[usize]) -> Vec<Vec<u8>> {
     let d = dbs
         .iter()
         .map(|db| {
@@ -55,11 +55,11 @@ fn digests(c: &mut Client, dbs: &[usize]) -> Vec<Vec<u8>> {
     d
 }
 
-const DBS: &[usize] = &[0, 1, 5];
+pub(crate) const DBS: &[usize] = &[0, 1, 5];
 
 /// Fills a server with every type, small and large, in every encoding, with expiries, across
 /// several databases, and a FUNCTION library.
-fn fill(c: &mut Client) {
+pub(crate) fn fill(c: &mut Client) {
     let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut add = |args: &[&[u8]]| cmds.push(args.iter().map(|a| a.to_vec()).collect());
     add(&[b"SET", b"str", b"hello"]);

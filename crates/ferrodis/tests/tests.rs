@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod aof;
+
 mod blocking;
 mod config;
 mod differential;

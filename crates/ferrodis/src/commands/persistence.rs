@@ -1,12 +1,12 @@
-//! RDB persistence commands (Redis's rdb.c and the DUMP/RESTORE of cluster.c): SAVE, BGSAVE
-//! [SCHEDULE], DUMP, RESTORE; and what the server calls for save points, shutdown and startup:
-//! `save_rdb`, `start_bgsave`, `load_rdb`.
+//! Persistence commands (Redis's rdb.c, aof.c and the DUMP/RESTORE of cluster.c): SAVE, BGSAVE
+//! [SCHEDULE], BGREWRITEAOF, DUMP, RESTORE; and what the server calls for startup (`load_data`),
+//! save points, shutdown, the AOF writer thread and `appendfsync always` (`aof_before_reply`).
 //!
 //! A save is a fork-less snapshot (`persistence::rdb::save`): clients keep running while it is
 //! written; the file holds the keyspace as it was when the save began.
 
 use super::table::{cmd, flag::*, CommandSpec, ONE_KEY};
-use super::{eq, Ctx, NOT_INT, SYNTAX};
+use super::{eq, CommandTable, Ctx, NOT_INT, SYNTAX};
 use crate::persistence::rdb as prdb;
 use crate::state::State;
 use std::sync::atomic::Ordering;
@@ -17,6 +17,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", super::table::NO_KEYS, bgsave),
     cmd("dump", 2, READONLY, "@keyspace @read @slow", ONE_KEY, dump),
     cmd("restore", -4, WRITE | DENYOOM, "@keyspace @write @slow @dangerous", ONE_KEY, restore),
+    cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", super::table::NO_KEYS, bgrewriteaof),
 ];
 
 /// The encodings values are built in when loaded or restored (the current config).
@@ -68,19 +69,9 @@ fn save_claimed(st: &State) -> Result<prdb::Saved, String> {
     let start = crate::util::now_ms();
     st.rdb.started_ms.store(start, Ordering::Relaxed);
     let dirty_before = std::cell::Cell::new(0);
-    let functions = super::scripting::library_codes(st);
-    let path = rdb_path(st);
-    let checksum = st.config.get("rdbchecksum").is_none_or(|v| v == "yes");
-    let r = prdb::save(&st.keyspace, &path, format(st), checksum, &functions, || {
+    let r = snapshot_to(st, &rdb_path(st), false, &mut || {
         // At the snapshot's instant: what it holds is the changes counted so far.
         dirty_before.set(st.dirty.load(Ordering::Relaxed));
-        vec![
-            ("redis-ver".into(), crate::REDIS_VERSION.into()),
-            ("redis-bits".into(), "64".into()),
-            ("ctime".into(), (start / 1000).to_string()),
-            ("used-mem".into(), super::server::used_memory().0.to_string()),
-            ("aof-base".into(), "0".into()),
-        ]
     });
     let end = crate::util::now_ms();
     st.rdb.started_ms.store(0, Ordering::Relaxed);
@@ -99,6 +90,31 @@ fn save_claimed(st: &State) -> Result<prdb::Saved, String> {
             tracing::warn!("Write error saving DB on disk: {}", e);
             Err(e.to_string())
         }
+    }
+}
+
+/// Writes a snapshot of the keyspace (and the function libraries) as an RDB file at `path`;
+/// `at_start` runs at the snapshot's instant, under every stripe lock. One snapshot runs at a
+/// time: a save that finds another (a BGSAVE, an AOF rewrite) waits for it.
+fn snapshot_to(st: &State, path: &std::path::Path, aof_base: bool, at_start: &mut dyn FnMut()) -> Result<prdb::Saved, prdb::SaveError> {
+    let functions = super::scripting::library_codes(st);
+    let checksum = st.config.get("rdbchecksum").is_none_or(|v| v == "yes");
+    loop {
+        let r = prdb::save(&st.keyspace, path, format(st), checksum, &functions, || {
+            at_start();
+            vec![
+                ("redis-ver".into(), crate::REDIS_VERSION.into()),
+                ("redis-bits".into(), "64".into()),
+                ("ctime".into(), (crate::util::now_ms() / 1000).to_string()),
+                ("used-mem".into(), super::server::used_memory().0.to_string()),
+                ("aof-base".into(), if aof_base { "1" } else { "0" }.into()),
+            ]
+        });
+        if let Err(prdb::SaveError::Busy) = r {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        return r;
     }
 }
 
@@ -284,4 +300,227 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.propagate(&[b"RESTORE", key, b"0", payload, b"REPLACE"]);
     }
     ctx.out.ok();
+}
+
+// ---------------------------------------------------------------- AOF
+
+fn aof_configured(st: &State) -> bool {
+    st.config.get("appendonly").is_some_and(|v| v == "yes")
+}
+
+/// Loads the dataset at startup: the AOF when `appendonly yes` (created when there is none,
+/// as Redis 7 does), else the RDB file.
+pub fn load_data(st: &State, table: &CommandTable) -> Result<(), String> {
+    if !aof_configured(st) {
+        return load_rdb(st);
+    }
+    match st.aof.read_manifest()? {
+        Some(m) => {
+            load_aof(st, table, &m)?;
+            st.aof.open_for_append(&st.journal).map_err(|e| format!("Can't open the append-only file: {e}"))
+        }
+        None => {
+            tracing::info!("Creating AOF base file {} on server start", st.aof.next_base(true).0);
+            rewrite_aof_now(st).map_err(|e| format!("Can't create the append-only file: {e}"))
+        }
+    }
+}
+
+/// Replays the AOF the manifest names into the (empty) keyspace.
+fn load_aof(st: &State, table: &CommandTable, m: &crate::persistence::aof::Manifest) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let now = crate::util::now_ms();
+    let lfu = st.config.hot.lfu_policy.load(Ordering::Relaxed);
+    let lru = if lfu { crate::keyspace::lfu::new(now) } else { (now / 1000) as u32 };
+    let lim = limits(st);
+    let mut functions = Vec::new();
+    let mut keys = 0;
+    let mut load_rdb = |bytes: &[u8]| -> Result<(), String> {
+        let l = prdb::load(&st.keyspace, bytes, &lim, now, lru).map_err(|e| format!("offset {}: {}", e.offset, e.msg))?;
+        functions.extend(l.functions);
+        keys += l.keys;
+        Ok(())
+    };
+    let info = Arc::new(crate::state::ClientInfo { addr: "AOF".into(), ..Default::default() });
+    let mut conn = super::ConnState::new(info, true);
+    let ts = crate::state::ThreadStats::new(table.len());
+    let mut out = resp::ReplyBuf::new(resp::Proto::Resp2);
+    let mut exec = |argv: &[&[u8]]| -> Result<(), String> {
+        if table.lookup(argv[0]).is_none() {
+            return Err(format!("Unknown command '{}' reading the append only file", String::from_utf8_lossy(argv[0])));
+        }
+        out.buf.clear();
+        super::dispatch::execute(st, table, &mut conn, &mut out, &ts, argv);
+        Ok(())
+    };
+    let truncated_ok = st.config.get("aof-load-truncated").is_none_or(|v| v == "yes");
+    let loaded = st.aof.load(m, truncated_ok, &mut load_rdb, &mut exec).map_err(|e| e.0)?;
+    if !functions.is_empty() {
+        super::scripting::restore_libraries(st, &functions, super::scripting::RestorePolicy::Replace)?;
+    }
+    tracing::info!(
+        "DB loaded from append only file: {:.3} seconds ({} keys from the base, {} commands)",
+        start.elapsed().as_secs_f64(),
+        keys,
+        loaded.commands
+    );
+    Ok(())
+}
+
+/// Rewrites the AOF on the calling thread: a new incr file starts at the instant of a snapshot
+/// (under every stripe lock) and the snapshot becomes the new base (an RDB, as
+/// aof-use-rdb-preamble's default); then the manifest drops the older files. Starts appending
+/// when the AOF is configured on and was not yet running.
+pub fn rewrite_aof_now(st: &State) -> Result<(), String> {
+    std::fs::create_dir_all(&st.aof.dir).map_err(|e| e.to_string())?;
+    let (base_name, base_seq) = st.aof.next_base(true);
+    let start_appending = aof_configured(st);
+    let mut incr: Result<u64, String> = Err("snapshot did not start".into());
+    let started = crate::util::now_ms();
+    let r = snapshot_to(st, &st.aof.path_of(&base_name), true, &mut || {
+        incr = st.aof.switch_incr(&st.journal).map_err(|e| e.to_string());
+        if incr.is_ok() && start_appending {
+            st.aof.start_tap(&st.journal);
+        }
+    });
+    let end = crate::util::now_ms();
+    st.aof_rewrite.last_time_sec.store((end - started) / 1000, Ordering::Relaxed);
+    let result = match (r, incr) {
+        (Ok(_), Ok(seq)) => st.aof.install_base(&base_name, base_seq, seq).map_err(|e| e.to_string()),
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(e),
+    };
+    st.aof_rewrite.last_ok.store(result.is_ok(), Ordering::Relaxed);
+    if result.is_ok() {
+        st.aof_rewrite.saves.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("Background AOF rewrite finished successfully");
+    } else if let Err(e) = &result {
+        tracing::warn!("Background AOF rewrite failed: {}", e);
+    }
+    result
+}
+
+/// BGREWRITEAOF and the automatic rewrite: on its own thread; Err when one is running.
+pub fn start_aof_rewrite(st: &Arc<State>) -> Result<(), String> {
+    if st.aof_rewrite.in_progress.swap(true, Ordering::AcqRel) {
+        return Err("Background append only file rewriting already in progress".into());
+    }
+    st.aof_rewrite.started_ms.store(crate::util::now_ms(), Ordering::Relaxed);
+    let st2 = st.clone();
+    let spawned = std::thread::Builder::new().name("aofrewrite".into()).spawn(move || {
+        // SAFETY: setpriority on this thread's own id; no memory is touched.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+        }
+        tracing::info!("Background append only file rewriting started");
+        let _ = rewrite_aof_now(&st2);
+        st2.aof_rewrite.started_ms.store(0, Ordering::Relaxed);
+        st2.aof_rewrite.in_progress.store(false, Ordering::Release);
+    });
+    if let Err(e) = spawned {
+        st.aof_rewrite.in_progress.store(false, Ordering::Release);
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+/// CONFIG SET appendonly: yes starts the AOF with a rewrite, no stops appending.
+pub fn appendonly_changed(st: &State) {
+    let on = aof_configured(st);
+    let running = st.aof.enabled.load(Ordering::Acquire);
+    if on && !running {
+        if let Some(st) = st.arc() {
+            let _ = start_aof_rewrite(&st);
+        }
+    } else if !on && running {
+        st.aof.stop(&st.journal);
+    }
+}
+
+/// appendfsync always: called by a connection before it sends replies, so that no write is
+/// acknowledged before it is on disk.
+pub fn aof_before_reply(st: &State) {
+    if st.aof.enabled.load(Ordering::Relaxed) && st.config.hot.appendfsync.load(Ordering::Relaxed) == crate::persistence::aof::FSYNC_ALWAYS
+    {
+        let target = st.journal.offset();
+        let _ = st.aof.sync_to(&st.journal, target);
+    }
+}
+
+/// The AOF writer's loop (its own thread): every 10 ms it moves what the journal kept to the
+/// file; with `everysec` it fsyncs once a second. Automatic rewrites are started from here too.
+pub fn aof_writer(st: Arc<State>) {
+    let mut last_fsync = std::time::Instant::now();
+    let mut last_check = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if !st.aof.enabled.load(Ordering::Acquire) {
+            continue;
+        }
+        let policy = st.config.hot.appendfsync.load(Ordering::Relaxed);
+        let sync = match policy {
+            crate::persistence::aof::FSYNC_ALWAYS => true,
+            crate::persistence::aof::FSYNC_EVERYSEC => last_fsync.elapsed() >= std::time::Duration::from_secs(1),
+            _ => false,
+        };
+        if st.aof.write_pending(&st.journal, sync).is_ok() && sync {
+            last_fsync = std::time::Instant::now();
+        }
+        if last_check.elapsed() >= std::time::Duration::from_millis(100) {
+            last_check = std::time::Instant::now();
+            auto_rewrite(&st);
+        }
+    }
+}
+
+/// auto-aof-rewrite-percentage / auto-aof-rewrite-min-size, as Redis's serverCron checks them.
+fn auto_rewrite(st: &Arc<State>) {
+    if st.aof_rewrite.in_progress.load(Ordering::Relaxed) || st.rdb.in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let pct = st.config.get_int("auto-aof-rewrite-percentage");
+    let min = st.config.get_int("auto-aof-rewrite-min-size").max(0) as u64;
+    let (base, current) = st.aof.sizes();
+    if pct <= 0 || current <= min {
+        return;
+    }
+    let growth = (current * 100 / base.max(1)) as i64 - 100;
+    if growth >= pct {
+        tracing::info!("Starting automatic rewriting of AOF on {}% growth", growth);
+        let _ = start_aof_rewrite(st);
+    }
+}
+
+fn bgrewriteaof(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    if ctx.st.aof_rewrite.in_progress.load(Ordering::Acquire) {
+        return ctx.out.error("ERR Background append only file rewriting already in progress");
+    }
+    let Some(st) = ctx.st.arc() else { return ctx.out.error("ERR") };
+    match start_aof_rewrite(&st) {
+        Ok(()) => ctx.out.simple(b"Background append only file rewriting started"),
+        Err(e) => ctx.out.error(&format!("ERR {e}")),
+    }
+}
+
+/// DEBUG LOADAOF: writes what is pending, empties the keyspace and loads the AOF back.
+pub fn debug_loadaof(st: &State, table: &CommandTable) -> Result<(), String> {
+    if st.aof.enabled.load(Ordering::Acquire) {
+        st.aof.write_pending(&st.journal, true).map_err(|e| e.to_string())?;
+    }
+    let Some(m) = st.aof.read_manifest()? else { return Err("no AOF manifest".into()) };
+    let mut guards = st.keyspace.lock_all();
+    let dbs = st.keyspace.databases;
+    let garbage: Vec<_> = guards.iter_mut().flat_map(|g| (0..dbs).filter_map(|db| g.take_db(db)).collect::<Vec<_>>()).collect();
+    drop(guards);
+    drop(garbage);
+    // Replayed commands must not be appended again.
+    let tap = st.aof.enabled.load(Ordering::Acquire);
+    if tap {
+        st.journal.set_aof_tap(false);
+    }
+    let r = load_aof(st, table, &m);
+    if tap {
+        st.aof.start_tap(&st.journal);
+    }
+    r
 }

@@ -172,7 +172,7 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
     if want("persistence") {
         let _ = write!(
             s,
-            "{}# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            "{}# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n{}",
             if s.is_empty() { "" } else { "\r\n" },
             st.dirty.load(Ordering::Relaxed),
             st.rdb.in_progress.load(Ordering::Relaxed) as u8,
@@ -186,6 +186,25 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
             st.rdb.saves.load(Ordering::Relaxed),
             st.rdb.last_load_expired.load(Ordering::Relaxed),
             st.rdb.last_load_loaded.load(Ordering::Relaxed),
+            st.aof.enabled.load(Ordering::Relaxed) as u8,
+            st.aof_rewrite.in_progress.load(Ordering::Relaxed) as u8,
+            st.aof_rewrite.last_time_sec.load(Ordering::Relaxed),
+            match st.aof_rewrite.started_ms.load(Ordering::Relaxed) {
+                0 => -1,
+                t => (crate::util::now_ms() - t) / 1000,
+            },
+            if st.aof_rewrite.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+            st.aof_rewrite.saves.load(Ordering::Relaxed),
+            if st.aof.write_error.load(Ordering::Relaxed) { "err" } else { "ok" },
+            if st.aof.enabled.load(Ordering::Relaxed) {
+                let (base, current) = st.aof.sizes();
+                format!(
+                    "aof_current_size:{current}\r\naof_base_size:{base}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                    st.journal.aof_pending()
+                )
+            } else {
+                String::new()
+            },
         );
     }
     if want("stats") {
@@ -372,8 +391,12 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
         }
     }
+    let aof_changed = updates.iter().any(|(k, _)| k == "appendonly");
     for (k, v) in updates {
         cfg.set_validated(&k, v);
+    }
+    if aof_changed {
+        super::persistence::appendonly_changed(ctx.st);
     }
     ctx.out.ok();
 }
@@ -994,6 +1017,13 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
                 Err(e) => ctx.out.error(&format!("ERR Error trying to load the RDB dump: {e}")),
             }
         }
+        ("loadaof", 2) => match super::persistence::debug_loadaof(ctx.st, ctx.table) {
+            Ok(()) => {
+                tracing::info!("Append Only File loaded by DEBUG LOADAOF");
+                ctx.out.ok()
+            }
+            Err(e) => ctx.out.error(&format!("ERR Error loading the AOF: {e}")),
+        },
         ("change-repl-id", 2) => {
             ctx.out.ok();
         }

@@ -39,7 +39,16 @@ pub const IMPLEMENTED: &[&str] = &[
     "dbfilename",
     "daemonize",
     "save",
+    "rdbcompression",
+    "rdbchecksum",
+    "stop-writes-on-bgsave-error",
     "appendonly",
+    "appendfilename",
+    "appenddirname",
+    "appendfsync",
+    "aof-load-truncated",
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
     "maxmemory-policy",
     "active-expire-effort",
     "lfu-log-factor",
@@ -205,6 +214,8 @@ pub struct Hot {
     /// `notify-keyspace-events` as `notify::*` flags.
     pub notify_flags: std::sync::atomic::AtomicU32,
     pub zset_max_value: AtomicUsize,
+    /// `appendfsync`: 0 no, 1 everysec, 2 always (`persistence::aof::FSYNC_*`).
+    pub appendfsync: std::sync::atomic::AtomicU8,
 }
 
 pub struct Config {
@@ -541,6 +552,14 @@ impl Config {
             "notify-keyspace-events" => {
                 h.notify_flags.store(keyspace_event_flags(&self.get(name).unwrap_or_default()).unwrap_or(0), Ordering::Relaxed)
             }
+            "appendfsync" => h.appendfsync.store(
+                match self.get(name).unwrap_or_default().as_str() {
+                    "always" => 2,
+                    "no" => 0,
+                    _ => 1,
+                },
+                Ordering::Relaxed,
+            ),
             "zset-max-listpack-entries" => h.zset_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "zset-max-listpack-value" => h.zset_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
             "set-max-intset-entries" => h.set_max_intset.store(int(name).max(0) as usize, Ordering::Relaxed),

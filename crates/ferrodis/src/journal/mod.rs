@@ -20,6 +20,8 @@ struct Inner {
     cap: usize,
     /// Database the stream last selected.
     db: Option<usize>,
+    /// While the AOF is on: the bytes appended since the AOF writer last took them.
+    aof: Option<Vec<u8>>,
 }
 
 pub struct Journal {
@@ -41,11 +43,28 @@ fn encode(out: &mut std::collections::VecDeque<u8>, args: &[&[u8]]) {
     }
 }
 
+impl Inner {
+    /// Copies what was appended from `at` on to the AOF buffer, when it is kept.
+    fn tap(&mut self, at: usize) {
+        if let Some(a) = self.aof.as_mut() {
+            a.extend(self.data.range(at..));
+        }
+    }
+    /// Keeps the backlog within its capacity.
+    fn trim(&mut self) {
+        let over = self.data.len().saturating_sub(self.cap);
+        if over > 0 {
+            self.data.drain(..over);
+            self.start += over as u64;
+        }
+    }
+}
+
 impl Journal {
     pub fn new(backlog_size: usize) -> Self {
         Journal {
             enabled: AtomicBool::new(false),
-            inner: Mutex::new(Inner { data: Default::default(), start: 0, cap: backlog_size.max(16 * 1024), db: None }),
+            inner: Mutex::new(Inner { data: Default::default(), start: 0, cap: backlog_size.max(16 * 1024), db: None, aof: None }),
         }
     }
     /// Starts recording (a consumer has appeared).
@@ -64,17 +83,16 @@ impl Journal {
             return;
         }
         let mut g = self.inner.lock();
+        let g = &mut *g;
+        let at = g.data.len();
         if g.db != Some(db) {
             let d = itoa::Buffer::new().format(db).to_owned();
             encode(&mut g.data, &[b"SELECT", d.as_bytes()]);
             g.db = Some(db);
         }
         encode(&mut g.data, args);
-        let over = g.data.len().saturating_sub(g.cap);
-        if over > 0 {
-            g.data.drain(..over);
-            g.start += over as u64;
-        }
+        g.tap(at);
+        g.trim();
     }
     /// Appends several effects as one uninterrupted run (an EXEC's MULTI ... EXEC block).
     pub fn append_batch(&self, items: &[(usize, Vec<Vec<u8>>)]) {
@@ -82,6 +100,8 @@ impl Journal {
             return;
         }
         let mut g = self.inner.lock();
+        let g = &mut *g;
+        let at = g.data.len();
         for (db, args) in items {
             if g.db != Some(*db) {
                 let d = itoa::Buffer::new().format(*db).to_owned();
@@ -91,11 +111,30 @@ impl Journal {
             let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
             encode(&mut g.data, &a);
         }
-        let over = g.data.len().saturating_sub(g.cap);
-        if over > 0 {
-            g.data.drain(..over);
-            g.start += over as u64;
+        g.tap(at);
+        g.trim();
+    }
+    /// Starts (or stops) keeping a copy of what is appended for the AOF writer.
+    pub fn set_aof_tap(&self, on: bool) {
+        let mut g = self.inner.lock();
+        g.aof = if on { Some(g.aof.take().unwrap_or_default()) } else { None };
+        if on {
+            self.enable();
         }
+    }
+    /// Takes the bytes kept for the AOF, and the stream offset after them.
+    pub fn take_aof(&self) -> (Vec<u8>, u64) {
+        let mut g = self.inner.lock();
+        let end = g.start + g.data.len() as u64;
+        (g.aof.as_mut().map(std::mem::take).unwrap_or_default(), end)
+    }
+    /// Bytes waiting for the AOF writer.
+    pub fn aof_pending(&self) -> usize {
+        self.inner.lock().aof.as_ref().map_or(0, |a| a.len())
+    }
+    /// Makes the next effect start with a SELECT (a new AOF file begins).
+    pub fn reselect(&self) {
+        self.inner.lock().db = None;
     }
     /// The offset after the last byte appended (`master_repl_offset`).
     pub fn offset(&self) -> u64 {

@@ -178,6 +178,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             break;
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
+        if !out.buf.is_empty() {
+            crate::commands::persistence::aof_before_reply(&st);
+        }
         if !out.buf.is_empty() && flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
             break;
         }

@@ -107,9 +107,16 @@ pub fn run(config: Config) -> i32 {
     }
 
     // The dataset, before any client is served.
-    if let Err(e) = crate::commands::persistence::load_rdb(&st) {
+    if let Err(e) = crate::commands::persistence::load_data(&st, &table) {
         tracing::warn!("{}", e);
         return 1;
+    }
+    {
+        let st = st.clone();
+        std::thread::Builder::new()
+            .name("aof".into())
+            .spawn(move || crate::commands::persistence::aof_writer(st))
+            .expect("spawn the AOF writer");
     }
 
     // Worker threads.
@@ -185,6 +192,9 @@ pub fn run(config: Config) -> i32 {
                 }
             }
             break;
+        }
+        if st.aof.enabled.load(Ordering::Acquire) {
+            let _ = st.aof.write_pending(&st.journal, true);
         }
         if !pidfile.is_empty() {
             tracing::info!("Removing the pid file.");

@@ -63,6 +63,9 @@ pub struct State {
     pub scripts: scripts::Scripts,
     /// RDB saves: in progress, last result, counters (INFO persistence).
     pub rdb: RdbState,
+    /// The append-only file, and its rewrites.
+    pub aof: crate::persistence::aof::Aof,
+    pub aof_rewrite: RdbState,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
@@ -113,6 +116,10 @@ impl State {
     pub fn new(config: Config, tcp_port: u16) -> Arc<State> {
         let dbs = config.get_int("databases").max(1) as usize;
         let backlog = config.get_int("repl-backlog-size").max(1) as usize;
+        let aof = crate::persistence::aof::Aof::new(
+            std::path::PathBuf::from(config.get("appenddirname").unwrap_or_else(|| "appendonlydir".into())),
+            config.get("appendfilename").unwrap_or_else(|| "appendonly.aof".into()),
+        );
         Arc::new_cyclic(|me| State {
             me: me.clone(),
             config,
@@ -140,6 +147,8 @@ impl State {
             pubsub: Default::default(),
             scripts: Default::default(),
             rdb: Default::default(),
+            aof,
+            aof_rewrite: Default::default(),
         })
     }
     /// A counted reference to this State (None only while it is being dropped).

@@ -1,0 +1,210 @@
+//! The append-only file against Debian's redis-server 7.0.15: each server loads the other's
+//! AOF directory (manifest, RDB base, incr files) with equal contents; with `appendfsync always`
+//! no acknowledged write is lost across `kill -9`; with `everysec` what is lost is only the last
+//! writes, never one in the middle; a torn last command is dropped (aof-load-truncated yes) or
+//! stops the start (no); BGREWRITEAOF keeps the data and replaces the files.
+
+use crate::harness::{launch, tempdir, Server, FERRODIS};
+use crate::persistence::{contents, digests, fill, DBS};
+use std::path::Path;
+use std::time::Duration;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+/// Starts a server of kind `bin` with AOF on, on a copy of `from`'s appendonlydir.
+fn carry_aof(from: &Server, bin: &str, args: &[&str]) -> Server {
+    let dir = tempdir("aof-carried");
+    copy_dir(&from.dir.join("appendonlydir"), &dir.join("appendonlydir"));
+    let mut a = vec!["--appendonly", "yes"];
+    a.extend_from_slice(args);
+    if bin == FERRODIS {
+        Server::ferrodis_in(dir, &a)
+    } else {
+        Server::redis_in(dir, &a)
+    }
+}
+
+fn same_data(a: &Server, b: &Server) {
+    let (mut ca, mut cb) = (a.client(), b.client());
+    let (x, y) = (contents(&mut ca, DBS), contents(&mut cb, DBS));
+    assert!(x.len() > 25);
+    for (k, v) in &x {
+        assert_eq!(Some(v), y.get(k), "key {:?} in db {}", String::from_utf8_lossy(&k.1), k.0);
+    }
+    assert_eq!(x.len(), y.len());
+    assert_eq!(digests(&mut ca, DBS), digests(&mut cb, DBS));
+    assert_eq!(cb.cmd(&["FCALL", "persisted_f", "0"]), b":42\r\n");
+}
+
+/// Writes past the base: a transaction, an expiry, deletes, in several databases.
+fn more_writes(s: &Server) {
+    let mut c = s.client();
+    for cmd in [
+        &["MULTI"][..],
+        &["INCR", "counter"],
+        &["RPUSH", "biglist", "tail"],
+        &["EXEC"],
+        &["SELECT", "1"],
+        &["DEL", "db1hash"],
+        &["SET", "later", "v", "PX", "90000000"],
+        &["SELECT", "0"],
+        &["HDEL", "bighash", "field3"],
+        &["ZINCRBY", "bigzset", "2.5", "member7"],
+    ] {
+        assert!(!c.text(cmd).starts_with('-'), "{cmd:?}");
+    }
+}
+
+#[test]
+fn aof_written_by_redis_loads_into_ferrodis() {
+    let r = Server::redis(&["--appendonly", "yes", "--appendfsync", "always"]);
+    fill(&mut r.client());
+    more_writes(&r);
+    let f = carry_aof(&r, FERRODIS, &[]);
+    assert!(f.log().contains("DB loaded from append only file"), "{}", f.log());
+    same_data(&r, &f);
+    // And after a rewrite on the Redis side (the base holds everything).
+    assert!(r.client().text(&["BGREWRITEAOF"]).starts_with("+Background"));
+    assert!(crate::harness::wait_until(Duration::from_secs(20), || r
+        .client()
+        .text(&["INFO", "persistence"])
+        .contains("aof_rewrite_in_progress:0")));
+    std::thread::sleep(Duration::from_millis(100));
+    let f2 = carry_aof(&r, FERRODIS, &[]);
+    same_data(&r, &f2);
+}
+
+#[test]
+fn aof_written_by_ferrodis_loads_into_redis() {
+    let f = Server::ferrodis(&["--appendonly", "yes", "--appendfsync", "always"]);
+    fill(&mut f.client());
+    more_writes(&f);
+    let r = carry_aof(&f, "redis-server", &[]);
+    same_data(&f, &r);
+    // After BGREWRITEAOF: a new base and incr, the old files gone.
+    let mut c = f.client();
+    assert_eq!(c.text(&["BGREWRITEAOF"]), "+Background append only file rewriting started\r\n");
+    assert!(crate::harness::wait_until(Duration::from_secs(20), || c.text(&["INFO", "persistence"]).contains("aof_rewrite_in_progress:0")));
+    c.cmd(&["SET", "after-rewrite", "1"]);
+    let manifest = std::fs::read_to_string(f.dir.join("appendonlydir/appendonly.aof.manifest")).expect("manifest");
+    assert!(manifest.contains("appendonly.aof.2.base.rdb") && manifest.contains("appendonly.aof.2.incr.aof"), "{manifest}");
+    assert!(!f.dir.join("appendonlydir/appendonly.aof.1.incr.aof").exists());
+    let r2 = carry_aof(&f, "redis-server", &[]);
+    same_data(&f, &r2);
+    let g = carry_aof(&f, FERRODIS, &[]);
+    same_data(&f, &g);
+}
+
+/// Writes INCRs from one client, counting the acknowledged ones, kills the server with SIGKILL
+/// (by PID) meanwhile, restarts on the same files; returns (acknowledged, recovered).
+fn incr_then_kill(fsync: &str) -> (i64, i64) {
+    let mut s = Server::ferrodis(&["--appendonly", "yes", "--appendfsync", fsync]);
+    let port = s.port;
+    let writer = std::thread::spawn(move || {
+        let mut c = crate::harness::Client::connect(port);
+        let mut acked = 0i64;
+        for _ in 0..200_000 {
+            c.send(&crate::harness::encode(&[b"INCR", b"n"]));
+            match c.read_reply() {
+                Some(r) if r.starts_with(b":") => acked = String::from_utf8_lossy(&r[1..r.len() - 2]).parse().expect("int"),
+                _ => break,
+            }
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGKILL: no shutdown, no final save.
+    // SAFETY: kill(2) on the PID of the child this test started.
+    unsafe {
+        libc::kill(s.child.id() as i32, libc::SIGKILL);
+    }
+    let _ = s.wait_exit(Duration::from_secs(10));
+    let acked = writer.join().expect("writer");
+    let dir = tempdir("after-kill");
+    copy_dir(&s.dir.join("appendonlydir"), &dir.join("appendonlydir"));
+    let g = Server::ferrodis_in(dir, &["--appendonly", "yes"]);
+    let got = g.client().text(&["GET", "n"]);
+    let recovered = got.lines().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    eprintln!("appendfsync {fsync}: acknowledged {acked}, recovered {recovered}");
+    (acked, recovered)
+}
+
+#[test]
+fn kill_9_with_appendfsync_always_loses_no_acknowledged_write() {
+    let (acked, recovered) = incr_then_kill("always");
+    assert!(acked > 0, "the writer got no reply before the kill");
+    assert!(recovered >= acked, "acknowledged {acked}, recovered {recovered}");
+}
+
+#[test]
+fn kill_9_with_appendfsync_everysec_loses_only_the_last_writes() {
+    // INCR's value is its position in the sequence: what comes back is a prefix, never a gap.
+    let (acked, recovered) = incr_then_kill("everysec");
+    assert!(acked > 0);
+    // The writer thread moves the stream to the file every 10 ms: most of it survives a kill.
+    assert!(recovered > 0 && recovered <= acked + 1, "acknowledged {acked}, recovered {recovered}");
+}
+
+#[test]
+fn torn_last_command_is_dropped_or_stops_the_start() {
+    let f = Server::ferrodis(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = f.client();
+    c.cmd(&["SET", "a", "1"]);
+    c.cmd(&["SET", "b", "2"]);
+    let incr = f.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let whole = std::fs::read(&incr).expect("incr file");
+    let torn = &whole[..whole.len() - 5];
+    // aof-load-truncated yes (the default): starts without the torn SET, and truncates the file.
+    let dir = tempdir("torn");
+    copy_dir(&f.dir.join("appendonlydir"), &dir.join("appendonlydir"));
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.1.incr.aof"), torn).expect("write");
+    let g = Server::ferrodis_in(dir, &["--appendonly", "yes"]);
+    let mut gc = g.client();
+    assert_eq!(gc.text(&["GET", "a"]), "$1\r\n1\r\n");
+    assert_eq!(gc.text(&["EXISTS", "b"]), ":0\r\n");
+    assert!(g.log().contains("loaded anyway because aof-load-truncated is enabled"), "{}", g.log());
+    // And Redis agrees.
+    let dir = tempdir("torn-redis");
+    copy_dir(&f.dir.join("appendonlydir"), &dir.join("appendonlydir"));
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.1.incr.aof"), torn).expect("write");
+    let r = Server::redis_in(dir, &["--appendonly", "yes"]);
+    assert_eq!(r.client().text(&["EXISTS", "a", "b"]), ":1\r\n");
+    // aof-load-truncated no: the start stops, naming the file.
+    let dir = tempdir("torn-strict");
+    copy_dir(&f.dir.join("appendonlydir"), &dir.join("appendonlydir"));
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.1.incr.aof"), torn).expect("write");
+    let mut h = launch(FERRODIS, &["--appendonly", "yes", "--aof-load-truncated", "no"], dir);
+    let status = h.wait_exit(Duration::from_secs(20)).expect("the server must refuse to start");
+    assert!(!status.success());
+    assert!(h.log().contains("appendonly.aof.1.incr.aof"), "{}", h.log());
+    // Garbage in the middle stops it too, whatever aof-load-truncated says.
+    let dir = tempdir("garbage");
+    copy_dir(&f.dir.join("appendonlydir"), &dir.join("appendonlydir"));
+    let mut bad = whole.clone();
+    bad.splice(0..0, b"*1\r\n$4\r\nPING\r\nxyz\r\n".iter().copied());
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.1.incr.aof"), &bad).expect("write");
+    let mut h = launch(FERRODIS, &["--appendonly", "yes"], dir);
+    assert!(h.wait_exit(Duration::from_secs(20)).is_some_and(|s| !s.success()), "{}", h.log());
+    assert!(h.log().contains("Bad file format"), "{}", h.log());
+}
+
+#[test]
+fn config_set_appendonly_starts_and_stops_the_aof() {
+    let f = Server::ferrodis(&[]);
+    let mut c = f.client();
+    c.cmd(&["SET", "before", "1"]);
+    assert_eq!(c.text(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
+    assert!(crate::harness::wait_until(Duration::from_secs(20), || c.text(&["INFO", "persistence"]).contains("aof_enabled:1")
+        && c.text(&["INFO", "persistence"]).contains("aof_rewrite_in_progress:0")));
+    c.cmd(&["SET", "after", "2"]);
+    assert_eq!(c.text(&["DEBUG", "LOADAOF"]), "+OK\r\n");
+    assert_eq!(c.text(&["MGET", "before", "after"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_eq!(c.text(&["CONFIG", "SET", "appendonly", "no"]), "+OK\r\n");
+    assert!(c.text(&["INFO", "persistence"]).contains("aof_enabled:0"));
+}
