@@ -134,6 +134,32 @@ mod tests {
         assert_eq!(CRC64.checksum(b"123456789"), 0xe9c6d914c4b8d9ca);
     }
 
+    proptest::proptest! {
+        /// The decoders on arbitrary input (what `fuzz/` does at length): an error, never a
+        /// panic or an allocation the input cannot back.
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), t in 0u8..=255) {
+            let mut file = b"REDIS0010".to_vec();
+            file.extend_from_slice(&data);
+            if let Ok(mut r) = file::Reader::new(&file) {
+                for _ in 0..1000 {
+                    match r.next_item() {
+                        Ok(file::Item::End) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
+            let mut c = decode::Cursor::new(&data);
+            let _ = c.value(t);
+            let _ = dump::value(&data);
+            let _ = dump::functions(&data);
+            let _ = listpack::decode(&data);
+            let _ = ziplist::decode(&data);
+            let _ = ziplist::decode_zipmap(&data);
+            let _ = intset::decode(&data);
+        }
+    }
+
     #[test]
     fn strict_integers() {
         for ok in ["0", "-1", "123", "-9223372036854775808", "9223372036854775807"] {
