@@ -336,3 +336,60 @@ fn debug_reload_and_bgsave_schedule() {
     let lastsave = c.text(&["LASTSAVE"]);
     assert!(lastsave.starts_with(':'), "{lastsave}");
 }
+
+/// MIGRATE between every pair of servers: the keys arrive equal (DEBUG DIGEST-VALUE), leave
+/// the source unless COPY, and the error replies match Redis's.
+#[test]
+fn migrate_moves_keys_between_redis_and_ferrodis() {
+    let sources = [Server::redis(&[]), Server::ferrodis(&[])];
+    let targets = [Server::redis(&["--requirepass", "pw"]), Server::ferrodis(&["--requirepass", "pw"])];
+    let mut logs: Vec<Vec<String>> = Vec::new();
+    for src in &sources {
+        let mut log = Vec::new();
+        for dst in &targets {
+            let mut c = src.client();
+            let mut d = dst.client();
+            d.cmd(&["AUTH", "pw"]);
+            d.cmd(&["FLUSHALL"]);
+            c.cmd(&["FLUSHALL"]);
+            c.cmd(&["FUNCTION", "FLUSH"]);
+            fill(&mut c);
+            let port = dst.port.to_string();
+            let digest = |cl: &mut Client, k: &str| cl.cmd(&["DEBUG", "DIGEST-VALUE", k]);
+            let before = digest(&mut c, "bighash");
+            let mut run = |c: &mut Client, args: &[&str]| {
+                let r = c.text(args);
+                log.push(format!("{} -> {}", args.join(" "), r.trim_end()));
+                r
+            };
+            // Single key, AUTH, to database 3.
+            assert_eq!(run(&mut c, &["MIGRATE", "127.0.0.1", &port, "bighash", "3", "5000", "AUTH", "pw"]), "+OK\r\n");
+            d.cmd(&["SELECT", "3"]);
+            assert_eq!(digest(&mut d, "bighash"), before);
+            run(&mut c, &["EXISTS", "bighash"]);
+            // KEYS form with COPY and AUTH2: the keys stay here too.
+            run(
+                &mut c,
+                &["MIGRATE", "127.0.0.1", &port, "", "3", "5000", "COPY", "AUTH2", "default", "pw", "KEYS", "biglist", "intset", "nokey"],
+            );
+            assert_eq!(digest(&mut d, "biglist"), digest(&mut c, "biglist"));
+            run(&mut c, &["EXISTS", "biglist", "intset"]);
+            // Again without REPLACE: the target refuses (BUSYKEY), with REPLACE it takes them.
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "biglist", "3", "5000", "AUTH", "pw"]);
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "biglist", "3", "5000", "REPLACE", "AUTH", "pw"]);
+            run(&mut c, &["EXISTS", "biglist"]);
+            // TTLs travel.
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "ttl-str", "3", "5000", "AUTH", "pw"]);
+            let ttl = d.text(&["PTTL", "ttl-str"]);
+            assert!(ttl.starts_with(":9") || ttl.starts_with(":1"), "{ttl}");
+            // No key, wrong password, bad arguments.
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "nokey", "3", "5000"]);
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "smallhash", "3", "5000", "AUTH", "wrong"]);
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "smallhash", "3", "5000", "KEYS", "a"]);
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "smallhash", "x", "5000"]);
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, "smallhash", "3", "5000", "BOGUS"]);
+        }
+        logs.push(log);
+    }
+    assert_eq!(logs[0], logs[1], "redis as the source vs ferrodis as the source");
+}

@@ -181,3 +181,20 @@ fn latency_monitor_records_slow_commands() {
     assert_eq!(c.text(&["LATENCY", "RESET"]), ":1\r\n");
     assert_eq!(c.text(&["LATENCY", "LATEST"]), "*0\r\n");
 }
+
+/// AUTH pipelined in front of a large argument: the limits for unauthenticated clients no
+/// longer apply to the commands after it (found by MIGRATE, which sends AUTH, SELECT and
+/// RESTOREs in one write).
+#[test]
+fn pipelined_auth_lifts_unauthenticated_limits_for_what_follows() {
+    use crate::harness::{encode, Server};
+    let f = Server::ferrodis(&["--requirepass", "pw"]);
+    let mut c = f.client();
+    let big = vec![b'x'; 100_000];
+    let mut batch = encode(&[b"AUTH", b"pw"]);
+    batch.extend_from_slice(&encode(&[b"SET", b"k", &big]));
+    c.send(&batch);
+    assert_eq!(c.read_reply().expect("AUTH reply"), b"+OK\r\n");
+    assert_eq!(c.read_reply().expect("SET reply"), b"+OK\r\n");
+    assert_eq!(c.text(&["STRLEN", "k"]), ":100000\r\n");
+}

@@ -17,8 +17,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", super::table::NO_KEYS, bgsave),
     cmd("dump", 2, READONLY, "@keyspace @read @slow", ONE_KEY, dump),
     cmd("restore", -4, WRITE | DENYOOM, "@keyspace @write @slow @dangerous", ONE_KEY, restore),
+    cmd("migrate", -6, WRITE, "@keyspace @write @slow @dangerous", MIGRATE_KEYS, migrate),
     cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", super::table::NO_KEYS, bgrewriteaof),
 ];
+
+/// MIGRATE's keys: the key argument, or (when it is "") the arguments after KEYS.
+const MIGRATE_KEYS: super::table::Keys = super::table::Keys::Custom {
+    first: 3,
+    last: 3,
+    step: 1,
+    find: |argv, out| match argv.iter().skip(6).position(|a| eq(a, "keys")) {
+        Some(i) if argv[3].is_empty() => out.extend(i + 7..argv.len()),
+        _ => out.push(3),
+    },
+};
 
 /// The encodings values are built in when loaded or restored (the current config).
 pub fn limits(st: &State) -> prdb::Limits {
@@ -523,4 +535,145 @@ pub fn debug_loadaof(st: &State, table: &CommandTable) -> Result<(), String> {
         st.aof.start_tap(&st.journal);
     }
     r
+}
+
+// ---------------------------------------------------------------- MIGRATE
+
+/// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password]
+/// [AUTH2 username password] [KEYS key ...]: DUMPs the keys, RESTOREs them on the target (a
+/// Redis or ferrodis server) over one connection, and deletes them here unless COPY. The
+/// command waits for the target, as Redis's does, with `timeout` ms for each step.
+fn migrate(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let (mut copy, mut replace) = (false, false);
+    let mut auth: Vec<&[u8]> = Vec::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut i = 6;
+    while i < argv.len() {
+        let more = argv.len() - i - 1;
+        if eq(argv[i], "copy") {
+            copy = true;
+        } else if eq(argv[i], "replace") {
+            replace = true;
+        } else if eq(argv[i], "auth") && more >= 1 {
+            auth = vec![b"AUTH", argv[i + 1]];
+            i += 1;
+        } else if eq(argv[i], "auth2") && more >= 2 {
+            auth = vec![b"AUTH", argv[i + 1], argv[i + 2]];
+            i += 2;
+        } else if eq(argv[i], "keys") {
+            if !argv[3].is_empty() {
+                return ctx.out.error("ERR When using MIGRATE KEYS option, the key argument must be set to the empty string");
+            }
+            keys.extend_from_slice(&argv[i + 1..]);
+            break;
+        } else {
+            return ctx.out.error(SYNTAX);
+        }
+        i += 1;
+    }
+    if keys.is_empty() {
+        keys.push(argv[3]);
+    }
+    let (Some(db), Some(mut timeout)) = (crate::util::parse_i64(argv[4]), crate::util::parse_i64(argv[5])) else {
+        return ctx.out.error(NOT_INT);
+    };
+    if timeout <= 0 {
+        timeout = 1000;
+    }
+    // The keys that exist, with their payloads and remaining TTLs.
+    let f = format(ctx.st);
+    let now = ctx.now;
+    let mut found: Vec<(&[u8], Vec<u8>, i64)> = Vec::new();
+    for k in &keys {
+        if let Some(e) = ctx.entry(k, false).0 {
+            let mut body = Vec::new();
+            prdb::encode_value(&mut body, None, &e.value, f);
+            let ttl = if e.expire == 0 { 0 } else { (e.expire - now).max(1) };
+            found.push((k, rdb::dump::seal(body), ttl));
+        }
+    }
+    if found.is_empty() {
+        return ctx.out.simple(b"NOKEY");
+    }
+    let host = String::from_utf8_lossy(argv[1]).into_owned();
+    let port = String::from_utf8_lossy(argv[2]).into_owned();
+    let t = std::time::Duration::from_millis(timeout as u64);
+    let addr = match std::net::ToSocketAddrs::to_socket_addrs(&format!("{host}:{port}")).ok().and_then(|mut a| a.next()) {
+        Some(a) => a,
+        None => return ctx.out.error("IOERR error or timeout connecting to the client"),
+    };
+    let Ok(mut sock) = std::net::TcpStream::connect_timeout(&addr, t) else {
+        return ctx.out.error("IOERR error or timeout connecting to the client");
+    };
+    let _ = sock.set_read_timeout(Some(t));
+    let _ = sock.set_write_timeout(Some(t));
+    let mut req = Vec::new();
+    let mut push = |args: &[&[u8]]| {
+        req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            req.extend_from_slice(a);
+            req.extend_from_slice(b"\r\n");
+        }
+    };
+    if !auth.is_empty() {
+        push(&auth);
+    }
+    let db_s = db.to_string();
+    push(&[b"SELECT", db_s.as_bytes()]);
+    for (k, payload, ttl) in &found {
+        let ttl_s = ttl.to_string();
+        let mut a: Vec<&[u8]> = vec![b"RESTORE", k, ttl_s.as_bytes(), payload];
+        if replace {
+            a.push(b"REPLACE");
+        }
+        push(&a);
+    }
+    if std::io::Write::write_all(&mut sock, &req).is_err() {
+        return ctx.out.error("IOERR error or timeout writing to target instance");
+    }
+    let mut reader = std::io::BufReader::new(sock);
+    let mut read_line = || -> Option<String> {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut reader, &mut line) {
+            Ok(n) if n > 0 => Some(line.trim_end().to_string()),
+            _ => None,
+        }
+    };
+    let mut first_error: Option<String> = None;
+    for _ in 0..(!auth.is_empty() as usize + 1) {
+        match read_line() {
+            None => return ctx.out.error("IOERR error or timeout reading to target instance"),
+            Some(l) if l.starts_with('-') => return ctx.out.error(&format!("ERR Target instance replied with error: {}", &l[1..])),
+            Some(_) => {}
+        }
+    }
+    let mut moved: Vec<&[u8]> = Vec::new();
+    for (k, _, _) in &found {
+        match read_line() {
+            None => {
+                first_error.get_or_insert_with(|| "IOERR error or timeout reading to target instance".into());
+                break;
+            }
+            Some(l) if l.starts_with('-') => {
+                first_error.get_or_insert(format!("ERR Target instance replied with error: {}", &l[1..]));
+            }
+            Some(_) => moved.push(k),
+        }
+    }
+    if !copy && !moved.is_empty() {
+        let mut del: Vec<&[u8]> = vec![b"DEL"];
+        for k in &moved {
+            ctx.delete(k);
+            del.push(k);
+        }
+        // Replicas and the AOF see the keys go (MIGRATE is propagated as DEL, as Redis does).
+        ctx.propagate(&del);
+    } else {
+        ctx.mark_propagated();
+    }
+    match first_error {
+        Some(e) => ctx.out.error(&e),
+        None => ctx.out.ok(),
+    }
 }

@@ -117,7 +117,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if info.is_killed() {
             break;
         }
-        let limits = Limits {
+        let mut limits = Limits {
             max_bulk_len: st.config.hot.proto_max_bulk_len.load(Ordering::Relaxed),
             authenticated: conn.authenticated || !st.config.hot.requirepass_set.load(Ordering::Relaxed),
             ..Limits::default()
@@ -142,6 +142,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                             break;
                         }
                     }
+                    // An AUTH earlier in the pipeline lifts the unauthenticated limits for the
+                    // commands after it, as Redis parses each command after running the last.
+                    limits.authenticated = conn.authenticated || !st.config.hot.requirepass_set.load(Ordering::Relaxed);
                     pos += req.consumed;
                     if close || conn.blocked.is_some() {
                         break;
