@@ -54,6 +54,10 @@ impl<W: Write> Writer<W> {
     pub fn written(&self) -> u64 {
         self.written
     }
+    /// The writer underneath, for files that end without an RDB trailer.
+    pub fn into_inner(self) -> W {
+        self.w
+    }
     /// EOF and the checksum (0 when `checksum` is off, as rdbchecksum no writes).
     pub fn finish(mut self, checksum: bool) -> std::io::Result<W> {
         self.write(&[opcodes::EOF])?;

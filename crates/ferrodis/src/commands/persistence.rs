@@ -58,7 +58,7 @@ pub fn format(st: &State) -> prdb::Format {
         -1 => 4096,
         _ => 8192,
     };
-    prdb::Format { compress: st.config.get("rdbcompression").is_none_or(|v| v == "yes"), list_node_bytes }
+    prdb::Format { compress: st.config.get("rdbcompression").is_none_or(|v| v == "yes"), list_node_bytes, commands: false }
 }
 
 fn rdb_path(st: &State) -> std::path::PathBuf {
@@ -111,8 +111,9 @@ fn save_claimed(st: &State) -> Result<prdb::Saved, String> {
 fn snapshot_to(st: &State, path: &std::path::Path, aof_base: bool, at_start: &mut dyn FnMut()) -> Result<prdb::Saved, prdb::SaveError> {
     let functions = super::scripting::library_codes(st);
     let checksum = st.config.get("rdbchecksum").is_none_or(|v| v == "yes");
+    let f = prdb::Format { commands: aof_base && !rdb_preamble(st), ..format(st) };
     loop {
-        let r = prdb::save(&st.keyspace, path, format(st), checksum, &functions, || {
+        let r = prdb::save(&st.keyspace, path, f, checksum, &functions, || {
             at_start();
             vec![
                 ("redis-ver".into(), crate::REDIS_VERSION.into()),
@@ -316,6 +317,10 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 // ---------------------------------------------------------------- AOF
 
+fn rdb_preamble(st: &State) -> bool {
+    st.config.get("aof-use-rdb-preamble").is_none_or(|v| v == "yes")
+}
+
 fn aof_configured(st: &State) -> bool {
     st.config.get("appendonly").is_some_and(|v| v == "yes")
 }
@@ -332,7 +337,7 @@ pub fn load_data(st: &State, table: &CommandTable) -> Result<(), String> {
             st.aof.open_for_append(&st.journal).map_err(|e| format!("Can't open the append-only file: {e}"))
         }
         None => {
-            tracing::info!("Creating AOF base file {} on server start", st.aof.next_base(true).0);
+            tracing::info!("Creating AOF base file {} on server start", st.aof.next_base(rdb_preamble(st)).0);
             rewrite_aof_now(st).map_err(|e| format!("Can't create the append-only file: {e}"))
         }
     }
@@ -385,7 +390,7 @@ fn load_aof(st: &State, table: &CommandTable, m: &crate::persistence::aof::Manif
 /// when the AOF is configured on and was not yet running.
 pub fn rewrite_aof_now(st: &State) -> Result<(), String> {
     std::fs::create_dir_all(&st.aof.dir).map_err(|e| e.to_string())?;
-    let (base_name, base_seq) = st.aof.next_base(true);
+    let (base_name, base_seq) = st.aof.next_base(rdb_preamble(st));
     let start_appending = aof_configured(st);
     let mut incr: Result<u64, String> = Err("snapshot did not start".into());
     let started = crate::util::now_ms();

@@ -47,6 +47,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "appenddirname",
     "appendfsync",
     "aof-load-truncated",
+    "aof-use-rdb-preamble",
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
     "maxmemory-policy",

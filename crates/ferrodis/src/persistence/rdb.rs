@@ -29,6 +29,59 @@ pub struct Format {
     pub compress: bool,
     /// Bytes per quicklist node (from list-max-listpack-size; 8 KiB for Redis's default -2).
     pub list_node_bytes: usize,
+    /// Write RESP commands that rebuild the dataset instead of an RDB (an AOF base file with
+    /// `aof-use-rdb-preamble no`, as Redis's rewriteAppendOnlyFileRio).
+    pub commands: bool,
+}
+
+/// One command in RESP.
+fn put_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut b = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(b.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(b.format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The commands that rebuild one key: SET, or RPUSH / SADD / ZADD / HMSET with at most 64
+/// elements each (Redis's AOF_REWRITE_ITEMS_PER_CMD), then PEXPIREAT.
+fn put_key_commands(out: &mut Vec<u8>, e: &Entry) {
+    const PER_CMD: usize = 64;
+    let key: &[u8] = &e.key;
+    let batches = |out: &mut Vec<u8>, cmd: &[u8], items: Vec<&[u8]>, per: usize| {
+        for chunk in items.chunks(per) {
+            let mut args: Vec<&[u8]> = vec![cmd, key];
+            args.extend_from_slice(chunk);
+            put_command(out, &args);
+        }
+    };
+    match &e.value {
+        Value::Str(s) => {
+            let mut scratch = itoa::Buffer::new();
+            put_command(out, &[b"SET", key, s.bytes(&mut scratch)]);
+        }
+        Value::List(l) => batches(out, b"RPUSH", l.iter().collect(), PER_CMD),
+        Value::Set(s) => {
+            let members = s.members();
+            batches(out, b"SADD", members.iter().map(|m| m.as_slice()).collect(), PER_CMD);
+        }
+        Value::Hash(h) => batches(out, b"HMSET", h.pairs().into_iter().flat_map(|(f, v)| [f, v]).collect(), PER_CMD * 2),
+        Value::ZSet(z) => {
+            let entries = z.entries();
+            let scores: Vec<String> = entries.iter().map(|(_, s)| crate::util::fmt_g17(*s)).collect();
+            let items: Vec<&[u8]> = entries.iter().zip(&scores).flat_map(|((m, _), s)| [s.as_bytes(), m.as_slice()]).collect();
+            batches(out, b"ZADD", items, PER_CMD * 2);
+        }
+    }
+    if e.expire != 0 {
+        put_command(out, &[b"PEXPIREAT", key, e.expire.to_string().as_bytes()]);
+    }
 }
 
 /// Writes one value (type byte, key when given, then the value) as Redis 7.0 does.
@@ -114,12 +167,26 @@ impl SnapshotSink for Sink {
         }
         let mut local = Vec::new();
         for e in table.iter() {
+            if self.format.commands {
+                put_key_commands(&mut local, e);
+                continue;
+            }
             if e.expire != 0 {
                 encode::put_expire_ms(&mut local, e.expire);
             }
             encode_value(&mut local, Some(&e.key), &e.value, self.format);
         }
         self.dbs[db].lock().push(local);
+    }
+}
+
+/// Switches the file to database `db`: SELECTDB and RESIZEDB, or a SELECT command.
+fn select(out: &mut Vec<u8>, db: usize, (keys, expires): (u64, u64), commands: bool) {
+    if commands {
+        put_command(out, &[b"SELECT", db.to_string().as_bytes()]);
+    } else {
+        rdb::file::put_select_db(out, db);
+        rdb::file::put_resize_db(out, keys, expires);
     }
 }
 
@@ -178,16 +245,19 @@ pub fn save(
     let mut snapshot_done = false;
     let r = rdb::file::write_atomically(path, &tmp, |f| {
         let mut w = rdb::file::Writer::new(std::io::BufWriter::with_capacity(1 << 16, f));
-        let mut head = rdb::file::header();
-        for (k, v) in &fields {
+        let mut head = if format.commands { Vec::new() } else { rdb::file::header() };
+        for (k, v) in fields.iter().filter(|_| !format.commands) {
             rdb::file::put_aux(&mut head, k.as_bytes(), v.as_bytes());
         }
         for code in functions {
-            rdb::file::put_function(&mut head, code, format.compress);
+            if format.commands {
+                put_command(&mut head, &[b"FUNCTION", b"LOAD", code]);
+            } else {
+                rdb::file::put_function(&mut head, code, format.compress);
+            }
         }
         if counts[0].0 > 0 {
-            rdb::file::put_select_db(&mut head, 0);
-            rdb::file::put_resize_db(&mut head, counts[0].0, counts[0].1);
+            select(&mut head, 0, counts[0], format.commands);
         }
         w.write(&head)?;
         // Database 0 streams to the file while the walk goes on.
@@ -208,13 +278,16 @@ pub fn save(
             let chunks = std::mem::take(&mut *sink.dbs[db].lock());
             if db > 0 && *keys > 0 {
                 let mut sel = Vec::new();
-                rdb::file::put_select_db(&mut sel, db);
-                rdb::file::put_resize_db(&mut sel, *keys, *expires);
+                select(&mut sel, db, (*keys, *expires), format.commands);
                 w.write(&sel)?;
             }
             for c in &chunks {
                 w.write(c)?;
             }
+        }
+        if format.commands {
+            written = w.written();
+            return w.into_inner().flush();
         }
         written = w.written() + 9;
         w.finish(checksum)?.flush()
@@ -289,7 +362,7 @@ pub fn load(ks: &Keyspace, bytes: &[u8], lim: &Limits, now: i64, lru: u32) -> Re
 mod tests {
     use super::*;
 
-    const FORMAT: Format = Format { compress: true, list_node_bytes: 8192 };
+    const FORMAT: Format = Format { compress: true, list_node_bytes: 8192, commands: false };
 
     fn put(ks: &Keyspace, db: usize, key: &[u8], value: Value, expire: i64) {
         let loc = ks.locate(key);
