@@ -30,6 +30,9 @@ fn carry_aof(from: &Server, bin: &str, args: &[&str]) -> Server {
     }
 }
 
+/// One key as `contents` reports it: type, value items, absolute expiry.
+type Entry = (String, Vec<Vec<u8>>, Vec<u8>);
+
 fn same_data(a: &Server, b: &Server) {
     let (mut ca, mut cb) = (a.client(), b.client());
     let (x, y) = (contents(&mut ca, DBS), contents(&mut cb, DBS));
@@ -37,7 +40,7 @@ fn same_data(a: &Server, b: &Server) {
     for (k, v) in &x {
         // (Compared by hand: a failing assert_eq on these would print megabytes.)
         if Some(v) != y.get(k) {
-            let show = |v: Option<&(String, Vec<Vec<u8>>, Vec<u8>)>| {
+            let show = |v: Option<&Entry>| {
                 v.map(|(t, items, exp)| {
                     format!(
                         "{t}, {} items, first {:?}, expiry {:?}",

@@ -613,14 +613,7 @@ fn migrate(ctx: &mut Ctx, argv: &[&[u8]]) {
     let _ = sock.set_read_timeout(Some(t));
     let _ = sock.set_write_timeout(Some(t));
     let mut req = Vec::new();
-    let mut push = |args: &[&[u8]]| {
-        req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for a in args {
-            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            req.extend_from_slice(a);
-            req.extend_from_slice(b"\r\n");
-        }
-    };
+    let mut push = |args: &[&[u8]]| resp::encode_command(&mut req, args);
     if !auth.is_empty() {
         push(&auth);
     }

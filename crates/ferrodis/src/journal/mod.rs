@@ -30,17 +30,7 @@ pub struct Journal {
 }
 
 fn encode(out: &mut std::collections::VecDeque<u8>, args: &[&[u8]]) {
-    let mut b = itoa::Buffer::new();
-    out.push_back(b'*');
-    out.extend(b.format(args.len()).as_bytes());
-    out.extend(b"\r\n");
-    for a in args {
-        out.push_back(b'$');
-        out.extend(b.format(a.len()).as_bytes());
-        out.extend(b"\r\n");
-        out.extend(a.iter());
-        out.extend(b"\r\n");
-    }
+    resp::encode_command(out, args);
 }
 
 impl Inner {

@@ -36,17 +36,7 @@ pub struct Format {
 
 /// One command in RESP.
 fn put_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut b = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(b.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.push(b'$');
-        out.extend_from_slice(b.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    resp::encode_command(out, args);
 }
 
 /// The commands that rebuild one key: SET, or RPUSH / SADD / ZADD / HMSET with at most 64
