@@ -242,3 +242,34 @@ fn rewrite_without_rdb_preamble_writes_a_command_base() {
     let g = carry_aof(&f, FERRODIS, &[]);
     same_data(&f, &g);
 }
+
+/// A pre-7.0 single-file `appendonly.aof` in the working directory is upgraded as Redis 7 does:
+/// it becomes the base of the new layout, and both servers load the same data from it.
+#[test]
+fn pre_7_single_file_aof_is_upgraded() {
+    let mut old = Vec::new();
+    for cmd in [&["SELECT", "0"][..], &["SET", "a", "1"], &["RPUSH", "l", "x", "y"], &["SELECT", "1"], &["SET", "c", "3"]] {
+        let args: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
+        old.extend_from_slice(&crate::harness::encode(&args));
+    }
+    let mut servers = Vec::new();
+    for bin in [FERRODIS, "redis-server"] {
+        let dir = tempdir("old-aof");
+        std::fs::write(dir.join("appendonly.aof"), &old).expect("write");
+        let args = ["--appendonly", "yes", "--appendfsync", "always"];
+        let s = if bin == FERRODIS { Server::ferrodis_in(dir, &args) } else { Server::redis_in(dir, &args) };
+        let manifest = std::fs::read_to_string(s.dir.join("appendonlydir/appendonly.aof.manifest")).expect("a manifest");
+        assert!(manifest.contains("file appendonly.aof seq 1 type b"), "{bin}: {manifest}");
+        assert!(!s.dir.join("appendonly.aof").exists());
+        servers.push(s);
+    }
+    let (mut f, mut r) = (servers[0].client(), servers[1].client());
+    for cmd in [&["MGET", "a", "c"][..], &["LRANGE", "l", "0", "-1"], &["SELECT", "1"], &["GET", "c"]] {
+        assert_eq!(f.text(cmd), r.text(cmd), "{cmd:?}");
+    }
+    // Writes after the upgrade go to a new incr file that Redis reads too.
+    f.cmd(&["SELECT", "0"]);
+    f.cmd(&["SET", "after", "1"]);
+    let g = carry_aof(&servers[0], "redis-server", &[]);
+    assert_eq!(g.client().text(&["EXISTS", "a", "after"]), ":2\r\n");
+}

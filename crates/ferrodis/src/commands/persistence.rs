@@ -331,7 +331,12 @@ pub fn load_data(st: &State, table: &CommandTable) -> Result<(), String> {
     if !aof_configured(st) {
         return load_rdb(st);
     }
-    match st.aof.read_manifest()? {
+    let mut manifest = st.aof.read_manifest()?;
+    if manifest.is_none() {
+        manifest =
+            st.aof.upgrade_single_file(std::path::Path::new(&st.aof.basename)).map_err(|e| format!("Can't upgrade the old AOF: {e}"))?;
+    }
+    match manifest {
         Some(m) => {
             load_aof(st, table, &m)?;
             st.aof.open_for_append(&st.journal).map_err(|e| format!("Can't open the append-only file: {e}"))

@@ -151,6 +151,23 @@ impl Aof {
         rdb::file::write_atomically(&self.manifest_path(), &tmp, |f| f.write_all(m.render().as_bytes()))
     }
 
+    /// Redis 7's upgrade of a pre-7.0 AOF: when `old` (the single `appendfilename` file in the
+    /// working directory) exists and there is no manifest, it moves into the AOF directory as
+    /// the base ("file appendonly.aof seq 1 type b") and a manifest is written. The manifest
+    /// comes back.
+    pub fn upgrade_single_file(&self, old: &std::path::Path) -> std::io::Result<Option<Manifest>> {
+        if !old.is_file() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        let name = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.basename.clone());
+        std::fs::rename(old, self.dir.join(&name))?;
+        let m = Manifest { base: Some((name, 1)), incrs: Vec::new() };
+        self.write_manifest(&m)?;
+        tracing::info!("Successfully migrated an old-style AOF into the AOF directory {}", self.dir.display());
+        Ok(Some(m))
+    }
+
     /// Bytes of the base and of the incr files (INFO's aof_base_size and aof_current_size).
     pub fn sizes(&self) -> (u64, u64) {
         let g = self.inner.lock();
