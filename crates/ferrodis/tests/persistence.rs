@@ -393,3 +393,156 @@ fn migrate_moves_keys_between_redis_and_ferrodis() {
     }
     assert_eq!(logs[0], logs[1], "redis as the source vs ferrodis as the source");
 }
+
+// ---------------------------------------------------------------- encodings of Redis 6 and older
+
+/// A ziplist as Redis 6 and older wrote them (entries: strings, or integers in the smallest of
+/// Redis's integer forms).
+fn ziplist(items: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut prev = 0usize;
+    let mut tail = 10;
+    for it in items {
+        let start = body.len();
+        tail = 10 + start;
+        if prev < 254 {
+            body.push(prev as u8);
+        } else {
+            body.push(0xfe);
+            body.extend_from_slice(&(prev as u32).to_le_bytes());
+        }
+        let as_int = rdb::strict_i64(it);
+        match as_int {
+            Some(v @ 0..=12) => body.push(0xf1 + v as u8),
+            Some(v) if i8::try_from(v).is_ok() => body.extend_from_slice(&[0xfe, v as i8 as u8]),
+            Some(v) if i16::try_from(v).is_ok() => {
+                body.push(0xc0);
+                body.extend_from_slice(&(v as i16).to_le_bytes());
+            }
+            Some(v) if (-(1 << 23)..(1 << 23)).contains(&v) => {
+                body.push(0xf0);
+                body.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+            }
+            Some(v) if i32::try_from(v).is_ok() => {
+                body.push(0xd0);
+                body.extend_from_slice(&(v as i32).to_le_bytes());
+            }
+            Some(v) => {
+                body.push(0xe0);
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            None if it.len() < 64 => body.push(it.len() as u8),
+            None if it.len() < 16384 => body.extend_from_slice(&[0x40 | (it.len() >> 8) as u8, it.len() as u8]),
+            None => {
+                body.push(0x80);
+                body.extend_from_slice(&(it.len() as u32).to_be_bytes());
+            }
+        }
+        if as_int.is_none() {
+            body.extend_from_slice(it);
+        }
+        prev = body.len() - start;
+    }
+    let mut z = Vec::new();
+    z.extend_from_slice(&((body.len() + 11) as u32).to_le_bytes());
+    z.extend_from_slice(&(tail as u32).to_le_bytes());
+    z.extend_from_slice(&(items.len().min(65535) as u16).to_le_bytes());
+    z.extend_from_slice(&body);
+    z.push(0xff);
+    z
+}
+
+/// A zipmap (hashes before Redis 2.6).
+fn zipmap(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut z = vec![pairs.len().min(253) as u8];
+    for (f, v) in pairs {
+        z.push(f.len() as u8);
+        z.extend_from_slice(f);
+        z.push(v.len() as u8);
+        z.push(0); // free bytes
+        z.extend_from_slice(v);
+    }
+    z.push(0xff);
+    z
+}
+
+/// An RDB version 9 file in the encodings Redis 6 and older wrote (ziplist lists, hashes and
+/// sorted sets, quicklists of ziplists, zipmaps, intsets, text scores, expiry in seconds) loads
+/// into redis-server 7.0.15 and into ferrodis with the same contents.
+#[test]
+fn rdb_9_with_old_encodings_loads_as_redis_loads_it() {
+    use rdb::encode::{put_len, put_string};
+    let mut f = b"REDIS0009".to_vec();
+    rdb::file::put_aux(&mut f, b"redis-ver", b"6.2.14");
+    rdb::file::put_select_db(&mut f, 0);
+    let long = vec![b'z'; 300];
+    let items: Vec<&[u8]> = vec![b"a", b"5", b"-100", b"300", b"70000", b"-8000000", b"3000000000", b"text", &long];
+    // LIST_ZIPLIST (10)
+    f.push(10);
+    put_string(&mut f, b"zl-list", false);
+    put_string(&mut f, &ziplist(&items), false);
+    // LIST_QUICKLIST (14): two ziplist nodes
+    f.push(14);
+    put_string(&mut f, b"ql-list", false);
+    put_len(&mut f, 2);
+    put_string(&mut f, &ziplist(&items[..4]), false);
+    put_string(&mut f, &ziplist(&items[4..]), true);
+    // HASH_ZIPLIST (13)
+    f.push(13);
+    put_string(&mut f, b"zl-hash", false);
+    put_string(&mut f, &ziplist(&[b"f1", b"v1", b"n", b"12345", b"big", b"99999999999"]), false);
+    // HASH_ZIPMAP (9)
+    f.push(9);
+    put_string(&mut f, b"zm-hash", false);
+    put_string(&mut f, &zipmap(&[(b"name", b"redis"), (b"ver", b"2.4")]), false);
+    // ZSET_ZIPLIST (12): member, score, ... in score order
+    f.push(12);
+    put_string(&mut f, b"zl-zset", false);
+    put_string(&mut f, &ziplist(&[b"low", b"-2.5", b"mid", b"1", b"high", b"100"]), false);
+    // ZSET (3) with text scores, including infinities
+    f.push(3);
+    put_string(&mut f, b"old-zset", false);
+    put_len(&mut f, 3);
+    for (m, s) in [(&b"a"[..], &b"1.5"[..]), (b"b", b"inf"), (b"c", b"-inf")] {
+        put_string(&mut f, m, false);
+        match s {
+            b"inf" => f.push(254),
+            b"-inf" => f.push(255),
+            _ => {
+                f.push(s.len() as u8);
+                f.extend_from_slice(s);
+            }
+        }
+    }
+    // SET_INTSET (11) and an expiry in seconds (253) on a plain string
+    f.push(11);
+    put_string(&mut f, b"is-set", false);
+    put_string(&mut f, &rdb::intset::encode(vec![5, -3, 70000, 1 << 40]), false);
+    f.push(253);
+    // (Seconds in a signed 32-bit number: 2033, in the future until then.)
+    f.extend_from_slice(&2_000_000_000i32.to_le_bytes());
+    f.push(0);
+    put_string(&mut f, b"old-ttl", false);
+    put_string(&mut f, b"v", false);
+    rdb::file::put_select_db(&mut f, 2);
+    f.push(1); // LIST (1): plain strings
+    put_string(&mut f, b"plain-list", false);
+    put_len(&mut f, 2);
+    put_string(&mut f, b"x", false);
+    put_string(&mut f, b"12", false);
+    f.push(255);
+    let crc = rdb::CRC64.checksum(&f);
+    f.extend_from_slice(&crc.to_le_bytes());
+
+    let mut servers = Vec::new();
+    for bin in [FERRODIS, "redis-server"] {
+        let dir = tempdir("rdb9");
+        std::fs::write(dir.join("dump.rdb"), &f).expect("write");
+        servers.push(if bin == FERRODIS { Server::ferrodis_in(dir, &[]) } else { Server::redis_in(dir, &[]) });
+    }
+    let (mut a, mut b) = (servers[0].client(), servers[1].client());
+    let (x, y) = (contents(&mut a, &[0, 2]), contents(&mut b, &[0, 2]));
+    assert_eq!(x.len(), 9, "{:?}", x.keys().collect::<Vec<_>>());
+    assert_eq!(x, y);
+    assert_eq!(digests(&mut a, &[0, 2]), digests(&mut b, &[0, 2]));
+}

@@ -147,7 +147,8 @@ impl<'a> Reader<'a> {
                 }
                 opcodes::EXPIRETIME_MS => expire_ms = Some(self.c.u64_le()? as i64),
                 opcodes::EXPIRETIME => {
-                    let s = u32::from_le_bytes(self.c.take(4)?.try_into().expect("4 bytes"));
+                    // Seconds as a signed 32-bit number, as Redis reads them.
+                    let s = i32::from_le_bytes(self.c.take(4)?.try_into().expect("4 bytes"));
                     expire_ms = Some(s as i64 * 1000);
                 }
                 opcodes::IDLE => idle = Some(self.c.length()?),
