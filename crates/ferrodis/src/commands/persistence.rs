@@ -465,7 +465,11 @@ pub fn aof_before_reply(st: &State) {
     if st.aof.enabled.load(Ordering::Relaxed) && st.config.hot.appendfsync.load(Ordering::Relaxed) == crate::persistence::aof::FSYNC_ALWAYS
     {
         let target = st.journal.offset();
-        let _ = st.aof.sync_to(&st.journal, target);
+        if st.aof.sync_to(&st.journal, target).is_err() {
+            // Nothing may be acknowledged that is not on disk: as Redis, give up.
+            tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+            std::process::exit(1);
+        }
     }
 }
 

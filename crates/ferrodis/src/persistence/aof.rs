@@ -88,6 +88,8 @@ struct Inner {
     /// Bytes in the incr files since the last rewrite, and in the base.
     incr_size: u64,
     base_size: u64,
+    /// Bytes a failed write could not put in the file: they go first next time.
+    retry: Vec<u8>,
 }
 
 /// The AOF of a running server.
@@ -124,7 +126,7 @@ impl Aof {
         Aof {
             dir,
             basename,
-            inner: Mutex::new(Inner { manifest: Manifest::default(), file: None, incr_size: 0, base_size: 0 }),
+            inner: Mutex::new(Inner { manifest: Manifest::default(), file: None, incr_size: 0, base_size: 0, retry: Vec::new() }),
             enabled: AtomicBool::new(false),
             fsync: AtomicU8::new(FSYNC_EVERYSEC),
             written: AtomicU64::new(0),
@@ -290,8 +292,14 @@ impl Aof {
     /// offset now written.
     pub fn write_pending(&self, journal: &Journal, sync: bool) -> std::io::Result<u64> {
         let mut g = self.inner.lock();
-        let (bytes, end) = journal.take_aof();
+        let (mut bytes, end) = journal.take_aof();
+        if !g.retry.is_empty() {
+            let mut all = std::mem::take(&mut g.retry);
+            all.extend_from_slice(&bytes);
+            bytes = all;
+        }
         let Some(f) = g.file.as_mut() else { return Ok(end) };
+        let before = f.metadata().map(|m| m.len()).ok();
         let r = (|| {
             if !bytes.is_empty() {
                 f.write_all(&bytes)?;
@@ -312,6 +320,11 @@ impl Aof {
                 Ok(end)
             }
             Err(e) => {
+                // Undo a partial write (as Redis truncates back) and keep the bytes for next time.
+                if let Some(len) = before {
+                    let _ = f.set_len(len);
+                }
+                g.retry = bytes;
                 self.write_error.store(true, Ordering::Relaxed);
                 tracing::warn!("Error writing to the AOF file: {}", e);
                 Err(e)
