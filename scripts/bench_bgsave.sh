@@ -10,7 +10,7 @@ run() {
   local name=$1 bin=$2 port=$3
   local dir
   dir=$(mktemp -d)
-  "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no > "$dir/log" 2>&1 &
+  "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no ${EXTRA:-} > "$dir/log" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -p "$port" eval "for i=1,1000000 do redis.call('set','key:'..i, string.rep('v', 100)) end" 0 > /dev/null
