@@ -117,23 +117,29 @@ fn aof_written_by_ferrodis_loads_into_redis() {
     same_data(&f, &g);
 }
 
-/// Writes INCRs from one client, counting the acknowledged ones, kills the server with SIGKILL
-/// (by PID) meanwhile, restarts on the same files; returns (acknowledged, recovered).
-fn incr_then_kill(fsync: &str) -> (i64, i64) {
+/// Writes INCRs from four clients (each its own key), counting the acknowledged ones, kills the
+/// server with SIGKILL (by PID) meanwhile, restarts on the same files; returns, per client,
+/// (acknowledged, recovered).
+fn incr_then_kill(fsync: &str) -> Vec<(i64, i64)> {
     let mut s = Server::ferrodis(&["--appendonly", "yes", "--appendfsync", fsync]);
     let port = s.port;
-    let writer = std::thread::spawn(move || {
-        let mut c = crate::harness::Client::connect(port);
-        let mut acked = 0i64;
-        for _ in 0..200_000 {
-            c.send(&crate::harness::encode(&[b"INCR", b"n"]));
-            match c.read_reply() {
-                Some(r) if r.starts_with(b":") => acked = String::from_utf8_lossy(&r[1..r.len() - 2]).parse().expect("int"),
-                _ => break,
-            }
-        }
-        acked
-    });
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let key = format!("n{w}");
+                let mut c = crate::harness::Client::connect(port);
+                let mut acked = 0i64;
+                for _ in 0..200_000 {
+                    c.send(&crate::harness::encode(&[b"INCR", key.as_bytes()]));
+                    match c.read_reply() {
+                        Some(r) if r.starts_with(b":") => acked = String::from_utf8_lossy(&r[1..r.len() - 2]).parse().expect("int"),
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     // SIGKILL: no shutdown, no final save.
     // SAFETY: kill(2) on the PID of the child this test started.
@@ -141,30 +147,39 @@ fn incr_then_kill(fsync: &str) -> (i64, i64) {
         libc::kill(s.child.id() as i32, libc::SIGKILL);
     }
     let _ = s.wait_exit(Duration::from_secs(10));
-    let acked = writer.join().expect("writer");
+    let acked: Vec<i64> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
     let dir = tempdir("after-kill");
     copy_dir(&s.dir.join("appendonlydir"), &dir.join("appendonlydir"));
     let g = Server::ferrodis_in(dir, &["--appendonly", "yes"]);
-    let got = g.client().text(&["GET", "n"]);
-    let recovered = got.lines().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-    eprintln!("appendfsync {fsync}: acknowledged {acked}, recovered {recovered}");
-    (acked, recovered)
+    let mut c = g.client();
+    let out: Vec<(i64, i64)> = acked
+        .iter()
+        .enumerate()
+        .map(|(w, &a)| {
+            let got = c.text(&["GET", &format!("n{w}")]);
+            (a, got.lines().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0))
+        })
+        .collect();
+    eprintln!("appendfsync {fsync}: (acknowledged, recovered) per client {out:?}");
+    out
 }
 
 #[test]
 fn kill_9_with_appendfsync_always_loses_no_acknowledged_write() {
-    let (acked, recovered) = incr_then_kill("always");
-    assert!(acked > 0, "the writer got no reply before the kill");
-    assert!(recovered >= acked, "acknowledged {acked}, recovered {recovered}");
+    for (acked, recovered) in incr_then_kill("always") {
+        assert!(acked > 0, "a writer got no reply before the kill");
+        assert!(recovered >= acked, "acknowledged {acked}, recovered {recovered}");
+    }
 }
 
 #[test]
 fn kill_9_with_appendfsync_everysec_loses_only_the_last_writes() {
     // INCR's value is its position in the sequence: what comes back is a prefix, never a gap.
-    let (acked, recovered) = incr_then_kill("everysec");
-    assert!(acked > 0);
-    // The writer thread moves the stream to the file every 10 ms: most of it survives a kill.
-    assert!(recovered > 0 && recovered <= acked + 1, "acknowledged {acked}, recovered {recovered}");
+    for (acked, recovered) in incr_then_kill("everysec") {
+        assert!(acked > 0);
+        // The writer thread moves the stream to the file every 10 ms: most of it survives a kill.
+        assert!(recovered > 0 && recovered <= acked + 1, "acknowledged {acked}, recovered {recovered}");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Persistence commands (Redis's rdb.c, aof.c and the DUMP/RESTORE of cluster.c): SAVE, BGSAVE
 //! [SCHEDULE], BGREWRITEAOF, DUMP, RESTORE; and what the server calls for startup (`load_data`),
-//! save points, shutdown, the AOF writer thread and `appendfsync always` (`aof_before_reply`).
+//! save points, shutdown, the AOF writer thread and `appendfsync always` (`aof_reply_target`).
 //!
 //! A save is a fork-less snapshot (`persistence::rdb::save`): clients keep running while it is
 //! written; the file holds the keyspace as it was when the save began.
@@ -459,27 +459,22 @@ pub fn appendonly_changed(st: &State) {
     }
 }
 
-/// appendfsync always: called by a connection before it sends replies, so that no write is
-/// acknowledged before it is on disk.
-pub fn aof_before_reply(st: &State) {
-    if st.aof.enabled.load(Ordering::Relaxed) && st.config.hot.appendfsync.load(Ordering::Relaxed) == crate::persistence::aof::FSYNC_ALWAYS
-    {
-        let target = st.journal.offset();
-        if st.aof.sync_to(&st.journal, target).is_err() {
-            // Nothing may be acknowledged that is not on disk: as Redis, give up.
-            tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
-            std::process::exit(1);
-        }
-    }
+/// appendfsync always: the journal offset a connection's replies must wait for (everything
+/// appended so far), or None when they need not wait.
+pub fn aof_reply_target(st: &State) -> Option<u64> {
+    let always = st.aof.enabled.load(Ordering::Relaxed)
+        && st.config.hot.appendfsync.load(Ordering::Relaxed) == crate::persistence::aof::FSYNC_ALWAYS;
+    always.then(|| st.journal.offset()).filter(|t| *t > st.aof.synced.load(Ordering::Acquire))
 }
 
-/// The AOF writer's loop (its own thread): every 10 ms it moves what the journal kept to the
-/// file; with `everysec` it fsyncs once a second. Automatic rewrites are started from here too.
+/// The AOF writer's loop (its own thread): it moves what the journal kept to the file every
+/// 10 ms, and at once when a connection waits for an fsync (appendfsync always); with
+/// `everysec` it fsyncs once a second. Automatic rewrites are started from here too.
 pub fn aof_writer(st: Arc<State>) {
     let mut last_fsync = std::time::Instant::now();
     let mut last_check = std::time::Instant::now();
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        st.aof.wait_for_work(std::time::Duration::from_millis(10));
         if !st.aof.enabled.load(Ordering::Acquire) {
             continue;
         }
@@ -489,8 +484,15 @@ pub fn aof_writer(st: Arc<State>) {
             crate::persistence::aof::FSYNC_EVERYSEC => last_fsync.elapsed() >= std::time::Duration::from_secs(1),
             _ => false,
         };
-        if st.aof.write_pending(&st.journal, sync).is_ok() && sync {
-            last_fsync = std::time::Instant::now();
+        match st.aof.write_pending(&st.journal, sync) {
+            Ok(_) if sync => last_fsync = std::time::Instant::now(),
+            Ok(_) => {}
+            Err(_) if policy == crate::persistence::aof::FSYNC_ALWAYS => {
+                // Nothing may be acknowledged that is not on disk: as Redis, give up.
+                tracing::warn!("Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting...");
+                std::process::exit(1);
+            }
+            Err(_) => {}
         }
         if last_check.elapsed() >= std::time::Duration::from_millis(100) {
             last_check = std::time::Instant::now();

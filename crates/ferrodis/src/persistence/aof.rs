@@ -104,6 +104,11 @@ pub struct Aof {
     pub synced: AtomicU64,
     /// The last write or fsync failed (`aof_last_write_status:err`).
     pub write_error: AtomicBool,
+    /// `synced`, for connections waiting on it (appendfsync always).
+    synced_tx: tokio::sync::watch::Sender<u64>,
+    /// A connection waits for an fsync: the AOF thread is woken at once.
+    sync_wanted: parking_lot::Mutex<bool>,
+    sync_cv: parking_lot::Condvar,
 }
 
 /// Runs one replayed command (the caller's dispatch).
@@ -132,7 +137,42 @@ impl Aof {
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             write_error: AtomicBool::new(false),
+            synced_tx: tokio::sync::watch::channel(0).0,
+            sync_wanted: parking_lot::Mutex::new(false),
+            sync_cv: parking_lot::Condvar::new(),
         }
+    }
+
+    /// appendfsync always: waits (without blocking the worker thread, so its other connections
+    /// keep adding writes) until the stream up to `target` is fsynced by the AOF thread, which
+    /// does one write and one fsync for everything waiting (group commit, as Redis's event loop
+    /// does once per iteration).
+    pub async fn wait_synced(&self, target: u64) {
+        if self.synced.load(Ordering::Acquire) >= target {
+            return;
+        }
+        let mut rx = self.synced_tx.subscribe();
+        {
+            *self.sync_wanted.lock() = true;
+            self.sync_cv.notify_one();
+        }
+        loop {
+            if *rx.borrow_and_update() >= target {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The AOF thread: sleeps until a connection wants an fsync, or `timeout`. True when one does.
+    pub fn wait_for_work(&self, timeout: std::time::Duration) -> bool {
+        let mut wanted = self.sync_wanted.lock();
+        if !*wanted {
+            self.sync_cv.wait_for(&mut wanted, timeout);
+        }
+        std::mem::replace(&mut *wanted, false)
     }
 
     fn manifest_path(&self) -> PathBuf {
@@ -285,6 +325,7 @@ impl Aof {
         let (_, end) = journal.take_aof();
         self.written.store(end, Ordering::Release);
         self.synced.store(end, Ordering::Release);
+        self.synced_tx.send_replace(end);
         self.enabled.store(true, Ordering::Release);
     }
 
@@ -315,6 +356,7 @@ impl Aof {
                 self.written.store(end, Ordering::Release);
                 if sync {
                     self.synced.store(end, Ordering::Release);
+                    self.synced_tx.send_replace(end);
                 }
                 self.write_error.store(false, Ordering::Relaxed);
                 Ok(end)
@@ -330,15 +372,6 @@ impl Aof {
                 Err(e)
             }
         }
-    }
-
-    /// appendfsync always: returns once the stream up to `target` is on disk (group commit:
-    /// whoever takes the lock first writes and fsyncs for everyone waiting).
-    pub fn sync_to(&self, journal: &Journal, target: u64) -> std::io::Result<()> {
-        if self.synced.load(Ordering::Acquire) >= target {
-            return Ok(());
-        }
-        self.write_pending(journal, true).map(|_| ())
     }
 
     /// Starts a new incr file (seq + 1) and lists it in the manifest; what was pending goes to
@@ -362,6 +395,7 @@ impl Aof {
         journal.reselect();
         self.written.store(end, Ordering::Release);
         self.synced.store(end, Ordering::Release);
+        self.synced_tx.send_replace(end);
         Ok(seq)
     }
 

@@ -155,7 +155,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
                         break 'conn;
                     }
-                    if out.buf.len() >= FLUSH_AT && flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                    if out.buf.len() >= FLUSH_AT && flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
                         break 'conn;
                     }
                 }
@@ -169,7 +169,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                     // Redis replies the protocol error and closes the connection.
                     out.error(&format!("ERR {}", e.0));
                     tracing::debug!("Protocol error ({}) from client: {}", e.0, info.addr);
-                    let _ = flush(&sock, &mut out, &ts, &info, &st).await;
+                    let _ = flush_durable(&sock, &mut out, &ts, &info, &st).await;
                     break 'conn;
                 }
             }
@@ -181,10 +181,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             break;
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
-        if !out.buf.is_empty() {
-            crate::commands::persistence::aof_before_reply(&st);
-        }
-        if !out.buf.is_empty() && flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+        if !out.buf.is_empty() && flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
             break;
         }
         if close {
@@ -193,7 +190,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if let Some((w, deadline)) = conn.blocked.take() {
             let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, deadline, &st, &ts, &info).await else { break };
             out.raw(&reply);
-            if flush(&sock, &mut out, &ts, &info, &st).await.is_err() {
+            if flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
                 break;
             }
             pending = !rbuf.is_empty();
@@ -270,6 +267,16 @@ async fn wait_blocked(
     };
     info.blocked.store(false, Ordering::Relaxed);
     r
+}
+
+/// `flush`, after waiting (appendfsync always) until the writes the replies acknowledge are on
+/// disk: no acknowledgement leaves before its write is durable. Other connections of this thread
+/// run meanwhile, so one fsync covers many of them.
+async fn flush_durable(sock: &Socket, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {
+    if let Some(target) = crate::commands::persistence::aof_reply_target(st) {
+        st.aof.wait_synced(target).await;
+    }
+    flush(sock, out, ts, info, st).await
 }
 
 async fn flush(sock: &Socket, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {
