@@ -91,7 +91,6 @@ fn aof_written_by_redis_loads_into_ferrodis() {
         .client()
         .text(&["INFO", "persistence"])
         .contains("aof_rewrite_in_progress:0")));
-    std::thread::sleep(Duration::from_millis(100));
     let f2 = carry_aof(&r, FERRODIS, &[]);
     same_data(&r, &f2);
 }
@@ -140,7 +139,12 @@ fn incr_then_kill(fsync: &str) -> Vec<(i64, i64)> {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Kill once every writer has had some writes acknowledged (a deadline-bounded wait).
+    let mut probe = s.client();
+    let progressed = crate::harness::wait_until(Duration::from_secs(20), || {
+        (0..4).all(|w| probe.text(&["GET", &format!("n{w}")]).lines().nth(1).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) >= 100)
+    });
+    assert!(progressed, "the writers made no progress");
     // SIGKILL: no shutdown, no final save.
     // SAFETY: kill(2) on the PID of the child this test started.
     unsafe {

@@ -164,6 +164,31 @@ pub fn start_bgsave(st: &Arc<State>) -> Result<(), String> {
     Ok(())
 }
 
+/// The access field of a key loaded now (LRU seconds, or a new LFU counter).
+fn loaded_lru(st: &State, now: i64) -> u32 {
+    if st.config.hot.lfu_policy.load(Ordering::Relaxed) {
+        crate::keyspace::lfu::new(now)
+    } else {
+        (now / 1000) as u32
+    }
+}
+
+/// Empties every database before a reload (DEBUG RELOAD, DEBUG LOADAOF).
+pub fn empty_keyspace(st: &State) {
+    let mut guards = st.keyspace.lock_all();
+    let dbs = st.keyspace.databases;
+    let garbage: Vec<_> = guards.iter_mut().flat_map(|g| (0..dbs).filter_map(|db| g.take_db(db)).collect::<Vec<_>>()).collect();
+    drop(guards);
+    drop(garbage);
+}
+
+/// A value's DUMP payload (DUMP, MIGRATE).
+fn dump_payload(v: &crate::types::Value, f: prdb::Format) -> Vec<u8> {
+    let mut body = Vec::new();
+    prdb::encode_value(&mut body, None, v, f);
+    rdb::dump::seal(body)
+}
+
 /// Loads the RDB file at startup, if there is one. Err (to abort the start) when it is corrupt.
 pub fn load_rdb(st: &State) -> Result<(), String> {
     load_rdb_with(st, super::scripting::RestorePolicy::Append)
@@ -178,9 +203,8 @@ pub fn load_rdb_with(st: &State, policy: super::scripting::RestorePolicy) -> Res
         Err(e) => return Err(format!("Fatal error loading the DB: {e}. Exiting.")),
     };
     let start = std::time::Instant::now();
-    let lfu = st.config.hot.lfu_policy.load(Ordering::Relaxed);
     let now = crate::util::now_ms();
-    let lru = if lfu { crate::keyspace::lfu::new(now) } else { (now / 1000) as u32 };
+    let lru = loaded_lru(st, now);
     let loaded = prdb::load(&st.keyspace, &bytes, &limits(st), now, lru)
         .map_err(|e| format!("Fatal error loading the DB from {} at offset {}: {}. Exiting.", path.display(), e.offset, e.msg))?;
     if !loaded.functions.is_empty() {
@@ -231,9 +255,7 @@ fn dump(ctx: &mut Ctx, argv: &[&[u8]]) {
     let f = format(ctx.st);
     let (e, out) = ctx.entry(argv[1], true);
     let Some(e) = e else { return out.null() };
-    let mut body = Vec::new();
-    prdb::encode_value(&mut body, None, &e.value, f);
-    out.bulk(&rdb::dump::seal(body));
+    out.bulk(&dump_payload(&e.value, f));
 }
 
 fn restore(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -352,16 +374,15 @@ pub fn load_data(st: &State, table: &CommandTable) -> Result<(), String> {
 fn load_aof(st: &State, table: &CommandTable, m: &crate::persistence::aof::Manifest) -> Result<(), String> {
     let start = std::time::Instant::now();
     let now = crate::util::now_ms();
-    let lfu = st.config.hot.lfu_policy.load(Ordering::Relaxed);
-    let lru = if lfu { crate::keyspace::lfu::new(now) } else { (now / 1000) as u32 };
+    let lru = loaded_lru(st, now);
     let lim = limits(st);
     let mut functions = Vec::new();
     let mut keys = 0;
-    let mut load_rdb = |bytes: &[u8]| -> Result<(), String> {
+    let mut load_rdb = |bytes: &[u8]| -> Result<usize, String> {
         let l = prdb::load(&st.keyspace, bytes, &lim, now, lru).map_err(|e| format!("offset {}: {}", e.offset, e.msg))?;
         functions.extend(l.functions);
         keys += l.keys;
-        Ok(())
+        Ok(l.end)
     };
     let info = Arc::new(crate::state::ClientInfo { addr: "AOF".into(), ..Default::default() });
     let mut conn = super::ConnState::new(info, true);
@@ -536,11 +557,7 @@ pub fn debug_loadaof(st: &State, table: &CommandTable) -> Result<(), String> {
         st.aof.write_pending(&st.journal, true).map_err(|e| e.to_string())?;
     }
     let Some(m) = st.aof.read_manifest()? else { return Err("no AOF manifest".into()) };
-    let mut guards = st.keyspace.lock_all();
-    let dbs = st.keyspace.databases;
-    let garbage: Vec<_> = guards.iter_mut().flat_map(|g| (0..dbs).filter_map(|db| g.take_db(db)).collect::<Vec<_>>()).collect();
-    drop(guards);
-    drop(garbage);
+    empty_keyspace(st);
     // Replayed commands must not be appended again.
     let tap = st.aof.enabled.load(Ordering::Acquire);
     if tap {
@@ -602,10 +619,8 @@ fn migrate(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut found: Vec<(&[u8], Vec<u8>, i64)> = Vec::new();
     for k in &keys {
         if let Some(e) = ctx.entry(k, false).0 {
-            let mut body = Vec::new();
-            prdb::encode_value(&mut body, None, &e.value, f);
             let ttl = if e.expire == 0 { 0 } else { (e.expire - now).max(1) };
-            found.push((k, rdb::dump::seal(body), ttl));
+            found.push((k, dump_payload(&e.value, f), ttl));
         }
     }
     if found.is_empty() {

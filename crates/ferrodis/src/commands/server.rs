@@ -1003,11 +1003,7 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
                 return ctx.out.error("ERR Error trying to save the DB");
             }
             if !noflush {
-                let mut guards = ctx.st.keyspace.lock_all();
-                let dbs = ctx.st.keyspace.databases;
-                let garbage: Vec<_> = guards.iter_mut().flat_map(|g| (0..dbs).filter_map(|db| g.take_db(db)).collect::<Vec<_>>()).collect();
-                drop(guards);
-                drop(garbage);
+                super::persistence::empty_keyspace(ctx.st);
             }
             match super::persistence::load_rdb_with(ctx.st, super::scripting::RestorePolicy::Replace) {
                 Ok(()) => {

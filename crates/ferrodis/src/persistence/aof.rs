@@ -11,7 +11,7 @@ use crate::journal::Journal;
 use parking_lot::Mutex;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// `appendfsync`.
 pub const FSYNC_NO: u8 = 0;
@@ -98,7 +98,6 @@ pub struct Aof {
     pub basename: String,
     inner: Mutex<Inner>,
     pub enabled: AtomicBool,
-    pub fsync: AtomicU8,
     /// Journal offset up to which the AOF is written, and fsynced.
     pub written: AtomicU64,
     pub synced: AtomicU64,
@@ -133,7 +132,6 @@ impl Aof {
             basename,
             inner: Mutex::new(Inner { manifest: Manifest::default(), file: None, incr_size: 0, base_size: 0, retry: Vec::new() }),
             enabled: AtomicBool::new(false),
-            fsync: AtomicU8::new(FSYNC_EVERYSEC),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             write_error: AtomicBool::new(false),
@@ -228,7 +226,7 @@ impl Aof {
         &self,
         m: &Manifest,
         truncated_ok: bool,
-        load_rdb: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+        load_rdb: &mut dyn FnMut(&[u8]) -> Result<usize, String>,
         exec: &mut Exec<'_>,
     ) -> Result<Loaded, LoadError> {
         let mut out = Loaded::default();
@@ -253,11 +251,8 @@ impl Aof {
             }
             let mut pos = 0;
             if bytes.starts_with(b"REDIS") {
-                // An RDB base (or an RDB preamble): it is loaded whole, then commands may follow.
-                let end = rdb_end(&bytes)
-                    .map_err(|e| LoadError(format!("Bad file format reading the append only file {}: {e}", path.display())))?;
-                load_rdb(&bytes[..end]).map_err(|e| LoadError(format!("Error reading the RDB base of {}: {e}", path.display())))?;
-                pos = end;
+                // An RDB base (or an RDB preamble): loaded up to its EOF, then commands may follow.
+                pos = load_rdb(&bytes).map_err(|e| LoadError(format!("Error reading the RDB base of {}: {e}", path.display())))?;
             }
             let last = i + 1 == n;
             match replay(&bytes[pos..], exec) {
@@ -436,16 +431,6 @@ impl Aof {
 
     pub fn path_of(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-}
-
-/// Where an RDB (preamble) ends: after its EOF opcode and checksum.
-fn rdb_end(b: &[u8]) -> Result<usize, String> {
-    let mut r = rdb::file::Reader::new(b).map_err(|e| e.to_string())?;
-    loop {
-        if r.next_item().map_err(|e| e.to_string())? == rdb::file::Item::End {
-            return Ok(r.offset());
-        }
     }
 }
 

@@ -293,6 +293,8 @@ pub fn save(
 /// What a load found.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// Bytes read, up to and including the EOF trailer (an AOF's commands may follow).
+    pub end: usize,
     pub keys: u64,
     pub expired: u64,
     pub functions: Vec<Vec<u8>>,
@@ -308,7 +310,10 @@ pub fn load(ks: &Keyspace, bytes: &[u8], lim: &Limits, now: i64, lru: u32) -> Re
     loop {
         let at = r.offset();
         match r.next_item()? {
-            rdb::file::Item::End => break,
+            rdb::file::Item::End => {
+                out.end = r.offset();
+                break;
+            }
             rdb::file::Item::SelectDb(n) => {
                 if n >= ks.databases {
                     return Err(rdb::Error {

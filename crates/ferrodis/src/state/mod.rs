@@ -62,16 +62,16 @@ pub struct State {
     /// The Lua script cache.
     pub scripts: scripts::Scripts,
     /// RDB saves: in progress, last result, counters (INFO persistence).
-    pub rdb: RdbState,
+    pub rdb: SaveState,
     /// The append-only file, and its rewrites.
     pub aof: crate::persistence::aof::Aof,
-    pub aof_rewrite: RdbState,
+    pub aof_rewrite: SaveState,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
 
-/// RDB snapshot bookkeeping.
-pub struct RdbState {
+/// A kind of background save (the RDB, or the AOF rewrite): running, last result, counts.
+pub struct SaveState {
     /// A save (SAVE or BGSAVE) is running.
     pub in_progress: AtomicBool,
     /// When the running save started (ms), 0 when none.
@@ -82,14 +82,15 @@ pub struct RdbState {
     /// When the last save attempt ended (ms); failed save points wait before retrying.
     pub last_try_ms: AtomicI64,
     pub last_time_sec: AtomicI64,
+    /// Saves done (`rdb_saves`, `aof_rewrites`).
     pub saves: AtomicU64,
     pub last_load_loaded: AtomicU64,
     pub last_load_expired: AtomicU64,
 }
 
-impl Default for RdbState {
+impl Default for SaveState {
     fn default() -> Self {
-        RdbState {
+        SaveState {
             in_progress: AtomicBool::new(false),
             started_ms: AtomicI64::new(0),
             scheduled: AtomicBool::new(false),
