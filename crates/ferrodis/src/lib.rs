@@ -19,6 +19,7 @@ pub mod config;
 pub mod journal;
 pub mod keyspace;
 pub mod persistence;
+pub mod replication;
 pub mod server;
 pub mod state;
 pub mod types;

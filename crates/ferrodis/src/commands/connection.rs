@@ -212,17 +212,16 @@ fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) {
 
 fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind = None;
     let mut i = 2;
     while i < argv.len() {
         if eq(argv[i], "type") && i + 1 < argv.len() {
             let t = argv[i + 1];
-            if !(eq(t, "normal") || eq(t, "master") || eq(t, "replica") || eq(t, "slave") || eq(t, "pubsub")) {
+            let Some(k) = crate::state::ClientInfo::kind_named(t) else {
                 ctx.out.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(t)));
                 return;
-            }
-            if !eq(t, "normal") {
-                ids = Some(Vec::new());
-            }
+            };
+            kind = Some(k);
             i += 2;
         } else if eq(argv[i], "id") && i + 1 < argv.len() {
             let mut v = ids.take().unwrap_or_default();
@@ -245,7 +244,7 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let mut s = String::new();
     for c in ctx.st.clients.all() {
-        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) || kind.is_some_and(|k| k != c.kind()) {
             continue;
         }
         let table = ctx.table;
@@ -340,11 +339,11 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
         } else if eq(k, "user") {
             user = Some(String::from_utf8_lossy(v).into_owned());
         } else if eq(k, "type") {
-            if !(eq(v, "normal") || eq(v, "master") || eq(v, "replica") || eq(v, "slave") || eq(v, "pubsub")) {
+            let Some(k) = crate::state::ClientInfo::kind_named(v) else {
                 ctx.out.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(v)));
                 return;
-            }
-            typ = Some(eq(v, "normal"));
+            };
+            typ = Some(k);
         } else if eq(k, "skipme") {
             if eq(v, "yes") {
                 skipme = true;
@@ -371,7 +370,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
             || addr.as_ref().is_some_and(|a| *a != c.addr)
             || laddr.as_ref().is_some_and(|a| *a != c.laddr)
             || user.as_ref().is_some_and(|u| *u != *c.user.lock())
-            || typ == Some(false)
+            || typ.is_some_and(|k| k != c.kind())
             || (me && skipme)
         {
             continue;

@@ -173,6 +173,17 @@ fn execute_inner(
         flag_transaction(conn);
         return Flow::Continue;
     }
+    // 2c. Replication: a read-only replica refuses writes (but for its master's), a master with
+    // min-replicas-to-write refuses them without enough good replicas, and a replica whose link
+    // is down answers only STALE commands when replica-serve-stale-data is no.
+    if !conn.is_master {
+        if let Some(err) = replication_denies(st, spec, clock.now_ms()) {
+            out.error(err);
+            ThreadStats::add(&ts.cmd[id].rejected, 1);
+            flag_transaction(conn);
+            return Flow::Continue;
+        }
+    }
     // 3. CLIENT PAUSE holds commands (writes only, or all) until it ends.
     let now = clock.now_ms();
     if st.pause_until.load(Ordering::Relaxed) > now
@@ -303,6 +314,27 @@ const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it
 
 fn writes_denied_by_disk_error(st: &State) -> bool {
     st.config.get("stop-writes-on-bgsave-error").is_none_or(|v| v == "yes") && !st.config.get("save").unwrap_or_default().trim().is_empty()
+}
+
+/// Redis's processCommand checks of the replication state (READONLY, NOREPLICAS, MASTERDOWN).
+#[inline]
+fn replication_denies(st: &State, spec: &super::CommandSpec, now: i64) -> Option<&'static str> {
+    let h = &st.config.hot;
+    if st.repl.is_replica() {
+        if spec.is_write() && h.replica_read_only.load(Ordering::Relaxed) {
+            return Some("READONLY You can't write against a read only replica.");
+        }
+        if spec.flags & flag::STALE == 0 && !h.replica_serve_stale.load(Ordering::Relaxed) && !st.repl.link_up() {
+            return Some("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.");
+        }
+    } else if spec.is_write() {
+        let n = h.min_replicas_to_write.load(Ordering::Relaxed);
+        let lag = h.min_replicas_max_lag.load(Ordering::Relaxed);
+        if n > 0 && lag > 0 && (st.repl.good_replicas(lag, now) as i64) < n {
+            return Some("NOREPLICAS Not enough good replicas to write.");
+        }
+    }
+    None
 }
 
 /// A command rejected while queuing makes EXEC fail (Redis's flagTransaction).

@@ -101,6 +101,33 @@ pub struct ConnState {
     pub deny_blocking: bool,
     /// Pub/Sub subscriptions and the mailbox their messages arrive in.
     pub pubsub: Option<PubSubConn>,
+    /// This connection is our master's replication link (a replica applying its stream).
+    pub is_master: bool,
+    /// The journal offset after this client's last write (Redis's `woff`): WAIT's target.
+    pub woff: u64,
+    /// Set by a command that hands the connection over (PSYNC, SYNC) or blocks it on replica
+    /// acknowledgements (WAIT); the connection acts on it after the reply is written.
+    pub handoff: Option<Handoff>,
+    /// What a replica told us with REPLCONF before PSYNC.
+    pub replconf: ReplConf,
+}
+
+/// REPLCONF listening-port / ip-address / capa, as a replica announced them.
+#[derive(Debug, Default, Clone)]
+pub struct ReplConf {
+    pub port: u16,
+    pub ip: Option<String>,
+    pub capa_eof: bool,
+    pub capa_psync2: bool,
+}
+
+/// What a connection does after its batch (see `ConnState::handoff`).
+#[derive(Debug)]
+pub enum Handoff {
+    /// PSYNC (replid, offset) or SYNC (None): the connection becomes a replica's stream.
+    Replica { psync: Option<(Vec<u8>, i64)> },
+    /// WAIT: reply how many replicas acknowledged `target` once `needed` have, or at `deadline`.
+    WaitAcks { target: u64, needed: usize, deadline: Option<std::time::Instant> },
 }
 
 pub struct PubSubConn {
@@ -159,6 +186,10 @@ impl ConnState {
             watch_dirty: Default::default(),
             deny_blocking: false,
             pubsub: None,
+            is_master: false,
+            woff: 0,
+            handoff: None,
+            replconf: ReplConf::default(),
         }
     }
 }
@@ -183,6 +214,8 @@ pub struct Ctx<'a> {
     pub capture: Option<Vec<(usize, Vec<Vec<u8>>)>>,
     /// A script's redis.set_repl(redis.REPL_NONE): its commands' effects stay out of the journal.
     pub propagate_off: bool,
+    /// What lookups do with expired keys (delete them; on a replica, hide them or ignore expiry).
+    expiry: crate::keyspace::Expiry,
 }
 
 impl<'a> Ctx<'a> {
@@ -195,6 +228,13 @@ impl<'a> Ctx<'a> {
         cmd_id: usize,
         now: i64,
     ) -> Self {
+        let expiry = if !st.repl.is_replica() {
+            crate::keyspace::Expiry::Delete
+        } else if conn.is_master {
+            crate::keyspace::Expiry::Ignore
+        } else {
+            crate::keyspace::Expiry::Hide
+        };
         Ctx {
             st,
             table,
@@ -210,6 +250,7 @@ impl<'a> Ctx<'a> {
             deferred: SmallVec::new(),
             capture: None,
             propagate_off: false,
+            expiry,
         }
     }
 
@@ -315,7 +356,9 @@ impl<'a> Ctx<'a> {
             }
         };
         let stripe = &mut *self.guards[pos].1;
-        let e = match stripe.find_live(db, &loc, key, now) {
+        // A replica never expires keys itself: its clients do not see logically expired keys, and
+        // its master's commands see them as they are, until the master's DEL (Redis's rule).
+        let e = match stripe.find_live(db, &loc, key, now, self.expiry) {
             Found::Live(e) => Some(e),
             Found::Missing => None,
             Found::Expired(_) => {
@@ -323,7 +366,9 @@ impl<'a> Ctx<'a> {
                 match self.capture.as_mut() {
                     Some(c) if self.st.journal.enabled() => c.push((db, vec![b"DEL".to_vec(), key.to_vec()])),
                     Some(_) => {}
-                    None => self.st.journal.append(db, &[b"DEL", key]),
+                    None => {
+                        self.st.journal.append(db, &[b"DEL", key]);
+                    }
                 }
                 if self.st.config.hot.notify_flags.load(std::sync::atomic::Ordering::Relaxed) & crate::config::notify::EXPIRED != 0 {
                     pubsub::keyspace_event(self.st, db, crate::config::notify::EXPIRED, "expired", key, now);
@@ -542,7 +587,12 @@ impl<'a> Ctx<'a> {
         match self.capture.as_mut() {
             Some(c) if self.st.journal.enabled() => c.push((db, args.iter().map(|a| a.to_vec()).collect())),
             Some(_) => {}
-            None => self.st.journal.append(db, args),
+            None => {
+                let end = self.st.journal.append(db, args);
+                if end > 0 {
+                    self.conn.woff = end;
+                }
+            }
         }
     }
 

@@ -117,7 +117,10 @@ pub(crate) fn flush_capture(ctx: &mut Ctx) {
     batch.push((first_db, vec![b"MULTI".to_vec()]));
     batch.append(items);
     batch.push((last_db, vec![b"EXEC".to_vec()]));
-    ctx.st.journal.append_batch(&batch);
+    let end = ctx.st.journal.append_batch(&batch);
+    if end > 0 {
+        ctx.conn.woff = end;
+    }
 }
 
 fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {

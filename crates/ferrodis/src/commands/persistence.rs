@@ -115,19 +115,49 @@ fn snapshot_to(st: &State, path: &std::path::Path, aof_base: bool, at_start: &mu
     loop {
         let r = prdb::save(&st.keyspace, path, f, checksum, &functions, || {
             at_start();
-            vec![
-                ("redis-ver".into(), crate::REDIS_VERSION.into()),
-                ("redis-bits".into(), "64".into()),
-                ("ctime".into(), (crate::util::now_ms() / 1000).to_string()),
-                ("used-mem".into(), super::server::used_memory().0.to_string()),
-                ("aof-base".into(), if aof_base { "1" } else { "0" }.into()),
-            ]
+            aux_fields(st, aof_base)
         });
         if let Err(prdb::SaveError::Busy) = r {
             std::thread::sleep(std::time::Duration::from_millis(20));
             continue;
         }
         return r;
+    }
+}
+
+/// The aux fields of an RDB, read at the snapshot's instant (under every stripe lock, so the
+/// replication offset is exactly the one the data is at): Redis 7.0's, with `repl-id` and
+/// `repl-offset` so that a restarted server can continue replication with a partial resync.
+fn aux_fields(st: &State, aof_base: bool) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = vec![
+        ("redis-ver".into(), crate::REDIS_VERSION.into()),
+        ("redis-bits".into(), "64".into()),
+        ("ctime".into(), (crate::util::now_ms() / 1000).to_string()),
+        ("used-mem".into(), super::server::used_memory().0.to_string()),
+    ];
+    if st.journal.active() {
+        v.push(("repl-stream-db".into(), "0".into()));
+        v.push(("repl-id".into(), st.repl.ids.lock().replid.clone()));
+        v.push(("repl-offset".into(), st.journal.offset().to_string()));
+    }
+    v.push(("aof-base".into(), if aof_base { "1" } else { "0" }.into()));
+    v
+}
+
+/// Streams a snapshot as an RDB to `w` (a replica's full resynchronization). `at_start` runs at
+/// the snapshot's instant, under every stripe lock, before the aux fields are read.
+pub fn stream_snapshot(st: &State, w: &mut dyn std::io::Write, at_start: &mut dyn FnMut()) -> Result<prdb::Saved, prdb::SaveError> {
+    let functions = super::scripting::library_codes(st);
+    let checksum = st.config.get("rdbchecksum").is_none_or(|v| v == "yes");
+    loop {
+        match prdb::Snapshot::begin(&st.keyspace, format(st), || {
+            at_start();
+            aux_fields(st, false)
+        }) {
+            Err(prdb::SaveError::Busy) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(e),
+            Ok(snap) => return snap.write_to(w, checksum, &functions).map_err(prdb::SaveError::Io),
+        }
     }
 }
 
@@ -189,6 +219,18 @@ fn dump_payload(v: &crate::types::Value, f: prdb::Format) -> Vec<u8> {
     rdb::dump::seal(body)
 }
 
+/// Loads RDB bytes into the (emptied) keyspace, restoring their functions by `policy`.
+/// Err names the offset (" at offset N: why") or the functions' error.
+pub fn load_bytes(st: &State, bytes: &[u8], policy: super::scripting::RestorePolicy) -> Result<prdb::Loaded, String> {
+    let now = crate::util::now_ms();
+    let lru = loaded_lru(st, now);
+    let loaded = prdb::load(&st.keyspace, bytes, &limits(st), now, lru).map_err(|e| format!(" at offset {}: {}", e.offset, e.msg))?;
+    if !loaded.functions.is_empty() {
+        super::scripting::restore_libraries(st, &loaded.functions, policy).map_err(|e| format!(": failed loading its functions: {e}"))?;
+    }
+    Ok(loaded)
+}
+
 /// Loads the RDB file at startup, if there is one. Err (to abort the start) when it is corrupt.
 pub fn load_rdb(st: &State) -> Result<(), String> {
     load_rdb_with(st, super::scripting::RestorePolicy::Append)
@@ -203,13 +245,14 @@ pub fn load_rdb_with(st: &State, policy: super::scripting::RestorePolicy) -> Res
         Err(e) => return Err(format!("Fatal error loading the DB: {e}. Exiting.")),
     };
     let start = std::time::Instant::now();
-    let now = crate::util::now_ms();
-    let lru = loaded_lru(st, now);
-    let loaded = prdb::load(&st.keyspace, &bytes, &limits(st), now, lru)
-        .map_err(|e| format!("Fatal error loading the DB from {} at offset {}: {}. Exiting.", path.display(), e.offset, e.msg))?;
-    if !loaded.functions.is_empty() {
-        super::scripting::restore_libraries(st, &loaded.functions, policy)
-            .map_err(|e| format!("Failed loading the functions of {}: {e}. Exiting.", path.display()))?;
+    let loaded = load_bytes(st, &bytes, policy)
+        .map_err(|e| format!("Fatal error loading the DB from {}{e}. Exiting.", path.display()))?;
+    // A restarted server continues the replication history the file was saved at.
+    let aux = |k: &str| loaded.aux.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let (Some(id), Some(off)) = (aux("repl-id"), aux("repl-offset").and_then(|o| o.parse::<u64>().ok())) {
+        if id.len() == 40 {
+            st.repl.restore_history(&st.journal, id, off);
+        }
     }
     st.rdb.last_load_loaded.store(loaded.keys, Ordering::Relaxed);
     st.rdb.last_load_expired.store(loaded.expired, Ordering::Relaxed);

@@ -61,6 +61,24 @@ pub const IMPLEMENTED: &[&str] = &[
     "proc-title-template",
     "supervised",
     "shutdown-timeout",
+    "replicaof",
+    "masterauth",
+    "masteruser",
+    "replica-read-only",
+    "replica-serve-stale-data",
+    "replica-priority",
+    "replica-announce-ip",
+    "replica-announce-port",
+    "replica-announced",
+    "repl-backlog-ttl",
+    "repl-timeout",
+    "repl-ping-replica-period",
+    "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "sync-replicas",
+    "sync-replicas-timeout",
 ];
 
 const IMMUTABLE: &[&str] = &[
@@ -217,6 +235,16 @@ pub struct Hot {
     pub zset_max_value: AtomicUsize,
     /// `appendfsync`: 0 no, 1 everysec, 2 always (`persistence::aof::FSYNC_*`).
     pub appendfsync: std::sync::atomic::AtomicU8,
+    /// `replica-read-only`, `replica-serve-stale-data`.
+    pub replica_read_only: AtomicBool,
+    pub replica_serve_stale: AtomicBool,
+    pub min_replicas_to_write: AtomicI64,
+    pub min_replicas_max_lag: AtomicI64,
+    /// ferrodis's synchronous acknowledgement: `sync-replicas`, `sync-replicas-timeout` (ms).
+    pub sync_replicas: AtomicI64,
+    pub sync_replicas_timeout: AtomicI64,
+    /// `client-output-buffer-limit replica`'s hard limit (bytes, 0: none).
+    pub replica_obuf_hard: AtomicUsize,
 }
 
 pub struct Config {
@@ -565,6 +593,12 @@ impl Config {
             "zset-max-listpack-value" => h.zset_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
             "set-max-intset-entries" => h.set_max_intset.store(int(name).max(0) as usize, Ordering::Relaxed),
             "lfu-log-factor" => h.lfu_log_factor.store(int(name), Ordering::Relaxed),
+            "replica-read-only" => h.replica_read_only.store(self.get(name).as_deref() != Some("no"), Ordering::Relaxed),
+            "replica-serve-stale-data" => h.replica_serve_stale.store(self.get(name).as_deref() != Some("no"), Ordering::Relaxed),
+            "min-replicas-to-write" => h.min_replicas_to_write.store(int(name), Ordering::Relaxed),
+            "min-replicas-max-lag" => h.min_replicas_max_lag.store(int(name), Ordering::Relaxed),
+            "sync-replicas" => h.sync_replicas.store(int(name), Ordering::Relaxed),
+            "sync-replicas-timeout" => h.sync_replicas_timeout.store(int(name), Ordering::Relaxed),
             "lfu-decay-time" => h.lfu_decay_time.store(int(name), Ordering::Relaxed),
             "maxmemory-policy" => h.lfu_policy.store(self.get(name).unwrap_or_default().contains("lfu"), Ordering::Relaxed),
             "client-output-buffer-limit" => {
@@ -574,6 +608,9 @@ impl Config {
                     h.obuf_hard.store(p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                     h.obuf_soft.store(p.get(i + 2).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                     h.obuf_soft_secs.store(p.get(i + 3).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
+                }
+                if let Some(i) = p.iter().position(|c| *c == "slave") {
+                    h.replica_obuf_hard.store(p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);
                 }
                 if let Some(i) = p.iter().position(|c| *c == "pubsub") {
                     h.pubsub_hard.store(p.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0), Ordering::Relaxed);

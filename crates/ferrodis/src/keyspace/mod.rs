@@ -122,6 +122,17 @@ struct StripeSnap {
     done: Vec<u64>,
 }
 
+/// What a lookup does with a key past its expiry time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Delete it and report it expired (a master).
+    Delete,
+    /// Report it missing and keep it (a replica's clients: the master's DEL will come).
+    Hide,
+    /// Report it live (a replica applying its master's stream).
+    Ignore,
+}
+
 /// What [`Stripe::find_live`] found.
 pub enum Found<'a> {
     Live(&'a mut Entry),
@@ -187,13 +198,16 @@ impl Stripe {
     }
     /// Finds a key, removing it instead when it has expired at `now` (one hash lookup).
     #[inline]
-    pub fn find_live(&mut self, db: usize, loc: &KeyLoc, key: &[u8], now: i64) -> Found<'_> {
+    pub fn find_live(&mut self, db: usize, loc: &KeyLoc, key: &[u8], now: i64, expiry: Expiry) -> Found<'_> {
         self.before_write(db, loc.slot / STRIPES);
         let Some(d) = self.dbs[db].as_mut() else { return Found::Missing };
         let slot = &mut d.slots[loc.slot / STRIPES];
         match slot.table.find_entry(loc.hash, |e| e.key.as_slice() == key) {
             Err(_) => Found::Missing,
-            Ok(o) if o.get().expired(now) => {
+            Ok(o) if expiry != Expiry::Ignore && o.get().expired(now) => {
+                if expiry == Expiry::Hide {
+                    return Found::Missing;
+                }
                 let e = *o.remove().0;
                 d.keys -= 1;
                 slot.volatile -= 1;

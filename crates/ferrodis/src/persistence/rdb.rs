@@ -215,28 +215,58 @@ pub fn save(
     functions: &[Vec<u8>],
     aux: impl FnOnce() -> Vec<(String, String)>,
 ) -> Result<Saved, SaveError> {
-    let sink = Arc::new(Sink::new(ks.databases, format));
-    let mut counts = vec![(0u64, 0u64); ks.databases];
-    let mut fields = Vec::new();
-    let started = ks.begin_snapshot(sink.clone(), |guards| {
-        for g in guards {
-            for (db, c) in counts.iter_mut().enumerate() {
-                c.0 += g.keys(db) as u64;
-                c.1 += g.volatile(db) as u64;
-            }
-        }
-        fields = aux();
-    });
-    if !started {
-        return Err(SaveError::Busy);
-    }
+    let snap = Snapshot::begin(ks, format, aux)?;
     let tmp = path.with_file_name(format!("temp-{}.rdb", std::process::id()));
-    let mut written = 0;
-    let mut snapshot_done = false;
-    let r = rdb::file::write_atomically(path, &tmp, |f| {
-        let mut w = rdb::file::Writer::new(std::io::BufWriter::with_capacity(1 << 16, f));
+    let mut saved = Saved::default();
+    rdb::file::write_atomically(path, &tmp, |f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        saved = snap.write_to(&mut w, checksum, functions)?;
+        w.flush()
+    })
+    .map_err(SaveError::Io)?;
+    Ok(saved)
+}
+
+/// A snapshot that has begun (its instant is past) and is to be written out once.
+/// Dropping it unwritten ends the snapshot.
+pub struct Snapshot<'a> {
+    ks: &'a Keyspace,
+    sink: Arc<Sink>,
+    counts: Vec<(u64, u64)>,
+    fields: Vec<(String, String)>,
+    format: Format,
+    done: bool,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Takes the snapshot's instant (`aux` runs then, under every stripe lock). Busy when
+    /// another snapshot runs.
+    pub fn begin(ks: &'a Keyspace, format: Format, aux: impl FnOnce() -> Vec<(String, String)>) -> Result<Self, SaveError> {
+        let sink = Arc::new(Sink::new(ks.databases, format));
+        let mut counts = vec![(0u64, 0u64); ks.databases];
+        let mut fields = Vec::new();
+        let started = ks.begin_snapshot(sink.clone(), |guards| {
+            for g in guards {
+                for (db, c) in counts.iter_mut().enumerate() {
+                    c.0 += g.keys(db) as u64;
+                    c.1 += g.volatile(db) as u64;
+                }
+            }
+            fields = aux();
+        });
+        if !started {
+            return Err(SaveError::Busy);
+        }
+        Ok(Snapshot { ks, sink, counts, fields, format, done: false })
+    }
+
+    /// Writes the whole file (header, aux fields, functions, databases, EOF and checksum) to
+    /// `w`, walking the slots not yet serialized as it goes.
+    pub fn write_to(mut self, w: &mut dyn std::io::Write, checksum: bool, functions: &[Vec<u8>]) -> std::io::Result<Saved> {
+        let (format, ks, sink) = (self.format, self.ks, self.sink.clone());
+        let mut w = rdb::file::Writer::new(w);
         let mut head = if format.commands { Vec::new() } else { rdb::file::header() };
-        for (k, v) in fields.iter().filter(|_| !format.commands) {
+        for (k, v) in self.fields.iter().filter(|_| !format.commands) {
             rdb::file::put_aux(&mut head, k.as_bytes(), v.as_bytes());
         }
         for code in functions {
@@ -246,12 +276,12 @@ pub fn save(
                 rdb::file::put_function(&mut head, code, format.compress);
             }
         }
-        if counts[0].0 > 0 {
-            select(&mut head, 0, counts[0], format.commands);
+        if self.counts[0].0 > 0 {
+            select(&mut head, 0, self.counts[0], format.commands);
         }
-        w.write(&head)?;
-        // Database 0 streams to the file while the walk goes on.
-        let mut io_err = None;
+        let mut io_err = w.write(&head).err();
+        // Database 0 streams out while the walk goes on.
+        self.done = true;
         ks.finish_snapshot(|i| {
             if io_err.is_none() && i % 16 == 15 {
                 let chunks = std::mem::take(&mut *sink.dbs[0].lock());
@@ -260,11 +290,10 @@ pub fn save(
                 }
             }
         });
-        snapshot_done = true;
         if let Some(e) = io_err {
             return Err(e);
         }
-        for (db, (keys, expires)) in counts.iter().enumerate() {
+        for (db, (keys, expires)) in self.counts.iter().enumerate() {
             let chunks = std::mem::take(&mut *sink.dbs[db].lock());
             if db > 0 && *keys > 0 {
                 let mut sel = Vec::new();
@@ -275,19 +304,22 @@ pub fn save(
                 w.write(c)?;
             }
         }
+        let keys = self.counts.iter().map(|c| c.0).sum();
         if format.commands {
-            written = w.written();
-            return w.into_inner().flush();
+            return Ok(Saved { keys, bytes: w.written() });
         }
-        written = w.written() + 9;
-        w.finish(checksum)?.flush()
-    });
-    if !snapshot_done {
-        // The file could not even be created: end the snapshot all the same.
-        ks.finish_snapshot(|_| {});
+        let bytes = w.written() + 9;
+        w.finish(checksum)?;
+        Ok(Saved { keys, bytes })
     }
-    r.map_err(SaveError::Io)?;
-    Ok(Saved { keys: counts.iter().map(|c| c.0).sum(), bytes: written })
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.ks.finish_snapshot(|_| {});
+        }
+    }
 }
 
 /// What a load found.

@@ -4,7 +4,7 @@
 
 use super::io::Socket;
 use crate::commands::dispatch::{execute_timed, Clock, Flow};
-use crate::commands::{CommandTable, ConnState};
+use crate::commands::{CommandTable, ConnState, Handoff};
 use crate::state::blocking::Waiter;
 use crate::state::{ClientInfo, State, ThreadStats};
 use bytes::{Buf, BytesMut};
@@ -53,6 +53,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     // Input already buffered (left behind by a blocking command) is run before reading more.
     let mut pending = false;
     let mut clock = Clock::new();
+    // PSYNC/SYNC hand the socket to replication once the loop ends.
+    let mut to_replication = None;
     'conn: loop {
         if paused {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -124,6 +126,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         };
         let mut pos = 0;
         let mut close = false;
+        // With sync-replicas, the write that ends the batch and where its reply starts.
+        let mut sync_write = None;
+        let sync_replicas = st.config.hot.sync_replicas.load(Ordering::Relaxed);
         clock.anchor();
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {
@@ -134,6 +139,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         pos += req.consumed;
                         continue;
                     }
+                    let (woff, reply_at) = (conn.woff, out.buf.len());
                     match execute_timed(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock) {
                         Flow::Continue => {}
                         Flow::Close => close = true,
@@ -146,7 +152,11 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                     // commands after it, as Redis parses each command after running the last.
                     limits.authenticated = conn.authenticated || !st.config.hot.requirepass_set.load(Ordering::Relaxed);
                     pos += req.consumed;
-                    if close || conn.blocked.is_some() {
+                    if sync_replicas > 0 && conn.woff != woff {
+                        sync_write = Some((conn.woff, reply_at));
+                        break;
+                    }
+                    if close || conn.blocked.is_some() || conn.handoff.is_some() {
                         break;
                     }
                     let hard = st.config.hot.obuf_hard.load(Ordering::Relaxed);
@@ -181,11 +191,40 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             break;
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
+        // Synchronous acknowledgement: the write's reply leaves once enough replicas have it.
+        if let Some((target, at)) = sync_write {
+            let timeout = st.config.hot.sync_replicas_timeout.load(Ordering::Relaxed).max(0) as u64;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout);
+            crate::replication::ask_for_acks(&st);
+            if (wait_acks(&st, target, sync_replicas as usize, Some(deadline)).await as i64) < sync_replicas {
+                out.buf.truncate(at);
+                out.error(SYNC_TIMEOUT);
+            }
+            pending = !rbuf.is_empty();
+        }
         if !out.buf.is_empty() && flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
             break;
         }
         if close {
             break;
+        }
+        match conn.handoff.take() {
+            Some(Handoff::Replica { psync }) => {
+                to_replication = Some(psync);
+                break;
+            }
+            Some(Handoff::WaitAcks { target, needed, deadline }) => {
+                info.blocked.store(true, Ordering::Relaxed);
+                let n = wait_acks(&st, target, needed, deadline).await;
+                info.blocked.store(false, Ordering::Relaxed);
+                out.int(n as i64);
+                if flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                    break;
+                }
+                pending = !rbuf.is_empty();
+                continue;
+            }
+            None => {}
         }
         if let Some((w, deadline)) = conn.blocked.take() {
             let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, deadline, &st, &ts, &info).await else { break };
@@ -206,7 +245,35 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     }
     crate::commands::multi::unwatch_all(&st, &mut conn);
     crate::commands::pubsub::unsubscribe_all(&st, &mut conn);
+    if let Some(psync) = to_replication {
+        let conf = std::mem::take(&mut conn.replconf);
+        crate::replication::master::serve(sock.into_std(), info.clone(), conf, psync, st.clone()).await;
+    }
     st.clients.unregister(info.id);
+}
+
+const SYNC_TIMEOUT: &str = "NOREPLICAS Not enough replicas acknowledged the write within sync-replicas-timeout (it was applied on this master, and a failover may lose it)";
+
+/// Waits until `needed` replicas have acknowledged `target` (or the deadline passes) and returns
+/// how many have.
+async fn wait_acks(st: &State, target: u64, needed: usize, deadline: Option<std::time::Instant>) -> usize {
+    loop {
+        let notified = st.repl.acked.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let n = st.repl.acked(target);
+        if n >= needed {
+            return n;
+        }
+        match deadline {
+            Some(d) => {
+                if tokio::time::timeout_at(d.into(), notified).await.is_err() {
+                    return st.repl.acked(target);
+                }
+            }
+            None => notified.await,
+        }
+    }
 }
 
 /// The next MONITOR line, or never when the connection is not monitoring.

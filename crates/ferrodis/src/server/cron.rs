@@ -11,11 +11,13 @@ pub async fn run(st: Arc<State>) {
     let mut expire = ActiveExpire::default();
     let mut last_timeout_check = Instant::now();
     let mut last_sample = Instant::now();
+    let mut last_ping = Instant::now();
     loop {
         let hz = st.config.hot.hz.load(Ordering::Relaxed).clamp(1, 500) as u64;
         let period = Duration::from_millis(1000 / hz);
         tokio::time::sleep(period).await;
-        if st.active_expire.load(Ordering::Relaxed) {
+        // A replica waits for its master's DELs (Redis's rule).
+        if st.active_expire.load(Ordering::Relaxed) && !st.repl.is_replica() {
             // Redis's slow cycle: at most 25% of the cron period.
             let t0 = Instant::now();
             expire.cycle(&st, period / 4);
@@ -30,6 +32,7 @@ pub async fn run(st: Arc<State>) {
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();
             save_points(&st);
+            replication_cron(&st, &mut last_ping);
             let timeout = st.config.hot.timeout_s.load(Ordering::Relaxed);
             if timeout > 0 {
                 let now = crate::util::now_ms();
@@ -62,6 +65,18 @@ fn save_points(st: &Arc<State>) {
             tracing::info!("{} changes in {} seconds. Saving...", changes, secs);
             let _ = crate::commands::persistence::start_bgsave(st);
             return;
+        }
+    }
+}
+
+/// The master's PING into the stream every `repl-ping-replica-period` seconds while replicas
+/// are attached (it keeps their `repl-timeout` from firing on an idle master).
+fn replication_cron(st: &State, last_ping: &mut Instant) {
+    let period = st.config.get_int("repl-ping-replica-period").max(1) as u64;
+    if last_ping.elapsed() >= Duration::from_secs(period) {
+        *last_ping = Instant::now();
+        if !st.repl.is_replica() && !st.repl.replicas.lock().is_empty() {
+            st.journal.append_nodb(&[b"PING"]);
         }
     }
 }

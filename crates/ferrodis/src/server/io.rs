@@ -25,6 +25,10 @@ impl Socket {
         let fd = unsafe { AsyncFd::register(s) }.map_err(|e| e.into_parts().1)?;
         Ok(Socket { fd })
     }
+    /// Gives the socket back (a connection handed over to replication).
+    pub fn into_std(self) -> TcpStream {
+        self.fd.into_inner()
+    }
     pub fn get_ref(&self) -> &TcpStream {
         self.fd.get_ref()
     }

@@ -61,6 +61,7 @@ pub fn run(config: Config) -> i32 {
         false => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
     let mut table = build_table();
+    table.register(crate::replication::COMMANDS);
     for (old, new) in &config.renames {
         if !table.rename(old, new) {
             eprintln!("*** FATAL CONFIG FILE ERROR ***\nNo such command in rename-command: {}", old);
@@ -68,6 +69,7 @@ pub fn run(config: Config) -> i32 {
         }
     }
     let table: Arc<CommandTable> = Arc::new(table);
+    crate::replication::init(table.clone());
     let st = State::new(config, port);
     tracing::info!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
     tracing::info!(
@@ -110,6 +112,13 @@ pub fn run(config: Config) -> i32 {
     if let Err(e) = crate::commands::persistence::load_data(&st, &table) {
         tracing::warn!("{}", e);
         return 1;
+    }
+    // `replicaof` in the configuration: follow the master from the start.
+    if let Some((host, port)) = st.config.get("replicaof").and_then(|v| {
+        let mut p = v.split_whitespace();
+        Some((p.next()?.to_string(), p.next()?.parse::<u16>().ok()?))
+    }) {
+        crate::replication::set_master(&st, &host, port);
     }
     {
         let st = st.clone();

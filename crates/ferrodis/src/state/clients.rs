@@ -34,9 +34,33 @@ pub struct ClientInfo {
     pub psub: AtomicUsize,
     pub ssub: AtomicUsize,
     pub user: Mutex<String>,
+    /// `KIND_MASTER` for our master's link, `KIND_REPLICA` for a replica's, else 0.
+    pub repl_kind: std::sync::atomic::AtomicU8,
 }
 
+pub const KIND_NORMAL: u8 = 0;
+pub const KIND_MASTER: u8 = 1;
+pub const KIND_REPLICA: u8 = 2;
+pub const KIND_PUBSUB: u8 = 3;
+
 impl ClientInfo {
+    /// The client's class for CLIENT LIST/KILL TYPE (`KIND_*`).
+    pub fn kind(&self) -> u8 {
+        match self.repl_kind.load(Ordering::Relaxed) {
+            0 if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 => KIND_PUBSUB,
+            k => k,
+        }
+    }
+    /// CLIENT LIST/KILL's TYPE argument as a `KIND_*`.
+    pub fn kind_named(name: &[u8]) -> Option<u8> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"normal" => Some(KIND_NORMAL),
+            b"master" => Some(KIND_MASTER),
+            b"replica" | b"slave" => Some(KIND_REPLICA),
+            b"pubsub" => Some(KIND_PUBSUB),
+            _ => None,
+        }
+    }
     /// Marks the client killed and shuts its socket down, which ends its connection task at its
     /// next read. Only called through `Clients::kill`, under the registry lock, so the fd is
     /// still the connection's own (it unregisters before its socket closes).
@@ -65,6 +89,10 @@ impl ClientInfo {
             (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000,
             if self.blocked.load(Ordering::Relaxed) {
                 "b"
+            } else if self.repl_kind.load(Ordering::Relaxed) == KIND_MASTER {
+                "M"
+            } else if self.repl_kind.load(Ordering::Relaxed) == KIND_REPLICA {
+                "S"
             } else if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 {
                 "P"
             } else {

@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod clients;
 pub mod pubsub;
+pub mod repl;
 pub mod scripts;
 pub mod stats;
 pub mod watch;
@@ -66,6 +67,8 @@ pub struct State {
     /// The append-only file, and its rewrites.
     pub aof: crate::persistence::aof::Aof,
     pub aof_rewrite: SaveState,
+    /// Replication: role, ids, the master link, attached replicas.
+    pub repl: repl::Repl,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
@@ -150,6 +153,7 @@ impl State {
             rdb: Default::default(),
             aof,
             aof_rewrite: Default::default(),
+            repl: Default::default(),
         })
     }
     /// A counted reference to this State (None only while it is being dropped).
