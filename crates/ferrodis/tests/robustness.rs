@@ -19,7 +19,9 @@ fn with_server<T>(f: impl FnOnce(&Server) -> T) -> T {
 /// Commands that would stop or reconfigure the shared server under test.
 /// Commands left out of the random-argument test: they end the connection or the server, or
 /// (MIGRATE) would connect to whatever host a random argument names; tests talk to loopback only.
-const DISRUPTIVE: &[&str] = &["shutdown", "debug", "monitor", "client", "quit", "config", "reset", "hello", "auth", "migrate"];
+const DISRUPTIVE: &[&str] = &[
+    "shutdown", "debug", "monitor", "client", "quit", "config", "reset", "hello", "auth", "migrate", "replicaof", "slaveof", "psync", "sync", "wait",
+];
 
 fn arg() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![

@@ -13,5 +13,6 @@ mod persistence;
 mod protocol;
 mod pubsub;
 mod real_clients;
+mod replication;
 mod robustness;
 mod transactions;

@@ -506,6 +506,9 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     if readonly && spec.is_write() {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
+    if spec.is_write() && denied_on_replica(ctx) {
+        return fail(READONLY_REPLICA);
+    }
     if spec.is_write() {
         scripts::WROTE.store(true, Ordering::Release);
     }
@@ -957,6 +960,13 @@ fn function_list(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
 }
 
+const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
+
+/// A read-only replica's clients may not write, from a script either (its master's stream may).
+fn denied_on_replica(ctx: &Ctx) -> bool {
+    ctx.st.repl.is_replica() && !ctx.conn.is_master && ctx.st.config.hot.replica_read_only.load(Ordering::Relaxed)
+}
+
 fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) {
     let fname = String::from_utf8_lossy(argv[1]).into_owned();
     let no_writes = {
@@ -966,6 +976,9 @@ fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) {
     let Some(no_writes) = no_writes else { return ctx.out.error("ERR Function not found") };
     if readonly && !no_writes {
         return ctx.out.error("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    if !no_writes && denied_on_replica(ctx) {
+        return ctx.out.error(READONLY_REPLICA);
     }
     let Some((keys, args)) = split_keys(ctx, argv) else { return };
     let libs: Vec<Library> = ctx.st.scripts.libraries.lock().values().cloned().collect();

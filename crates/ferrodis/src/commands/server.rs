@@ -942,6 +942,39 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
             ctx.out.ok();
         }
+        ("populate", 3..=5) => {
+            let Some(count) = crate::util::parse_i64(argv[2]).filter(|n| *n >= 0) else {
+                ctx.out.error("ERR count is negative");
+                return;
+            };
+            let prefix = argv.get(3).copied().unwrap_or(b"key");
+            let size = match argv.get(4).map(|a| crate::util::parse_i64(a)) {
+                None => None,
+                Some(Some(n)) if n >= 0 => Some(n as usize),
+                Some(_) => {
+                    ctx.out.error("ERR value size must be positive");
+                    return;
+                }
+            };
+            let ks = &ctx.st.keyspace;
+            let db = ctx.conn.db;
+            let lru = (ctx.now / 1000) as u32;
+            for i in 0..count {
+                let mut key = prefix.to_vec();
+                key.extend_from_slice(format!(":{i}").as_bytes());
+                let mut val = format!("value:{i}").into_bytes();
+                if let Some(n) = size {
+                    val.resize(n, 0);
+                }
+                let loc = ks.locate(&key);
+                let mut g = ks.lock(loc.stripe);
+                if g.get(db, &loc, &key).is_none() {
+                    let v = crate::types::Value::Str(crate::types::StrValue::from_bytes(&val));
+                    g.insert(db, &loc, crate::keyspace::Entry { key: crate::types::SmallBytes::new(&key), value: v, expire: 0, lru }, &ks.hasher);
+                }
+            }
+            ctx.out.ok();
+        }
         ("set-active-expire", 3) => {
             ctx.st.active_expire.store(argv[2] != b"0", Ordering::Relaxed);
             ctx.out.ok();

@@ -129,6 +129,10 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         // With sync-replicas, the write that ends the batch and where its reply starts.
         let mut sync_write = None;
         let sync_replicas = st.config.hot.sync_replicas.load(Ordering::Relaxed);
+        if sync_replicas > 0 && !st.journal.enabled() && !st.repl.is_replica() {
+            // Writes must be journaled to be acknowledged: keep the stream from now on.
+            st.journal.enable();
+        }
         clock.anchor();
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {
