@@ -306,6 +306,11 @@ fn sync_replicas_acknowledges_a_write_only_once_a_replica_has_it() {
     // No replica: the write is applied, but its acknowledgement is an error, not a lie.
     let r = mc.text(&["SET", "alone", "1"]);
     assert!(r.starts_with("-NOREPLICAS Not enough replicas acknowledged the write"), "{r}");
+    // In a pipeline, each write's reply is the error and the reads' replies stay.
+    mc.send(&[crate::harness::encode(&[b"GET", b"alone"]), crate::harness::encode(&[b"INCR", b"alone"])].concat());
+    assert_eq!(mc.read_reply().unwrap(), b"$1\r\n1\r\n");
+    assert!(mc.read_reply().unwrap().starts_with(b"-NOREPLICAS"));
+    assert_eq!(mc.text(&["GET", "alone"]), "$1\r\n2\r\n");
     let replica = replica_of(FERRODIS, &master, &[]);
     wait_synced(&master, &replica);
     let mut rc = replica.client();
@@ -314,6 +319,16 @@ fn sync_replicas_acknowledges_a_write_only_once_a_replica_has_it() {
         // Acknowledged means the replica has applied it: read it there right away.
         assert_eq!(rc.text(&["GET", "n"]), format!("${}\r\n{i}\r\n", i.to_string().len()));
     }
+    // A pipeline of writes is acknowledged as a whole once its last write is on the replica.
+    let mut pipe = Vec::new();
+    for _ in 0..50 {
+        pipe.extend(crate::harness::encode(&[b"INCR", b"p"]));
+    }
+    mc.send(&pipe);
+    for i in 1..=50 {
+        assert_eq!(mc.read_reply().unwrap(), format!(":{i}\r\n").into_bytes());
+    }
+    assert_eq!(rc.text(&["GET", "p"]), "$2\r\n50\r\n");
     // Reads do not wait; a transaction's reply waits like a write.
     assert_eq!(mc.text(&["GET", "n"]), "$3\r\n200\r\n");
     mc.cmd(&["MULTI"]);

@@ -253,6 +253,14 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
                 Ok(r) => r?,
                 Err(_) => return Err(std::io::Error::other("timeout writing to the replica")),
             }
+            // Under a steady stream, acknowledgements are read between writes.
+            inbuf.reserve(4096);
+            match rd.try_read_buf(&mut inbuf) {
+                Ok(0) => return Err(std::io::Error::other("closed by the replica")),
+                Ok(_) => read_acks(&mut inbuf, st, info, link),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
             continue;
         }
         let pos = reader.pos();
@@ -296,6 +304,7 @@ fn read_acks(inbuf: &mut BytesMut, st: &State, info: &ClientInfo, link: &Replica
         inbuf.clear();
     }
     if acked {
+        st.repl.getack_pending.store(false, Ordering::Release);
         *link.state.lock() = "online";
         info.last_interaction_ms.store(crate::util::now_ms(), Ordering::Relaxed);
         st.repl.acked.notify_waiters();

@@ -185,9 +185,12 @@ fn wait(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.conn.handoff = Some(Handoff::WaitAcks { target, needed: needed.max(0) as usize, deadline });
 }
 
-/// Asks every replica for its offset now (REPLCONF GETACK * in the stream).
+/// Asks every replica for its offset now (REPLCONF GETACK * in the stream), unless a request is
+/// already out that no acknowledgement has answered yet (many waiting clients, one request).
 pub fn ask_for_acks(st: &State) {
-    st.journal.append_nodb(&[b"REPLCONF", b"GETACK", b"*"]);
+    if !st.repl.getack_pending.swap(true, Ordering::AcqRel) {
+        st.journal.append_nodb(&[b"REPLCONF", b"GETACK", b"*"]);
+    }
 }
 
 fn role(ctx: &mut Ctx, _argv: &[&[u8]]) {

@@ -126,8 +126,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         };
         let mut pos = 0;
         let mut close = false;
-        // With sync-replicas, the write that ends the batch and where its reply starts.
-        let mut sync_write = None;
+        // With sync-replicas: where the batch's write replies are, and the offset after the last.
+        let mut sync_writes: SmallVec<[(usize, usize); 8]> = SmallVec::new();
+        let mut sync_target = 0;
         let sync_replicas = st.config.hot.sync_replicas.load(Ordering::Relaxed);
         if sync_replicas > 0 && !st.journal.enabled() && !st.repl.is_replica() {
             // Writes must be journaled to be acknowledged: keep the stream from now on.
@@ -157,8 +158,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                     limits.authenticated = conn.authenticated || !st.config.hot.requirepass_set.load(Ordering::Relaxed);
                     pos += req.consumed;
                     if sync_replicas > 0 && conn.woff != woff {
-                        sync_write = Some((conn.woff, reply_at));
-                        break;
+                        sync_writes.push((reply_at, out.buf.len()));
+                        sync_target = conn.woff;
                     }
                     if close || conn.blocked.is_some() || conn.handoff.is_some() {
                         break;
@@ -168,6 +169,10 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         tracing::warn!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", info.addr);
                         st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
                         break 'conn;
+                    }
+                    if out.buf.len() >= FLUSH_AT && !sync_writes.is_empty() {
+                        // The acknowledgements are awaited before these replies leave.
+                        break;
                     }
                     if out.buf.len() >= FLUSH_AT && flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
                         break 'conn;
@@ -196,13 +201,15 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
         // Synchronous acknowledgement: the write's reply leaves once enough replicas have it.
-        if let Some((target, at)) = sync_write {
+        if !sync_writes.is_empty() {
             let timeout = st.config.hot.sync_replicas_timeout.load(Ordering::Relaxed).max(0) as u64;
             let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout);
-            crate::replication::ask_for_acks(&st);
-            if (wait_acks(&st, target, sync_replicas as usize, Some(deadline)).await as i64) < sync_replicas {
-                out.buf.truncate(at);
-                out.error(SYNC_TIMEOUT);
+            if (wait_acks(&st, sync_target, sync_replicas as usize, Some(deadline)).await as i64) < sync_replicas {
+                // Not acknowledged in time: each write's reply becomes the error.
+                let err = format!("-{SYNC_TIMEOUT}\r\n");
+                for &(a, b) in sync_writes.iter().rev() {
+                    out.buf.splice(a..b, err.bytes());
+                }
             }
             pending = !rbuf.is_empty();
         }
@@ -269,6 +276,7 @@ async fn wait_acks(st: &State, target: u64, needed: usize, deadline: Option<std:
         if n >= needed {
             return n;
         }
+        crate::replication::ask_for_acks(st);
         match deadline {
             Some(d) => {
                 if tokio::time::timeout_at(d.into(), notified).await.is_err() {

@@ -86,6 +86,8 @@ pub struct Repl {
     pub sync_partial_err: AtomicU64,
     /// Woken when a replica acknowledges an offset (WAIT, synchronous acknowledgement).
     pub acked: tokio::sync::Notify,
+    /// A REPLCONF GETACK is in the stream and no acknowledgement has arrived since.
+    pub getack_pending: AtomicBool,
     /// Since when (ms) no replica is attached: `repl-backlog-ttl` frees the backlog after it.
     pub no_replicas_since: AtomicI64,
 }
@@ -103,6 +105,7 @@ impl Default for Repl {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             acked: tokio::sync::Notify::new(),
+            getack_pending: AtomicBool::new(false),
             no_replicas_since: AtomicI64::new(crate::util::now_ms()),
         }
     }
