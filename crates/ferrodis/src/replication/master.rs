@@ -239,6 +239,7 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
     let mut out = Vec::with_capacity(CHUNK);
     let mut inbuf = BytesMut::with_capacity(4096);
     let timeout_ms = || st.config.get_int("repl-timeout").max(1) * 1000;
+    let mut last_read_ms = crate::util::now_ms();
     loop {
         if info.is_killed() {
             return Err(std::io::Error::other("killed"));
@@ -253,13 +254,18 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
                 Ok(r) => r?,
                 Err(_) => return Err(std::io::Error::other("timeout writing to the replica")),
             }
-            // Under a steady stream, acknowledgements are read between writes.
-            inbuf.reserve(4096);
-            match rd.try_read_buf(&mut inbuf) {
-                Ok(0) => return Err(std::io::Error::other("closed by the replica")),
-                Ok(_) => read_acks(&mut inbuf, st, info, link),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            // Under a steady stream, acknowledgements are read between writes: at once while a
+            // GETACK waits for its answer (WAIT, sync-replicas), else every 100 ms.
+            let now = crate::util::now_ms();
+            if st.repl.getack_pending.load(Ordering::Relaxed) || now - last_read_ms >= 100 {
+                last_read_ms = now;
+                inbuf.reserve(4096);
+                match rd.try_read_buf(&mut inbuf) {
+                    Ok(0) => return Err(std::io::Error::other("closed by the replica")),
+                    Ok(_) => read_acks(&mut inbuf, st, info, link),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
             }
             continue;
         }

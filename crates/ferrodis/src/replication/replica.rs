@@ -411,11 +411,6 @@ async fn apply_loop(
             }
         }
         buf.advance(pos);
-        // Acknowledging each batch applied lets a master waiting for acknowledgements (WAIT,
-        // sync-replicas) answer without a GETACK round trip; a batch is many commands under load.
-        if pos > 0 {
-            ack_now = true;
-        }
         if ack_now {
             send_ack(s, st).await?;
         }
