@@ -336,3 +336,28 @@ fn sync_replicas_acknowledges_a_write_only_once_a_replica_has_it() {
     assert_eq!(mc.text(&["EXEC"]), "*1\r\n:201\r\n");
     assert_eq!(rc.text(&["GET", "n"]), "$3\r\n201\r\n");
 }
+
+#[test]
+fn failover_command_switches_roles_without_losing_writes() {
+    let master = start(FERRODIS, &[]);
+    fill(&mut master.client());
+    let replica = replica_of(FERRODIS, &master, &[]);
+    wait_synced(&master, &replica);
+    let (mut m, mut r) = (master.client(), replica.client());
+    assert_eq!(r.text(&["FAILOVER"]), "-ERR FAILOVER is not valid when server is a replica.\r\n");
+    assert_eq!(m.text(&["FAILOVER", "ABORT"]), "-ERR No failover in progress.\r\n");
+    assert_eq!(m.text(&["FAILOVER", "TO", "127.0.0.1", "1"]), "-ERR FAILOVER target HOST and PORT is not a replica.\r\n");
+    live_writes(&master, 1);
+    let port = replica.port.to_string();
+    assert_eq!(m.text(&["FAILOVER", "TO", "127.0.0.1", &port, "TIMEOUT", "10000"]), "+OK\r\n");
+    let switched = wait_until(SYNC_WAIT, || {
+        info(&mut r, "role") == "master" && info(&mut m, "role") == "slave" && info(&mut m, "master_link_status") == "up"
+    });
+    assert!(switched, "master log:\n{}\nreplica log:\n{}", master.log(), replica.log());
+    assert_eq!(info(&mut m, "master_failover_state"), "no-failover");
+    live_writes(&replica, 2);
+    wait_synced(&replica, &master);
+    assert_same(&replica, &master);
+    assert_eq!(info_i(&mut r, "sync_full"), 0, "the old master continues with a partial resync");
+    assert_eq!(info_i(&mut r, "sync_partial_ok"), 1);
+}

@@ -24,6 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("sync", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, "@admin @slow @dangerous", NO_KEYS, psync),
     cmd("wait", 3, NOSCRIPT, "@slow @connection", NO_KEYS, wait),
     cmd("role", 1, NOSCRIPT | LOADING | STALE | FAST, "@admin @fast @dangerous", NO_KEYS, role),
+    cmd("failover", -1, ADMIN | NOSCRIPT | STALE, "@admin @slow @dangerous", NO_KEYS, failover),
 ];
 
 /// The command table, for the replica link (which runs its master's stream through dispatch).
@@ -153,6 +154,16 @@ fn psync(ctx: &mut Ctx, argv: &[&[u8]]) {
     if ctx.conn.is_master {
         return;
     }
+    // PSYNC <replid> <offset> FAILOVER: our master hands over to us (FAILOVER TO us); it must
+    // share our history. We become a master, then serve it as a replica of ours.
+    if argv.len() > 3 && eq(argv[0], "psync") && eq(argv[3], "failover") {
+        if argv[1] != ctx.st.repl.ids.lock().replid.as_bytes() {
+            ctx.out.error("ERR PSYNC FAILOVER replid must match my replid.");
+            return;
+        }
+        tracing::info!("Failover request received for replid {}.", String::from_utf8_lossy(argv[1]));
+        promote(ctx.st);
+    }
     if ctx.st.repl.is_replica() && !ctx.st.repl.link_up() {
         ctx.out.error("NOMASTERLINK Can't SYNC while not connected with my master");
         return;
@@ -215,5 +226,145 @@ fn role(ctx: &mut Ctx, _argv: &[&[u8]]) {
         out.bulk(r.ip.as_bytes());
         out.bulk(r.port.to_string().as_bytes());
         out.bulk(r.ack.load(Ordering::Relaxed).to_string().as_bytes());
+    }
+}
+
+use crate::state::repl::{FAILOVER_IN_PROGRESS, FAILOVER_NONE, FAILOVER_WAITING};
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: a coordinated switch. Writes pause,
+/// the target replica (or, without TO, one that has everything) catches up, then this server
+/// becomes its replica with `PSYNC <replid> <offset> FAILOVER`, which makes the target promote
+/// itself first; both keep one history, so nothing acknowledged is lost.
+fn failover(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let st = ctx.st;
+    let (mut to, mut force, mut abort, mut timeout) = (None, false, false, 0i64);
+    let mut i = 1;
+    while i < argv.len() {
+        if eq(argv[i], "to") && i + 2 < argv.len() && to.is_none() {
+            let Some(port) = parse_i64(argv[i + 2]) else {
+                ctx.out.error(crate::commands::NOT_INT);
+                return;
+            };
+            // A port no replica can have simply matches none.
+            to = Some((String::from_utf8_lossy(argv[i + 1]).into_owned(), u16::try_from(port).unwrap_or(0)));
+            i += 3;
+        } else if eq(argv[i], "timeout") && i + 1 < argv.len() && timeout == 0 {
+            match parse_i64(argv[i + 1]) {
+                Some(t) if t > 0 => timeout = t,
+                _ => {
+                    ctx.out.error("ERR FAILOVER timeout must be greater than 0");
+                    return;
+                }
+            }
+            i += 2;
+        } else if eq(argv[i], "force") && !force {
+            force = true;
+            i += 1;
+        } else if eq(argv[i], "abort") && !abort {
+            abort = true;
+            i += 1;
+        } else {
+            ctx.out.error(crate::commands::SYNTAX);
+            return;
+        }
+    }
+    if abort {
+        if to.is_some() || force || timeout != 0 {
+            ctx.out.error(crate::commands::SYNTAX);
+        } else if st.repl.failover_state.load(Ordering::Acquire) == FAILOVER_NONE {
+            ctx.out.error("ERR No failover in progress.");
+        } else {
+            st.repl.failover_abort.store(true, Ordering::Release);
+            ctx.out.ok();
+        }
+        return;
+    }
+    if st.repl.is_replica() {
+        ctx.out.error("ERR FAILOVER is not valid when server is a replica.");
+        return;
+    }
+    if st.repl.replicas.lock().is_empty() {
+        ctx.out.error("ERR FAILOVER requires connected replicas.");
+        return;
+    }
+    if force && (to.is_none() || timeout == 0) {
+        ctx.out.error("ERR FAILOVER with force option requires both a timeout and target HOST and IP.");
+        return;
+    }
+    if st.repl.failover_state.load(Ordering::Acquire) != FAILOVER_NONE {
+        ctx.out.error("ERR FAILOVER already in progress.");
+        return;
+    }
+    if let Some((h, p)) = &to {
+        let known = st.repl.replicas.lock().iter().any(|r| r.port == *p && r.ip.eq_ignore_ascii_case(h) && *r.state.lock() == "online");
+        if !known {
+            ctx.out.error("ERR FAILOVER target HOST and PORT is not a replica.");
+            return;
+        }
+    }
+    let Some(arc) = st.arc() else { return };
+    st.repl.failover_abort.store(false, Ordering::Release);
+    st.repl.failover_state.store(FAILOVER_WAITING, Ordering::Release);
+    // Writes wait (as CLIENT PAUSE WRITE) until the switch is done or aborted.
+    st.pause_writes_only.store(true, Ordering::Relaxed);
+    st.pause_until.store(i64::MAX, Ordering::Relaxed);
+    tracing::info!("FAILOVER requested to {}.", to.as_ref().map_or("any replica".to_string(), |(h, p)| format!("{h}:{p}")));
+    let spawned = std::thread::Builder::new().name("failover".into()).spawn(move || run_failover(&arc, to, force, timeout));
+    if spawned.is_err() {
+        end_failover(st);
+    }
+    ctx.out.ok();
+}
+
+fn end_failover(st: &State) {
+    st.repl.failover_state.store(FAILOVER_NONE, Ordering::Release);
+    st.pause_until.store(0, Ordering::Relaxed);
+}
+
+/// Waits for the target to have every write, then switches (or aborts).
+fn run_failover(st: &Arc<State>, to: Option<(String, u16)>, force: bool, timeout_ms: i64) {
+    let deadline = (timeout_ms > 0).then(|| crate::util::now_ms() + timeout_ms);
+    let target = loop {
+        if st.repl.failover_abort.load(Ordering::Acquire) {
+            tracing::info!("FAILOVER aborted: failover aborted by the user.");
+            return end_failover(st);
+        }
+        let offset = st.journal.offset();
+        let caught_up = st.repl.replicas.lock().iter().find_map(|r| {
+            let wanted = to.as_ref().is_none_or(|(h, p)| r.port == *p && r.ip.eq_ignore_ascii_case(h));
+            (wanted && r.ack.load(Ordering::Acquire) >= offset).then(|| (r.ip.clone(), r.port))
+        });
+        if let Some(t) = caught_up {
+            break t;
+        }
+        if deadline.is_some_and(|d| crate::util::now_ms() >= d) {
+            match (&to, force) {
+                (Some(t), true) => break t.clone(),
+                _ => {
+                    tracing::info!("FAILOVER aborted: replica never caught up before timeout.");
+                    return end_failover(st);
+                }
+            }
+        }
+        ask_for_acks(st);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    tracing::info!("Failover target {}:{} is synced, failing over.", target.0, target.1);
+    st.repl.failover_state.store(FAILOVER_IN_PROGRESS, Ordering::Release);
+    set_master(st, &target.0, target.1);
+    st.pause_until.store(0, Ordering::Relaxed);
+}
+
+/// The replica link calls this when the PSYNC ... FAILOVER has been answered: the switch is
+/// done, or (refused) this server takes its master role back.
+pub fn failover_psync_done(st: &State, accepted: bool) {
+    if st.repl.failover_state.swap(FAILOVER_NONE, Ordering::AcqRel) != FAILOVER_IN_PROGRESS {
+        return;
+    }
+    if accepted {
+        tracing::info!("Failover to the new master completed.");
+    } else {
+        tracing::warn!("FAILOVER aborted: the target refused the PSYNC FAILOVER; staying a master.");
+        promote(st);
     }
 }

@@ -185,7 +185,16 @@ async fn session(
     // PSYNC with our history, or ask for a full resync.
     let (replid, offset) = (st.repl.ids.lock().replid.clone(), st.journal.offset());
     let history = st.repl.history.load(Ordering::Acquire);
-    let reply = if history {
+    let failover = st.repl.failover_state.load(Ordering::Acquire) == crate::state::repl::FAILOVER_IN_PROGRESS;
+    let reply = if failover {
+        // FAILOVER: the target promotes itself on this PSYNC, then continues us from our offset.
+        let r = command(&mut s, &mut buf, timeout, &[b"PSYNC", replid.as_bytes(), (offset + 1).to_string().as_bytes(), b"FAILOVER"]).await?;
+        super::failover_psync_done(st, !r.starts_with('-'));
+        if r.starts_with('-') {
+            return Err(format!("The target refused the failover: {r}"));
+        }
+        r
+    } else if history {
         tracing::info!("Trying a partial resynchronization (request {}:{}).", replid, offset + 1);
         command(&mut s, &mut buf, timeout, &[b"PSYNC", replid.as_bytes(), (offset + 1).to_string().as_bytes()]).await?
     } else {

@@ -72,6 +72,10 @@ pub struct ReplicaLink {
     pub reader: Mutex<Option<Arc<Reader>>>,
 }
 
+pub const FAILOVER_NONE: u8 = 0;
+pub const FAILOVER_WAITING: u8 = 1;
+pub const FAILOVER_IN_PROGRESS: u8 = 2;
+
 pub struct Repl {
     replica: AtomicBool,
     /// Our offset belongs to `ids.replid`'s history (worth a PSYNC with it).
@@ -88,6 +92,9 @@ pub struct Repl {
     pub acked: tokio::sync::Notify,
     /// A REPLCONF GETACK is in the stream and no acknowledgement has arrived since.
     pub getack_pending: AtomicBool,
+    /// FAILOVER: `FAILOVER_*`, and FAILOVER ABORT's request.
+    pub failover_state: std::sync::atomic::AtomicU8,
+    pub failover_abort: AtomicBool,
     /// Since when (ms) no replica is attached: `repl-backlog-ttl` frees the backlog after it.
     pub no_replicas_since: AtomicI64,
 }
@@ -106,6 +113,8 @@ impl Default for Repl {
             sync_partial_err: AtomicU64::new(0),
             acked: tokio::sync::Notify::new(),
             getack_pending: AtomicBool::new(false),
+            failover_state: Default::default(),
+            failover_abort: AtomicBool::new(false),
             no_replicas_since: AtomicI64::new(crate::util::now_ms()),
         }
     }
@@ -228,7 +237,12 @@ impl Repl {
         let active = journal.active();
         let _ = write!(
             s,
-            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+            "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+            match self.failover_state.load(Ordering::Relaxed) {
+                FAILOVER_WAITING => "waiting-for-sync",
+                FAILOVER_IN_PROGRESS => "failover-in-progress",
+                _ => "no-failover",
+            },
             ids.replid,
             ids.replid2,
             offset,
