@@ -361,3 +361,55 @@ fn failover_command_switches_roles_without_losing_writes() {
     assert_eq!(info_i(&mut r, "sync_full"), 0, "the old master continues with a partial resync");
     assert_eq!(info_i(&mut r, "sync_partial_ok"), 1);
 }
+
+#[test]
+fn a_replica_paused_past_repl_timeout_is_dropped_and_resumes_partially() {
+    let master = start(FERRODIS, &["--repl-timeout", "2"]);
+    fill(&mut master.client());
+    let replica = replica_of(FERRODIS, &master, &["--repl-timeout", "2"]);
+    wait_synced(&master, &replica);
+    let mut m = master.client();
+    // SIGSTOP: a hang, not a crash. The master drops it once repl-timeout passes without an ACK.
+    let pid = replica.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let dropped = wait_until(SYNC_WAIT, || info(&mut m, "connected_slaves") == "0");
+    live_writes(&master, 1);
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    assert!(dropped, "master log:\n{}", master.log());
+    wait_synced(&master, &replica);
+    assert_same(&master, &replica);
+    assert_eq!(info_i(&mut m, "sync_full"), 1);
+    assert_eq!(info_i(&mut m, "sync_partial_ok"), 1, "master log:\n{}", master.log());
+}
+
+#[test]
+fn a_restarted_master_continues_its_replicas_partially() {
+    let dir = tempdir("master-restart");
+    let master = Server::ferrodis_in(dir.clone(), &["--repl-diskless-sync-delay", "0"]);
+    fill(&mut master.client());
+    let replica = replica_of(FERRODIS, &master, &[]);
+    wait_synced(&master, &replica);
+    live_writes(&master, 1);
+    wait_synced(&master, &replica);
+    // SHUTDOWN SAVE keeps the replication id and offset in dump.rdb; the master restarts on the
+    // same port with it, and its replica continues where it was.
+    let port = master.port.to_string();
+    master.client().send(&crate::harness::encode(&[b"SHUTDOWN", b"SAVE"]));
+    let mut master = master;
+    assert!(master.wait_exit(SYNC_WAIT).is_some());
+    let dir2 = tempdir("master-restarted");
+    std::fs::copy(dir.join("dump.rdb"), dir2.join("dump.rdb")).expect("the master saved dump.rdb");
+    drop(master);
+    let mut cmd = std::process::Command::new(FERRODIS);
+    cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--enable-debug-command", "yes", "--dir"]).arg(&dir2);
+    cmd.stdout(std::fs::File::create(dir2.join("log")).unwrap()).stderr(std::process::Stdio::null());
+    let master = Server { child: cmd.spawn().expect("restart the master"), port: port.parse().unwrap(), dir: dir2 };
+    master.wait_ready();
+    wait_synced(&master, &replica);
+    live_writes(&master, 2);
+    wait_synced(&master, &replica);
+    assert_same(&master, &replica);
+    let mut m = master.client();
+    assert_eq!(info_i(&mut m, "sync_full"), 0, "master log:\n{}", master.log());
+    assert_eq!(info_i(&mut m, "sync_partial_ok"), 1);
+}
