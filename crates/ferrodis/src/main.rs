@@ -72,6 +72,14 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // daemonize yes: detach (before any thread starts), stdio to /dev/null, as redis-server does.
+    if config.get("daemonize").as_deref() == Some("yes") {
+        // SAFETY: no other thread exists yet; daemon(3) forks and the parent exits.
+        if unsafe { libc::daemon(1, 0) } != 0 {
+            eprintln!("Can't daemonize: {}", std::io::Error::last_os_error());
+            std::process::exit(1);
+        }
+    }
     let level = config.get("loglevel").unwrap_or_else(|| "notice".into());
     let logfile = config.get("logfile").unwrap_or_default();
     if let Err(e) = ferrodis::server::log::init(&level, &logfile, 'M') {
