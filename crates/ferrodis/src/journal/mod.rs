@@ -63,6 +63,10 @@ impl Reader {
     }
 }
 
+/// A reader fell too far behind, or the stream was reset under it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dropped;
+
 pub struct Journal {
     /// Effects are recorded: a consumer exists and this is not a follower.
     enabled: AtomicBool,
@@ -234,7 +238,7 @@ impl Journal {
     pub fn append_nodb(&self, args: &[&[u8]]) -> u64 {
         let end = {
             let mut g = self.inner.lock();
-            if !(g.consumer && !g.follower) {
+            if !g.consumer || g.follower {
                 return g.end();
             }
             let at = g.data.len();
@@ -308,15 +312,15 @@ impl Journal {
     }
     /// Moves up to `max` bytes after the reader's position into `out`. Ok(0) when there is
     /// nothing new; Err when the reader was dropped.
-    pub fn read(&self, r: &Reader, out: &mut Vec<u8>, max: usize) -> Result<usize, ()> {
+    pub fn read(&self, r: &Reader, out: &mut Vec<u8>, max: usize) -> Result<usize, Dropped> {
         if r.dropped() {
-            return Err(());
+            return Err(Dropped);
         }
         let g = self.inner.lock();
         let pos = r.pos();
         if pos < g.start || r.dropped() {
             r.drop_now();
-            return Err(());
+            return Err(Dropped);
         }
         let skip = (pos - g.start) as usize;
         let n = g.data.len().saturating_sub(skip).min(max);

@@ -113,7 +113,7 @@ fn replicaof(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn replconf(ctx: &mut Ctx, argv: &[&[u8]]) {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         ctx.out.error(crate::commands::SYNTAX);
         return;
     }
