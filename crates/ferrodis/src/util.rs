@@ -276,3 +276,6 @@ mod tests {
         assert!(glob_match(b"HELLO", b"hello", true));
     }
 }
+
+/// The role letter of log lines (Redis's `M` master, `S` replica, `X` sentinel, `C` child).
+pub static LOG_ROLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(b'M');

@@ -132,7 +132,8 @@ fn carry_dump(from: &Server, to_bin: &str) -> Server {
     }
 }
 
-fn assert_same_data(a: &Server, b: &Server) {
+/// Two servers hold the same keys in `DBS` (type, value, absolute expiry) and the same digests.
+pub(crate) fn assert_same_contents(a: &Server, b: &Server) {
     let (mut ca, mut cb) = (a.client(), b.client());
     let (x, y) = (contents(&mut ca, DBS), contents(&mut cb, DBS));
     assert!(x.len() > 25, "{} keys", x.len());
@@ -141,6 +142,11 @@ fn assert_same_data(a: &Server, b: &Server) {
     }
     assert_eq!(x.len(), y.len());
     assert_eq!(digests(&mut ca, DBS), digests(&mut cb, DBS));
+}
+
+fn assert_same_data(a: &Server, b: &Server) {
+    assert_same_contents(a, b);
+    let (mut ca, mut cb) = (a.client(), b.client());
     assert_eq!(ca.cmd(&["FCALL", "persisted_f", "0"]), b":42\r\n");
     assert_eq!(cb.cmd(&["FCALL", "persisted_f", "0"]), b":42\r\n");
 }

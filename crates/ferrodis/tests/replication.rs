@@ -5,7 +5,7 @@
 //! the synchronous acknowledgement (`sync-replicas`). Every wait has a deadline.
 
 use crate::harness::{tempdir, wait_until, Client, Server, FERRODIS};
-use crate::persistence::{contents, digests, fill, DBS};
+use crate::persistence::{assert_same_contents as assert_same, fill};
 use std::time::Duration;
 
 const SYNC_WAIT: Duration = Duration::from_secs(30);
@@ -45,16 +45,6 @@ fn wait_synced(master: &Server, replica: &Server) {
     assert!(ok, "replica did not catch up;\nmaster log:\n{}\nreplica log:\n{}", master.log(), replica.log());
 }
 
-fn assert_same(a: &Server, b: &Server) {
-    let (mut ca, mut cb) = (a.client(), b.client());
-    let (x, y) = (contents(&mut ca, DBS), contents(&mut cb, DBS));
-    assert!(x.len() > 25, "{} keys", x.len());
-    for (k, v) in &x {
-        assert_eq!(Some(v), y.get(k), "key {:?} in db {}", String::from_utf8_lossy(&k.1), k.0);
-    }
-    assert_eq!(x.len(), y.len());
-    assert_eq!(digests(&mut ca, DBS), digests(&mut cb, DBS));
-}
 
 /// Writes whose effects must be replicated, not re-executed: expiries, random pops, floats,
 /// scripts, transactions, a blocking pop served later, functions, every type, several databases.
@@ -288,7 +278,7 @@ fn full_sync_of_many_keys_while_writes_continue() {
     };
     let replica = replica_of(FERRODIS, &master, &[]);
     let mut rc = replica.client();
-    assert!(wait_until(SYNC_WAIT, || info(&mut rc, "master_link_status") == "up"), "{}", replica.log());
+    assert!(wait_until(SYNC_WAIT, || info(&mut rc, "master_link_status") == "up"), "{}\nmaster:\n{}", replica.log(), master.log());
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let n = writer.join().unwrap();
@@ -412,4 +402,52 @@ fn a_restarted_master_continues_its_replicas_partially() {
     let mut m = master.client();
     assert_eq!(info_i(&mut m, "sync_full"), 0, "master log:\n{}", master.log());
     assert_eq!(info_i(&mut m, "sync_partial_ok"), 1);
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_at_its_output_limit_and_resyncs() {
+    let master = start(FERRODIS, &["--client-output-buffer-limit", "replica 2mb 0 0", "--repl-backlog-size", "16kb"]);
+    fill(&mut master.client());
+    let replica = replica_of(FERRODIS, &master, &[]);
+    wait_synced(&master, &replica);
+    let mut m = master.client();
+    let pid = replica.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    // 40 MB while the replica reads nothing: far past the socket buffers and the 2 MB limit.
+    let value = vec![b'v'; 100_000];
+    let mut dropped = false;
+    for i in 0..400 {
+        assert_eq!(m.cmd_bytes(&[b"SET", format!("big{}", i % 50).as_bytes(), &value]), b"+OK\r\n");
+        if i % 20 == 19 && info(&mut m, "connected_slaves") == "0" {
+            dropped = true;
+            break;
+        }
+    }
+    let dropped = dropped || wait_until(SYNC_WAIT, || info(&mut m, "connected_slaves") == "0");
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    assert!(dropped, "master log:\n{}", master.log());
+    assert!(info_i(&mut m, "client_output_buffer_limit_disconnections") >= 1);
+    // The journal kept at most about the limit for it.
+    assert!(info_i(&mut m, "repl_backlog_histlen") < 4 * 1024 * 1024, "{}", info(&mut m, "repl_backlog_histlen"));
+    wait_synced(&master, &replica);
+    assert_same(&master, &replica);
+    assert_eq!(info_i(&mut m, "sync_full"), 2, "too far behind for the backlog: a full resync");
+}
+
+#[test]
+fn a_replica_of_a_replica_gets_the_top_masters_stream() {
+    let master = start(FERRODIS, &[]);
+    fill(&mut master.client());
+    let middle = replica_of(FERRODIS, &master, &[]);
+    wait_synced(&master, &middle);
+    let leaf = replica_of(FERRODIS, &middle, &[]);
+    wait_synced(&middle, &leaf);
+    live_writes(&master, 1);
+    wait_synced(&master, &middle);
+    wait_synced(&master, &leaf);
+    assert_same(&master, &leaf);
+    let (mut m, mut l) = (master.client(), leaf.client());
+    assert_eq!(info(&mut l, "master_replid"), info(&mut m, "master_replid"));
+    assert_eq!(info(&mut l, "master_repl_offset"), info(&mut m, "master_repl_offset"));
+    assert_eq!(info(&mut middle.client(), "connected_slaves"), "1");
 }

@@ -389,6 +389,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
     if aof_changed {
         super::persistence::appendonly_changed(ctx.st);
     }
+    ctx.st.apply_replication_limits();
     ctx.out.ok();
 }
 

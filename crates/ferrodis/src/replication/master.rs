@@ -245,14 +245,24 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
             return Err(std::io::Error::other("killed"));
         }
         out.clear();
-        let n = st.journal.read(&reader, &mut out, 1 << 20).map_err(|_| {
-            st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
-            std::io::Error::other("it fell behind past client-output-buffer-limit replica, or the stream was reset")
-        })?;
+        let n = st.journal.read(&reader, &mut out, 1 << 20).map_err(|_| overrun(st, info))?;
         if n > 0 {
-            match tokio::time::timeout(Duration::from_millis(timeout_ms() as u64), wr.write_all(&out)).await {
-                Ok(r) => r?,
-                Err(_) => return Err(std::io::Error::other("timeout writing to the replica")),
+            // A replica that stops reading is dropped once it falls past the output limit (the
+            // journal drops its reader), or when repl-timeout passes with the write stuck.
+            let dropped = async {
+                while !reader.dropped() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout(Duration::from_millis(timeout_ms() as u64), wr.write_all(&out)) => match r {
+                    Ok(r) => r?,
+                    Err(_) => return Err(std::io::Error::other("timeout writing to the replica")),
+                },
+                _ = dropped => {}
+            }
+            if reader.dropped() {
+                return Err(overrun(st, info));
             }
             // Under a steady stream, acknowledgements are read between writes: at once while a
             // GETACK waits for its answer (WAIT, sync-replicas), else every 100 ms.
@@ -286,6 +296,13 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
             }
         }
     }
+}
+
+/// The replica fell behind past `client-output-buffer-limit replica` (or the stream was reset).
+fn overrun(st: &State, info: &ClientInfo) -> std::io::Error {
+    st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!("Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.", info.id, info.addr);
+    std::io::Error::other("it fell behind past client-output-buffer-limit replica, or the stream was reset")
 }
 
 /// Handles what the replica sent: `REPLCONF ACK <offset>` (others are ignored).

@@ -49,6 +49,7 @@ pub fn set_master(st: &Arc<State>, host: &str, port: u16) {
         st.repl.history.store(st.journal.active(), Ordering::Release);
     }
     st.repl.set_replica(true);
+    crate::util::LOG_ROLE.store(b'S', Ordering::Relaxed);
     st.journal.set_follower(true);
     st.journal.drop_readers();
     // Clients blocked on keys wait for data a replica's clients cannot write.
@@ -77,6 +78,7 @@ pub fn promote(st: &State) {
     *st.repl.master.lock() = None;
     st.repl.shift_ids(st.journal.offset());
     st.repl.set_replica(false);
+    crate::util::LOG_ROLE.store(b'M', Ordering::Relaxed);
     st.journal.set_follower(false);
     // Our replicas reconnect and learn the new id with +CONTINUE.
     st.journal.drop_readers();

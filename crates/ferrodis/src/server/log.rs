@@ -10,9 +10,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-struct RedisFormat {
-    role: char,
-}
+/// Lines in Redis's format; the role letter is `util::LOG_ROLE` (it changes with REPLICAOF).
+struct RedisFormat;
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -58,7 +57,8 @@ where
             Level::INFO => '*',
             Level::WARN | Level::ERROR => '#',
         };
-        write!(w, "{}:{} {} {} ", std::process::id(), self.role, timestamp(), lvl)?;
+        let role = crate::util::LOG_ROLE.load(std::sync::atomic::Ordering::Relaxed) as char;
+        write!(w, "{}:{} {} {} ", std::process::id(), role, timestamp(), lvl)?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }
@@ -84,7 +84,8 @@ pub fn init(loglevel: &str, logfile: &str, role: char) -> Result<(), String> {
         "notice" => Level::INFO,
         _ => Level::WARN,
     };
-    let builder = tracing_subscriber::fmt().with_max_level(max).event_format(RedisFormat { role });
+    crate::util::LOG_ROLE.store(role as u8, std::sync::atomic::Ordering::Relaxed);
+    let builder = tracing_subscriber::fmt().with_max_level(max).event_format(RedisFormat);
     let res = if logfile.is_empty() {
         builder.with_writer(std::io::stdout).try_init()
     } else {

@@ -124,7 +124,7 @@ impl State {
             std::path::PathBuf::from(config.get("appenddirname").unwrap_or_else(|| "appendonlydir".into())),
             config.get("appendfilename").unwrap_or_else(|| "appendonly.aof".into()),
         );
-        Arc::new_cyclic(|me| State {
+        let st = Arc::new_cyclic(|me| State {
             me: me.clone(),
             config,
             keyspace: Keyspace::new(dbs),
@@ -154,7 +154,14 @@ impl State {
             aof,
             aof_rewrite: Default::default(),
             repl: Default::default(),
-        })
+        });
+        st.apply_replication_limits();
+        st
+    }
+    /// Applies `repl-backlog-size` and `client-output-buffer-limit replica` (hard) to the journal.
+    pub fn apply_replication_limits(&self) {
+        self.journal.set_capacity(self.config.get_int("repl-backlog-size").max(1) as usize);
+        self.journal.reader_limit.store(self.config.hot.replica_obuf_hard.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
     }
     /// A counted reference to this State (None only while it is being dropped).
     pub fn arc(&self) -> Option<Arc<State>> {
