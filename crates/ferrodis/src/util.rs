@@ -233,6 +233,9 @@ pub fn random_hex40() -> String {
     (0..40).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0')).collect()
 }
 
+/// The role letter of log lines (Redis's `M` master, `S` replica, `X` sentinel, `C` child).
+pub static LOG_ROLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(b'M');
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +279,3 @@ mod tests {
         assert!(glob_match(b"HELLO", b"hello", true));
     }
 }
-
-/// The role letter of log lines (Redis's `M` master, `S` replica, `X` sentinel, `C` child).
-pub static LOG_ROLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(b'M');
