@@ -45,7 +45,6 @@ fn wait_synced(master: &Server, replica: &Server) {
     assert!(ok, "replica did not catch up;\nmaster log:\n{}\nreplica log:\n{}", master.log(), replica.log());
 }
 
-
 /// Writes whose effects must be replicated, not re-executed: expiries, random pops, floats,
 /// scripts, transactions, a blocking pop served later, functions, every type, several databases.
 fn live_writes(m: &Server, round: usize) {
@@ -57,7 +56,16 @@ fn live_writes(m: &Server, round: usize) {
     ok(c.cmd(&["SPOP", &r("live-set"), "2"]), "spop");
     ok(c.cmd(&["INCRBYFLOAT", &r("live-float"), "10.5"]), "incrbyfloat");
     ok(c.cmd(&["INCRBYFLOAT", &r("live-float"), "0.1"]), "incrbyfloat");
-    ok(c.cmd(&["EVAL", "redis.call('set', KEYS[1], math.random()) redis.call('rpush', KEYS[2], 'x', 'y')", "2", &r("live-script"), &r("live-list")]), "eval");
+    ok(
+        c.cmd(&[
+            "EVAL",
+            "redis.call('set', KEYS[1], math.random()) redis.call('rpush', KEYS[2], 'x', 'y')",
+            "2",
+            &r("live-script"),
+            &r("live-list"),
+        ]),
+        "eval",
+    );
     ok(c.cmd(&["MULTI"]), "multi");
     c.cmd(&["HSET", &r("live-hash"), "f", "1", "g", "2"]);
     c.cmd(&["ZADD", &r("live-zset"), "1", "a", "2", "b"]);
@@ -450,4 +458,53 @@ fn a_replica_of_a_replica_gets_the_top_masters_stream() {
     assert_eq!(info(&mut l, "master_replid"), info(&mut m, "master_replid"));
     assert_eq!(info(&mut l, "master_repl_offset"), info(&mut m, "master_repl_offset"));
     assert_eq!(info(&mut middle.client(), "connected_slaves"), "1");
+}
+
+#[test]
+fn repl_backlog_ttl_frees_the_backlog_of_a_master_left_alone() {
+    let master = start(FERRODIS, &["--repl-backlog-ttl", "1"]);
+    fill(&mut master.client());
+    let replica = replica_of(FERRODIS, &master, &[]);
+    wait_synced(&master, &replica);
+    let mut m = master.client();
+    let id = info(&mut m, "master_replid");
+    assert_eq!(replica.client().text(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
+    assert!(wait_until(SYNC_WAIT, || info(&mut m, "repl_backlog_active") == "0"), "{}", master.log());
+    assert_ne!(info(&mut m, "master_replid"), id, "a freed history takes a new id");
+    // Coming back, the replica cannot continue: a full resync.
+    let port = master.port.to_string();
+    assert_eq!(replica.client().text(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+    wait_synced(&master, &replica);
+    assert_same(&master, &replica);
+    assert_eq!(info_i(&mut m, "sync_full"), 2);
+}
+
+#[test]
+fn a_master_restarted_from_its_aof_is_followed_again() {
+    let dir = tempdir("master-aof");
+    let master = Server::ferrodis_in(dir.clone(), &["--appendonly", "yes", "--appendfsync", "always", "--repl-diskless-sync-delay", "0"]);
+    fill(&mut master.client());
+    let replica = replica_of(FERRODIS, &master, &[]);
+    wait_synced(&master, &replica);
+    live_writes(&master, 1);
+    wait_synced(&master, &replica);
+    let port = master.port.to_string();
+    let mut master = master;
+    master.child.kill().expect("kill -9 the master");
+    let _ = master.child.wait();
+    let dir2 = tempdir("master-aof-restarted");
+    let copy = std::process::Command::new("cp").arg("-r").arg(dir.join("appendonlydir")).arg(&dir2).status().expect("cp");
+    assert!(copy.success());
+    drop(master);
+    let mut cmd = std::process::Command::new(FERRODIS);
+    cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    cmd.args(["--repl-diskless-sync-delay", "0", "--dir"]).arg(&dir2);
+    cmd.stdout(std::fs::File::create(dir2.join("log")).unwrap()).stderr(std::process::Stdio::null());
+    let master = Server { child: cmd.spawn().expect("restart the master"), port: port.parse().unwrap(), dir: dir2 };
+    master.wait_ready();
+    // The replica reconnects by itself and converges on the master's (AOF-recovered) data.
+    wait_synced(&master, &replica);
+    live_writes(&master, 2);
+    wait_synced(&master, &replica);
+    assert_same(&master, &replica);
 }

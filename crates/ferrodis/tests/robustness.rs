@@ -20,7 +20,21 @@ fn with_server<T>(f: impl FnOnce(&Server) -> T) -> T {
 /// Commands left out of the random-argument test: they end the connection or the server, or
 /// (MIGRATE) would connect to whatever host a random argument names; tests talk to loopback only.
 const DISRUPTIVE: &[&str] = &[
-    "shutdown", "debug", "monitor", "client", "quit", "config", "reset", "hello", "auth", "migrate", "replicaof", "slaveof", "psync", "sync", "wait",
+    "shutdown",
+    "debug",
+    "monitor",
+    "client",
+    "quit",
+    "config",
+    "reset",
+    "hello",
+    "auth",
+    "migrate",
+    "replicaof",
+    "slaveof",
+    "psync",
+    "sync",
+    "wait",
 ];
 
 fn arg() -> impl Strategy<Value = Vec<u8>> {

@@ -245,8 +245,7 @@ pub fn load_rdb_with(st: &State, policy: super::scripting::RestorePolicy) -> Res
         Err(e) => return Err(format!("Fatal error loading the DB: {e}. Exiting.")),
     };
     let start = std::time::Instant::now();
-    let loaded = load_bytes(st, &bytes, policy)
-        .map_err(|e| format!("Fatal error loading the DB from {}{e}. Exiting.", path.display()))?;
+    let loaded = load_bytes(st, &bytes, policy).map_err(|e| format!("Fatal error loading the DB from {}{e}. Exiting.", path.display()))?;
     // A restarted server continues the replication history the file was saved at.
     let aux = |k: &str| loaded.aux.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let (Some(id), Some(off)) = (aux("repl-id"), aux("repl-offset").and_then(|o| o.parse::<u64>().ok())) {

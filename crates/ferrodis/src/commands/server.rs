@@ -971,7 +971,12 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
                 let mut g = ks.lock(loc.stripe);
                 if g.get(db, &loc, &key).is_none() {
                     let v = crate::types::Value::Str(crate::types::StrValue::from_bytes(&val));
-                    g.insert(db, &loc, crate::keyspace::Entry { key: crate::types::SmallBytes::new(&key), value: v, expire: 0, lru }, &ks.hasher);
+                    g.insert(
+                        db,
+                        &loc,
+                        crate::keyspace::Entry { key: crate::types::SmallBytes::new(&key), value: v, expire: 0, lru },
+                        &ks.hasher,
+                    );
                 }
             }
             ctx.out.ok();

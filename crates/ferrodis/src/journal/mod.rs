@@ -277,6 +277,16 @@ impl Journal {
         drop(g);
         self.changed.notify_waiters();
     }
+    /// Frees the backlog (`repl-backlog-ttl` passed with no replica): the offset stays, and
+    /// effects are recorded again only for the AOF or when a replica attaches.
+    pub fn free_backlog(&self) {
+        let mut g = self.inner.lock();
+        let end = g.end();
+        g.data.clear();
+        g.start = end;
+        g.consumer = g.aof.is_some();
+        self.refresh(&g);
+    }
     /// Drops every reader (their replicas reconnect and resynchronize).
     pub fn drop_readers(&self) {
         let mut g = self.inner.lock();

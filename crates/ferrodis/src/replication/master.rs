@@ -74,7 +74,11 @@ async fn run(
         None => {
             if let Some((id, _)) = psync.as_ref().filter(|(id, _)| id.as_slice() != b"?") {
                 st.repl.sync_partial_err.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("Partial resynchronization not accepted ({}), full resync requested by {}", String::from_utf8_lossy(id), name);
+                tracing::info!(
+                    "Partial resynchronization not accepted ({}), full resync requested by {}",
+                    String::from_utf8_lossy(id),
+                    name
+                );
             } else {
                 tracing::info!("Replica {} asks for synchronization", name);
             }
@@ -197,6 +201,8 @@ async fn full_resync(
         .await;
         let _ = std::fs::remove_file(&path);
         sent?;
+        // The replica knows where the payload ends: the stream can follow at once.
+        *link.state.lock() = "online";
     }
     tracing::info!("Synchronization with replica {} succeeded", name);
     Ok(reader)
@@ -244,8 +250,14 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
         if info.is_killed() {
             return Err(std::io::Error::other("killed"));
         }
+        // After an EOF-marked payload the stream waits for the replica's first ACK (it has
+        // loaded the payload), as Redis's repl_put_online_on_ack.
+        let waiting = *link.state.lock() != "online";
         out.clear();
-        let n = st.journal.read(&reader, &mut out, 1 << 20).map_err(|_| overrun(st, info))?;
+        let n = if waiting { 0 } else { st.journal.read(&reader, &mut out, 1 << 20).map_err(|_| overrun(st, info))? };
+        if waiting && reader.dropped() {
+            return Err(overrun(st, info));
+        }
         if n > 0 {
             // A replica that stops reading is dropped once it falls past the output limit (the
             // journal drops its reader), or when repl-timeout passes with the write stuck.
@@ -279,7 +291,7 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
             }
             continue;
         }
-        let pos = reader.pos();
+        let pos = if waiting { u64::MAX } else { reader.pos() };
         tokio::select! {
             _ = st.journal.wait_past(pos) => {}
             r = rd.read_buf(&mut inbuf) => {

@@ -11,8 +11,8 @@ pub mod replica;
 
 use crate::commands::table::{cmd, flag::*, CommandSpec, NO_KEYS};
 use crate::commands::{eq, CommandTable, Ctx, Handoff};
-use crate::util::parse_i64;
 use crate::state::State;
+use crate::util::parse_i64;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
@@ -104,7 +104,9 @@ fn replicaof(ctx: &mut Ctx, argv: &[&[u8]]) {
     };
     let host = String::from_utf8_lossy(argv[1]).into_owned();
     if st.repl.master.lock().as_ref().is_some_and(|m| m.host.eq_ignore_ascii_case(&host) && m.port == port) {
-        tracing::info!("REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.");
+        tracing::info!(
+            "REPLICAOF would result into synchronization with the master we are already connected with. No operation performed."
+        );
         ctx.out.simple(b"OK Already connected to specified master");
         return;
     }

@@ -146,7 +146,9 @@ async fn session(
 
     // PING: any reply but an error other than an authentication one will do.
     let pong = command(&mut s, &mut buf, timeout, &[b"PING"]).await?;
-    if pong.starts_with('-') && !(pong.starts_with("-NOAUTH") || pong.starts_with("-NOPERM") || pong.starts_with("-ERR operation not permitted")) {
+    if pong.starts_with('-')
+        && !(pong.starts_with("-NOAUTH") || pong.starts_with("-NOPERM") || pong.starts_with("-ERR operation not permitted"))
+    {
         return Err(format!("Error reply to PING from master: '{pong}'"));
     }
     tracing::info!("Master replied to PING, replication can continue...");
@@ -188,7 +190,8 @@ async fn session(
     let failover = st.repl.failover_state.load(Ordering::Acquire) == crate::state::repl::FAILOVER_IN_PROGRESS;
     let reply = if failover {
         // FAILOVER: the target promotes itself on this PSYNC, then continues us from our offset.
-        let r = command(&mut s, &mut buf, timeout, &[b"PSYNC", replid.as_bytes(), (offset + 1).to_string().as_bytes(), b"FAILOVER"]).await?;
+        let r =
+            command(&mut s, &mut buf, timeout, &[b"PSYNC", replid.as_bytes(), (offset + 1).to_string().as_bytes(), b"FAILOVER"]).await?;
         super::failover_psync_done(st, !r.starts_with('-'));
         if r.starts_with('-') {
             return Err(format!("The target refused the failover: {r}"));
@@ -258,7 +261,9 @@ async fn receive_payload(st: &State, gen: u64, s: &mut TcpStream, buf: &mut Byte
         return Err(format!("MASTER aborted replication with an error: {head}"));
     }
     let Some(spec) = head.strip_prefix('$') else {
-        return Err(format!("Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"));
+        return Err(format!(
+            "Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"
+        ));
     };
     let mut payload = Vec::new();
     if let Some(mark) = spec.strip_prefix("EOF:") {
@@ -268,10 +273,14 @@ async fn receive_payload(st: &State, gen: u64, s: &mut TcpStream, buf: &mut Byte
         }
         tracing::info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to disk");
         loop {
+            let from = payload.len().saturating_sub(39);
             payload.extend_from_slice(buf);
             buf.clear();
-            if payload.ends_with(&mark) {
-                payload.truncate(payload.len() - 40);
+            // The mark ends the payload; whatever follows it is already the stream.
+            if let Some(p) = payload[from..].windows(40).position(|w| w == mark.as_slice()) {
+                let end = from + p;
+                buf.extend_from_slice(&payload[end + 40..]);
+                payload.truncate(end);
                 break;
             }
             read_more(s, buf, timeout).await?;

@@ -79,4 +79,23 @@ fn replication_cron(st: &State, last_ping: &mut Instant) {
             st.journal.append_nodb(&[b"PING"]);
         }
     }
+    // repl-backlog-ttl: a master without replicas for that long frees its backlog, and takes a
+    // new replication id so that nobody can continue from the freed history (as Redis does).
+    let ttl = st.config.get_int("repl-backlog-ttl");
+    let alone_ms = crate::util::now_ms() - st.repl.no_replicas_since.load(Ordering::Relaxed);
+    if ttl > 0
+        && alone_ms > ttl * 1000
+        && !st.repl.is_replica()
+        && st.repl.history.load(Ordering::Relaxed)
+        && st.repl.replicas.lock().is_empty()
+    {
+        tracing::info!("Replication backlog freed after {} seconds without connected replicas.", ttl);
+        st.journal.free_backlog();
+        let mut ids = st.repl.ids.lock();
+        ids.replid = crate::util::random_hex40();
+        ids.replid2 = "0".repeat(40);
+        ids.second_offset = -1;
+        drop(ids);
+        st.repl.history.store(false, Ordering::Release);
+    }
 }

@@ -47,7 +47,9 @@ impl ClientInfo {
     /// The client's class for CLIENT LIST/KILL TYPE (`KIND_*`).
     pub fn kind(&self) -> u8 {
         match self.repl_kind.load(Ordering::Relaxed) {
-            0 if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 => KIND_PUBSUB,
+            0 if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 => {
+                KIND_PUBSUB
+            }
             k => k,
         }
     }
