@@ -321,6 +321,9 @@ fn writes_denied_by_disk_error(st: &State) -> bool {
 fn replication_denies(st: &State, spec: &super::CommandSpec, now: i64) -> Option<&'static str> {
     let h = &st.config.hot;
     if st.repl.is_replica() {
+        if spec.flags & flag::LOADING == 0 && st.repl.loading.load(Ordering::Acquire) {
+            return Some("LOADING Redis is loading the dataset in memory");
+        }
         if spec.is_write() && h.replica_read_only.load(Ordering::Relaxed) {
             return Some("READONLY You can't write against a read only replica.");
         }

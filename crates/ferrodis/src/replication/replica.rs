@@ -315,11 +315,15 @@ async fn receive_payload(st: &State, gen: u64, s: &mut TcpStream, buf: &mut Byte
 
 /// Replaces the dataset with the master's snapshot and continues its stream at `offset`.
 fn load(st: &State, payload: &[u8], replid: &str, offset: u64) -> Res<()> {
+    // Clients get -LOADING until the new dataset is whole (commands already running finish
+    // first: they hold their stripes, and emptying takes every stripe).
+    st.repl.loading.store(true, Ordering::Release);
     tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
     crate::commands::persistence::empty_keyspace(st);
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
-    let loaded = crate::commands::persistence::load_bytes(st, payload, crate::commands::scripting::RestorePolicy::Flush)
-        .map_err(|e| format!("Failed trying to load the MASTER synchronization DB from socket{e}"))?;
+    let loaded = crate::commands::persistence::load_bytes(st, payload, crate::commands::scripting::RestorePolicy::Flush);
+    st.repl.loading.store(false, Ordering::Release);
+    let loaded = loaded.map_err(|e| format!("Failed trying to load the MASTER synchronization DB from socket{e}"))?;
     {
         let mut ids = st.repl.ids.lock();
         ids.replid = replid.to_string();

@@ -92,6 +92,8 @@ pub struct Repl {
     pub acked: tokio::sync::Notify,
     /// A REPLCONF GETACK is in the stream and no acknowledgement has arrived since.
     pub getack_pending: AtomicBool,
+    /// A full resync's payload is being loaded: clients get -LOADING meanwhile.
+    pub loading: AtomicBool,
     /// FAILOVER: `FAILOVER_*`, and FAILOVER ABORT's request.
     pub failover_state: std::sync::atomic::AtomicU8,
     pub failover_abort: AtomicBool,
@@ -113,6 +115,7 @@ impl Default for Repl {
             sync_partial_err: AtomicU64::new(0),
             acked: tokio::sync::Notify::new(),
             getack_pending: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
             failover_state: Default::default(),
             failover_abort: AtomicBool::new(false),
             no_replicas_since: AtomicI64::new(crate::util::now_ms()),
