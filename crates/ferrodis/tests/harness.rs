@@ -50,7 +50,11 @@ fn spawn(bin: &str, args: &[&str], tag: &str) -> Server {
 
 /// Starts a server in `dir` (which it owns from now on: removed on drop), without waiting for it.
 pub fn launch(bin: &str, args: &[&str], dir: std::path::PathBuf) -> Server {
-    let port = free_port();
+    launch_at(bin, free_port(), args, dir)
+}
+
+/// `launch` on a given port (a server restarted where its clients and replicas expect it).
+pub fn launch_at(bin: &str, port: u16, args: &[&str], dir: std::path::PathBuf) -> Server {
     let mut cmd = Command::new(bin);
     cmd.arg("--port").arg(port.to_string()).arg("--bind").arg("127.0.0.1").arg("--save").arg("").arg("--appendonly").arg("no");
     cmd.arg("--enable-debug-command").arg("yes").arg("--dir").arg(&dir);

@@ -4,7 +4,7 @@
 //! read-only replicas, WAIT, ROLE, min-replicas-to-write, replicas that do not expire keys, and
 //! the synchronous acknowledgement (`sync-replicas`). Every wait has a deadline.
 
-use crate::harness::{tempdir, wait_until, Client, Server, FERRODIS};
+use crate::harness::{launch_at, tempdir, wait_until, Client, Server, FERRODIS};
 use crate::persistence::{assert_same_contents as assert_same, fill};
 use std::time::Duration;
 
@@ -391,17 +391,14 @@ fn a_restarted_master_continues_its_replicas_partially() {
     wait_synced(&master, &replica);
     // SHUTDOWN SAVE keeps the replication id and offset in dump.rdb; the master restarts on the
     // same port with it, and its replica continues where it was.
-    let port = master.port.to_string();
+    let port = master.port;
     master.client().send(&crate::harness::encode(&[b"SHUTDOWN", b"SAVE"]));
     let mut master = master;
     assert!(master.wait_exit(SYNC_WAIT).is_some());
     let dir2 = tempdir("master-restarted");
     std::fs::copy(dir.join("dump.rdb"), dir2.join("dump.rdb")).expect("the master saved dump.rdb");
     drop(master);
-    let mut cmd = std::process::Command::new(FERRODIS);
-    cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--enable-debug-command", "yes", "--dir"]).arg(&dir2);
-    cmd.stdout(std::fs::File::create(dir2.join("log")).unwrap()).stderr(std::process::Stdio::null());
-    let master = Server { child: cmd.spawn().expect("restart the master"), port: port.parse().unwrap(), dir: dir2 };
+    let master = launch_at(FERRODIS, port, &[], dir2);
     master.wait_ready();
     wait_synced(&master, &replica);
     live_writes(&master, 2);
@@ -488,7 +485,7 @@ fn a_master_restarted_from_its_aof_is_followed_again() {
     wait_synced(&master, &replica);
     live_writes(&master, 1);
     wait_synced(&master, &replica);
-    let port = master.port.to_string();
+    let port = master.port;
     let mut master = master;
     master.child.kill().expect("kill -9 the master");
     let _ = master.child.wait();
@@ -496,11 +493,7 @@ fn a_master_restarted_from_its_aof_is_followed_again() {
     let copy = std::process::Command::new("cp").arg("-r").arg(dir.join("appendonlydir")).arg(&dir2).status().expect("cp");
     assert!(copy.success());
     drop(master);
-    let mut cmd = std::process::Command::new(FERRODIS);
-    cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--enable-debug-command", "yes"]);
-    cmd.args(["--repl-diskless-sync-delay", "0", "--dir"]).arg(&dir2);
-    cmd.stdout(std::fs::File::create(dir2.join("log")).unwrap()).stderr(std::process::Stdio::null());
-    let master = Server { child: cmd.spawn().expect("restart the master"), port: port.parse().unwrap(), dir: dir2 };
+    let master = launch_at(FERRODIS, port, &["--appendonly", "yes", "--repl-diskless-sync-delay", "0"], dir2);
     master.wait_ready();
     // The replica reconnects by itself and converges on the master's (AOF-recovered) data.
     wait_synced(&master, &replica);
