@@ -103,6 +103,10 @@ fn replicate(master_bin: &str, replica_bin: &str) {
     let replica = replica_of(replica_bin, &master, &[]);
     wait_synced(&master, &replica);
     assert_same(&master, &replica);
+    if replica_bin == FERRODIS {
+        // repl-diskless-load disabled: the received payload is also the replica's dump.rdb.
+        assert!(replica.dir.join("dump.rdb").exists(), "{}", replica.log());
+    }
     live_writes(&master, 1);
     wait_synced(&master, &replica);
     assert_same(&master, &replica);

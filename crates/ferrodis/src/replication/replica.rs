@@ -315,6 +315,14 @@ async fn receive_payload(st: &State, gen: u64, s: &mut TcpStream, buf: &mut Byte
 
 /// Replaces the dataset with the master's snapshot and continues its stream at `offset`.
 fn load(st: &State, payload: &[u8], replid: &str, offset: u64) -> Res<()> {
+    // repl-diskless-load disabled (the default): the payload becomes our dbfilename first, as
+    // Redis's disk-based load leaves it; otherwise it is loaded straight from memory.
+    if st.config.get("repl-diskless-load").is_none_or(|v| v == "disabled") {
+        let path = std::path::PathBuf::from(st.config.get("dbfilename").unwrap_or_else(|| "dump.rdb".into()));
+        let tmp = path.with_file_name(format!("temp-{}.{}.rdb", crate::util::now_ms(), std::process::id()));
+        rdb::file::write_atomically(&path, &tmp, |f| std::io::Write::write_all(f, payload))
+            .map_err(|e| format!("Failed trying to rename the temp DB into {}: {e}", path.display()))?;
+    }
     // Clients get -LOADING until the new dataset is whole (commands already running finish
     // first: they hold their stripes, and emptying takes every stripe).
     st.repl.loading.store(true, Ordering::Release);
