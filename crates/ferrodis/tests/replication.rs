@@ -313,6 +313,9 @@ fn sync_replicas_acknowledges_a_write_only_once_a_replica_has_it() {
     assert_eq!(mc.read_reply().unwrap(), b"$1\r\n1\r\n");
     assert!(mc.read_reply().unwrap().starts_with(b"-NOREPLICAS"));
     assert_eq!(mc.text(&["GET", "alone"]), "$1\r\n2\r\n");
+    // With a replica, a generous timeout: a slow machine must not turn the checks below into
+    // timeouts (the property tested is "acknowledged implies on the replica", not speed).
+    assert_eq!(mc.text(&["CONFIG", "SET", "sync-replicas-timeout", "30000"]), "+OK\r\n");
     let replica = replica_of(FERRODIS, &master, &[]);
     wait_synced(&master, &replica);
     let mut rc = replica.client();
