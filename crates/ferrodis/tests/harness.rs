@@ -87,10 +87,14 @@ impl Server {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            // A connection closed before the reply is "not ready yet" (a process that held the
+            // port a moment ago, or one still starting), not a failure.
             if let Ok(mut c) = Client::try_connect(self.port) {
-                let r = c.cmd(&["PING"]);
-                if r == b"+PONG\r\n" || r.starts_with(b"-NOAUTH") {
-                    return;
+                let sent = c.s.write_all(&encode(&[b"PING"])).is_ok();
+                if let Some(r) = c.read_reply().filter(|_| sent) {
+                    if r == b"+PONG\r\n" || r.starts_with(b"-NOAUTH") {
+                        return;
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
