@@ -291,9 +291,9 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
             }
             continue;
         }
-        let pos = if waiting { u64::MAX } else { reader.pos() };
+        let pos = reader.pos();
         tokio::select! {
-            _ = st.journal.wait_past(pos) => {}
+            _ = st.journal.wait_past(pos), if !waiting => {}
             r = rd.read_buf(&mut inbuf) => {
                 match r {
                     Ok(0) => return Err(std::io::Error::other("closed by the replica")),

@@ -130,10 +130,6 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         let mut sync_writes: SmallVec<[(usize, usize); 8]> = SmallVec::new();
         let mut sync_target = 0;
         let sync_replicas = st.config.hot.sync_replicas.load(Ordering::Relaxed);
-        if sync_replicas > 0 && !st.journal.enabled() && !st.repl.is_replica() {
-            // Writes must be journaled to be acknowledged: keep the stream from now on.
-            st.journal.enable();
-        }
         clock.anchor();
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {

@@ -158,10 +158,14 @@ impl State {
         st.apply_replication_limits();
         st
     }
-    /// Applies `repl-backlog-size` and `client-output-buffer-limit replica` (hard) to the journal.
+    /// Applies `repl-backlog-size` and `client-output-buffer-limit replica` (hard) to the journal,
+    /// and with `sync-replicas` keeps the stream (writes must be journaled to be acknowledged).
     pub fn apply_replication_limits(&self) {
         self.journal.set_capacity(self.config.get_int("repl-backlog-size").max(1) as usize);
         self.journal.reader_limit.store(self.config.hot.replica_obuf_hard.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+        if self.config.hot.sync_replicas.load(Ordering::Relaxed) > 0 {
+            self.journal.enable();
+        }
     }
     /// A counted reference to this State (None only while it is being dropped).
     pub fn arc(&self) -> Option<Arc<State>> {
