@@ -352,6 +352,13 @@ fn failover_command_switches_roles_without_losing_writes() {
     assert_eq!(r.text(&["FAILOVER"]), "-ERR FAILOVER is not valid when server is a replica.\r\n");
     assert_eq!(m.text(&["FAILOVER", "ABORT"]), "-ERR No failover in progress.\r\n");
     assert_eq!(m.text(&["FAILOVER", "TO", "127.0.0.1", "1"]), "-ERR FAILOVER target HOST and PORT is not a replica.\r\n");
+    // Bad arguments get Redis's errors (compared with redis-server 7.0.15).
+    assert_eq!(m.text(&["FAILOVER", "TIMEOUT", "x"]), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(m.text(&["FAILOVER", "TIMEOUT", "0"]), "-ERR FAILOVER timeout must be greater than 0\r\n");
+    assert_eq!(m.text(&["FAILOVER", "ABORT", "TIMEOUT", "5"]), "-ERR syntax error\r\n");
+    assert_eq!(m.text(&["PSYNC", "a", "b"]), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(m.text(&["REPLCONF", "foo", "bar"]), "-ERR Unrecognized REPLCONF option: foo\r\n");
+    assert_eq!(m.text(&["WAIT", "1", "-1"]), "-ERR timeout is negative\r\n");
     live_writes(&master, 1);
     let port = replica.port.to_string();
     assert_eq!(m.text(&["FAILOVER", "TO", "127.0.0.1", &port, "TIMEOUT", "10000"]), "+OK\r\n");

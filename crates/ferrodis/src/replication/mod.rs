@@ -172,7 +172,16 @@ fn psync(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error("NOMASTERLINK Can't SYNC while not connected with my master");
         return;
     }
-    let psync = if argv.len() >= 3 { Some((argv[1].to_vec(), parse_i64(argv[2]).unwrap_or(-1))) } else { None };
+    let psync = match argv.get(2) {
+        None => None,
+        Some(off) => match parse_i64(off) {
+            Some(off) => Some((argv[1].to_vec(), off)),
+            None => {
+                ctx.out.error(crate::commands::NOT_INT);
+                return;
+            }
+        },
+    };
     ctx.conn.handoff = Some(Handoff::Replica { psync });
 }
 
@@ -255,8 +264,12 @@ fn failover(ctx: &mut Ctx, argv: &[&[u8]]) {
         } else if eq(argv[i], "timeout") && i + 1 < argv.len() && timeout == 0 {
             match parse_i64(argv[i + 1]) {
                 Some(t) if t > 0 => timeout = t,
-                _ => {
+                Some(_) => {
                     ctx.out.error("ERR FAILOVER timeout must be greater than 0");
+                    return;
+                }
+                None => {
+                    ctx.out.error(crate::commands::NOT_INT);
                     return;
                 }
             }

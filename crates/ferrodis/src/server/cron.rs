@@ -83,7 +83,10 @@ fn replication_cron(st: &State, last_ping: &mut Instant) {
     // new replication id so that nobody can continue from the freed history (as Redis does).
     let ttl = st.config.get_int("repl-backlog-ttl");
     let alone_ms = crate::util::now_ms() - st.repl.no_replicas_since.load(Ordering::Relaxed);
+    // (Not under sync-replicas: its writes must stay journaled to be acknowledged.)
+    let sync = st.config.hot.sync_replicas.load(Ordering::Relaxed) > 0;
     if ttl > 0
+        && !sync
         && alone_ms > ttl * 1000
         && !st.repl.is_replica()
         && st.repl.history.load(Ordering::Relaxed)
