@@ -20,6 +20,7 @@ pub mod journal;
 pub mod keyspace;
 pub mod persistence;
 pub mod replication;
+pub mod sentinel;
 pub mod server;
 pub mod state;
 pub mod types;

@@ -1,4 +1,4 @@
-//! `ferrodis [/path/to/redis.conf] [--directive value ...]`, as redis-server takes it.
+// `ferrodis [/path/to/redis.conf] [--directive value ...]`, as redis-server takes it.
 
 use ferrodis::config::{argv_to_config, Config};
 
@@ -20,7 +20,13 @@ fn usage() -> ! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Sentinel mode: `--sentinel` anywhere, or a program name ending in "-sentinel"
+    // (ferrodis-sentinel, or a redis-sentinel link), as redis-server decides it.
+    let program = std::env::args().next().unwrap_or_default();
+    let named_sentinel = std::path::Path::new(&program).file_name().is_some_and(|n| n.to_string_lossy().ends_with("sentinel"));
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let sentinel = named_sentinel || all.iter().any(|a| a == "--sentinel");
+    let args: Vec<String> = all.into_iter().filter(|a| a != "--sentinel").collect();
     if let Some(a) = args.first() {
         match a.as_str() {
             "-v" | "--version" => {
@@ -35,6 +41,10 @@ fn main() {
         }
     }
     let mut config = Config::new();
+    if sentinel {
+        config.sentinel_mode = true;
+        config.set_validated("port", "26379".into());
+    }
     let mut text = String::new();
     let mut rest = &args[..];
     if let Some(first) = args.first() {
@@ -65,6 +75,11 @@ fn main() {
         eprint!("{}", e);
         std::process::exit(1);
     }
+    if sentinel {
+        // A sentinel keeps no dataset: no snapshots, no AOF.
+        config.set_validated("save", String::new());
+        config.set_validated("appendonly", "no".into());
+    }
     let dir = config.get("dir").unwrap_or_default();
     if !dir.is_empty() {
         if let Err(e) = std::env::set_current_dir(&dir) {
@@ -82,7 +97,7 @@ fn main() {
     }
     let level = config.get("loglevel").unwrap_or_else(|| "notice".into());
     let logfile = config.get("logfile").unwrap_or_default();
-    if let Err(e) = ferrodis::server::log::init(&level, &logfile, 'M') {
+    if let Err(e) = ferrodis::server::log::init(&level, &logfile, if sentinel { 'X' } else { 'M' }) {
         eprintln!("{}", e);
         std::process::exit(1);
     }

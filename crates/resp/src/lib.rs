@@ -4,9 +4,11 @@
 //! Architecture invariant: this crate knows nothing of commands, the keyspace or sockets.
 // PERF-CRITICAL: every request and reply goes through this crate.
 
+mod client;
 mod parse;
 mod reply;
 
+pub use client::{parse_reply, Reply};
 pub use parse::{parse_request, split_args, Limits, ParseError, Request};
 pub use reply::{Proto, ReplyBuf};
 

@@ -234,6 +234,12 @@ impl CommandTable {
     /// Registers a family's commands (and their subcommands).
     pub fn register(&mut self, specs: &'static [CommandSpec]) {
         for s in specs {
+            self.register_one(s);
+        }
+    }
+    /// Registers one command (and its subcommands); a name already there now means this one.
+    pub fn register_one(&mut self, s: &'static CommandSpec) {
+        {
             let id = self.specs.len();
             self.specs.push((s, s.name.to_string()));
             self.index.insert(s.name.as_bytes().to_vec(), id);

@@ -259,6 +259,10 @@ pub struct Config {
     pub renames: Vec<(String, String)>,
     /// Options named in the file or on the command line.
     set_names: std::collections::HashSet<String>,
+    /// Started as a sentinel (`--sentinel`, or the program's name ends in `-sentinel`).
+    pub sentinel_mode: bool,
+    /// `sentinel ...` lines, for the sentinel to read: (line number, the line, its arguments).
+    pub sentinel_lines: Vec<(usize, String, Vec<String>)>,
 }
 
 pub fn canonical(name: &str) -> String {
@@ -319,6 +323,8 @@ impl Config {
             warnings: Vec::new(),
             renames: Vec::new(),
             set_names: Default::default(),
+            sentinel_mode: false,
+            sentinel_lines: Vec::new(),
         };
         let names: Vec<String> = c.values.read().keys().cloned().collect();
         for n in names {
@@ -354,6 +360,17 @@ impl Config {
             }
             let name = canonical(&words[0]);
             let args = &words[1..];
+            if name == "sentinel" {
+                // Redis reads these after the rest of the file (its sentinel config queue).
+                if !self.sentinel_mode {
+                    return Err(fatal("sentinel directive while not in sentinel mode"));
+                }
+                if args.is_empty() {
+                    return Err(fatal("wrong number of arguments"));
+                }
+                self.sentinel_lines.push((i + 1, line.to_string(), args.to_vec()));
+                continue;
+            }
             if FILE_ONLY.contains(&name.as_str()) {
                 match name.as_str() {
                     "rename-command" if args.len() == 2 => self.renames.push((args[0].to_ascii_lowercase(), args[1].clone())),

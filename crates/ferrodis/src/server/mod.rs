@@ -60,8 +60,21 @@ pub fn run(config: Config) -> i32 {
         true => config.get_int("io-threads").max(1) as usize,
         false => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
-    let mut table = build_table();
-    table.register(crate::replication::COMMANDS);
+    let sentinel_mode = config.sentinel_mode;
+    let sentinel = match sentinel_mode {
+        true => match crate::sentinel::prepare(&config) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("{}", e);
+                return 1;
+            }
+        },
+        false => None,
+    };
+    let mut table = if sentinel_mode { sentinel_table() } else { build_table() };
+    if !sentinel_mode {
+        table.register(crate::replication::COMMANDS);
+    }
     for (old, new) in &config.renames {
         if !table.rename(old, new) {
             eprintln!("*** FATAL CONFIG FILE ERROR ***\nNo such command in rename-command: {}", old);
@@ -108,13 +121,16 @@ pub fn run(config: Config) -> i32 {
         }
     }
 
-    // The dataset, before any client is served.
-    if let Err(e) = crate::commands::persistence::load_data(&st, &table) {
+    // The dataset, before any client is served (a sentinel has none).
+    if sentinel_mode {
+    } else if let Err(e) = crate::commands::persistence::load_data(&st, &table) {
         tracing::warn!("{}", e);
         return 1;
     }
     // `replicaof` in the configuration: follow the master from the start.
-    if let Some((host, port)) = st.config.get("replicaof").and_then(|v| {
+    if let Some(s) = sentinel {
+        crate::sentinel::start(st.clone(), s);
+    } else if let Some((host, port)) = st.config.get("replicaof").and_then(|v| {
         let mut p = v.split_whitespace();
         Some((p.next()?.to_string(), p.next()?.parse::<u16>().ok()?))
     }) {
@@ -149,7 +165,7 @@ pub fn run(config: Config) -> i32 {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("main runtime");
     rt.block_on(async move {
-        tracing::info!("Running mode=standalone, port={}.", port);
+        tracing::info!("Running mode={}, port={}.", if sentinel_mode { "sentinel" } else { "standalone" }, port);
         tracing::info!("Server initialized");
         for (next, l) in listeners.into_iter().enumerate() {
             let l = tokio::net::TcpListener::from_std(l).expect("listener");
@@ -212,6 +228,34 @@ pub fn run(config: Config) -> i32 {
         tracing::warn!("Redis is now ready to exit, bye bye...");
     });
     0
+}
+
+/// Sentinel mode's commands: the connection and Pub/Sub commands Redis Sentinel keeps, and
+/// the sentinel family (SENTINEL, and its own INFO, ROLE and PUBLISH).
+fn sentinel_table() -> CommandTable {
+    let full = build_table();
+    let mut t = CommandTable::new();
+    for name in [
+        "ping",
+        "auth",
+        "hello",
+        "client",
+        "command",
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "shutdown",
+        "quit",
+        "reset",
+        "echo",
+    ] {
+        if let Some(id) = full.lookup(name.as_bytes()) {
+            t.register_one(full.spec(id));
+        }
+    }
+    t.register(crate::sentinel::commands::COMMANDS);
+    t
 }
 
 async fn worker(
