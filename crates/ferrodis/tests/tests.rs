@@ -15,4 +15,5 @@ mod pubsub;
 mod real_clients;
 mod replication;
 mod robustness;
+mod sentinel;
 mod transactions;

@@ -410,6 +410,11 @@ async fn apply_loop(
         let mut pos = 0;
         let mut ack_now = false;
         while pos < buf.len() {
+            // REPLICAOF NO ONE (or another master) ends the link before the next command: bytes
+            // the old master sent after it must not be applied (Redis frees the link at once).
+            if !current(st, gen) {
+                return Ok(());
+            }
             match resp::parse_request(&buf[pos..], &limits, &mut req) {
                 Ok(true) => {
                     let base = &buf[pos..];
@@ -458,6 +463,9 @@ async fn apply_loop(
                 Err(e) => return Err(format!("Connection with master lost: {e}")),
             },
             _ = tick.tick() => {
+                if !current(st, gen) {
+                    return Ok(());
+                }
                 if info.is_killed() {
                     return Err("Connection with master lost (killed).".into());
                 }

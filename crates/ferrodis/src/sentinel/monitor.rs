@@ -792,7 +792,14 @@ fn failover_state_machine(env: &mut Env, m: &mut Master, t: i64) {
             m.failover_state = FailoverState::SelectSlave;
             m.failover_state_change_time = t;
             env.event(WARN, "+failover-state-select-slave", &describe(&mdesc, None));
+            // Fresh offsets before choosing (beyond Redis, which may use INFO up to a second
+            // old): the replica with every write the master acknowledged is the one to promote.
+            for r in m.replicas.values_mut() {
+                r.info_now = true;
+                r.link.wake.notify_one();
+            }
         }
+        FailoverState::SelectSlave if waiting_for_fresh_info(m, t) => {}
         FailoverState::SelectSlave => match select_slave(m, t) {
             None => {
                 env.event(WARN, "-failover-abort-no-good-slave", &describe(&mdesc, None));
@@ -841,6 +848,14 @@ fn failover_state_machine(env: &mut Env, m: &mut Master, t: i64) {
         FailoverState::ReconfSlaves => reconf_next_slaves(env, m, t),
         FailoverState::None | FailoverState::UpdateConfig => {}
     }
+}
+
+/// While a reachable replica has not answered INFO since the selection began (at most
+/// FRESH_INFO_WAIT ms).
+fn waiting_for_fresh_info(m: &Master, t: i64) -> bool {
+    const FRESH_INFO_WAIT: i64 = 1000;
+    let since = m.failover_state_change_time;
+    t - since < FRESH_INFO_WAIT && m.replicas.values().any(|r| r.link.connected && !r.sdown() && r.info_refresh < since)
 }
 
 fn reconf_next_slaves(env: &mut Env, m: &mut Master, t: i64) {
