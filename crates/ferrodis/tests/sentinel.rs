@@ -347,8 +347,10 @@ fn hung_master_is_failed_over_and_demoted_when_it_wakes_losing_its_divergent_wri
 #[test]
 fn another_sentinel_completes_the_failover_when_the_leader_dies_after_promoting() {
     let mut g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
-    // Sentinel 0 notices first (the others wait longer), so it leads, and crashes after promoting.
+    // Sentinel 0 notices first and needs no one to agree (quorum 1; the others wait longer), so
+    // it starts the failover, is elected, and crashes after promoting.
     let _: String = q(g.sentinels[0].port, &["SENTINEL", "SIMULATE-FAILURE", "crash-after-promotion"]).unwrap();
+    let _: String = q(g.sentinels[0].port, &["SENTINEL", "SET", "m", "quorum", "1"]).unwrap();
     for s in &g.sentinels[1..] {
         let _: String = q(s.port, &["SENTINEL", "SET", "m", "down-after-milliseconds", "3000", "failover-timeout", "3000"]).unwrap();
     }
@@ -448,3 +450,18 @@ fn redis_crate_sentinel_client_follows_the_failover() {
     assert_eq!(q::<Option<String>>(new, &["GET", "before"]).unwrap().as_deref(), Some("1"));
 }
 
+
+/// redis-py's `Sentinel(...).master_for(...)` keeps writing across a failover
+/// (`tests/python/sentinel_py.py`).
+#[test]
+fn redis_py_sentinel_client_follows_the_failover() {
+    let g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sentinel_py.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(g.sentinels.iter().map(|s| s.port.to_string()))
+        .output()
+        .expect("python3 (and `pip install redis`, which scripts/test.sh does)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("sentinel-py ok"), "{text}\n{}", g.logs());
+}
