@@ -117,7 +117,12 @@ impl Group {
             self.sentinels.iter().all(|s| {
                 // Replicas known, connected and heard from (INFO), so they can be chosen.
                 let reps: Vec<std::collections::HashMap<String, String>> = q(s.port, &["SENTINEL", "REPLICAS", "m"]).unwrap_or_default();
-                let ready = reps.iter().filter(|r| r.get("flags").map(String::as_str) == Some("slave") && r.get("master-link-status").map(String::as_str) == Some("ok")).count();
+                let ready = reps
+                    .iter()
+                    .filter(|r| {
+                        r.get("flags").map(String::as_str) == Some("slave") && r.get("master-link-status").map(String::as_str) == Some("ok")
+                    })
+                    .count();
                 let sens: Vec<redis::Value> = q(s.port, &["SENTINEL", "SENTINELS", "m"]).unwrap_or_default();
                 self.addr(s) == Some(master) && ready >= self.replicas.len() && sens.len() == n - 1
             })
@@ -264,9 +269,12 @@ fn hot_standby_is_promoted_first_and_skipped_when_down() {
     let _: String = q(g.replicas[1].port, &["CONFIG", "SET", "replica-priority", "0"]).unwrap();
     let priorities = |p: u16| {
         let reps: Vec<std::collections::HashMap<String, String>> = q(s, &["SENTINEL", "REPLICAS", "m"]).unwrap_or_default();
-        reps.into_iter().find(|r| r.get("port").map(String::as_str) == Some(p.to_string().as_str())).and_then(|r| r.get("slave-priority").cloned())
+        reps.into_iter()
+            .find(|r| r.get("port").map(String::as_str) == Some(p.to_string().as_str()))
+            .and_then(|r| r.get("slave-priority").cloned())
     };
-    assert!(wait_until(LONG, || priorities(g.replicas[2].port).as_deref() == Some("5") && priorities(g.replicas[1].port).as_deref() == Some("0")));
+    assert!(wait_until(LONG, || priorities(g.replicas[2].port).as_deref() == Some("5")
+        && priorities(g.replicas[1].port).as_deref() == Some("0")));
     let mut replicas = g.replicas;
     let _ = replicas[2].child.kill();
     let _ = replicas[2].child.wait();
@@ -445,11 +453,11 @@ fn redis_crate_sentinel_client_follows_the_failover() {
     let new = g.wait_switch(g.master.port, &[&g.sentinels[0]]);
     // A new connection from the same client reaches the new master and writes there.
     assert!(wait_until(LONG, || {
-        client.get_connection().and_then(|mut c| c.set::<_, _, ()>("after", 2)).is_ok() && q::<Option<String>>(new, &["GET", "after"]).ok().flatten().is_some()
+        client.get_connection().and_then(|mut c| c.set::<_, _, ()>("after", 2)).is_ok()
+            && q::<Option<String>>(new, &["GET", "after"]).ok().flatten().is_some()
     }));
     assert_eq!(q::<Option<String>>(new, &["GET", "before"]).unwrap().as_deref(), Some("1"));
 }
-
 
 /// redis-py's `Sentinel(...).master_for(...)` keeps writing across a failover
 /// (`tests/python/sentinel_py.py`).

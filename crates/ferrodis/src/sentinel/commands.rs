@@ -164,12 +164,13 @@ fn master(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
 }
 
-fn replicas(ctx: &mut Ctx, argv: &[&[u8]]) {
+/// SENTINEL REPLICAS / SENTINELS: the instances `pick` chooses of the named master.
+fn list(ctx: &mut Ctx, argv: &[&[u8]], pick: fn(&Master) -> &std::collections::BTreeMap<String, Inst>) {
     let s = shared().s.lock();
     match s.masters.get(&text(argv[2])) {
         Some(m) => {
-            ctx.out.array(m.replicas.len());
-            for r in m.replicas.values() {
+            ctx.out.array(pick(m).len());
+            for r in pick(m).values() {
                 reply_instance(ctx, m, r);
             }
         }
@@ -177,17 +178,12 @@ fn replicas(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
 }
 
+fn replicas(ctx: &mut Ctx, argv: &[&[u8]]) {
+    list(ctx, argv, |m| &m.replicas)
+}
+
 fn sentinels(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let s = shared().s.lock();
-    match s.masters.get(&text(argv[2])) {
-        Some(m) => {
-            ctx.out.array(m.sentinels.len());
-            for r in m.sentinels.values() {
-                reply_instance(ctx, m, r);
-            }
-        }
-        None => ctx.out.error(NO_MASTER),
-    }
+    list(ctx, argv, |m| &m.sentinels)
 }
 
 fn get_master_addr(ctx: &mut Ctx, argv: &[&[u8]]) {

@@ -109,21 +109,23 @@ async fn open(p: &Params) -> std::io::Result<Conn> {
     Ok(c)
 }
 
+/// Connects for `r`, retrying every PING_PERIOD; None when the task is stale.
+async fn connect(sh: &Shared, r: &InstRef) -> Option<(Params, Conn)> {
+    loop {
+        let p = monitor::link_params(&mut sh.s.lock(), r)?;
+        match open(&p).await {
+            Ok(c) => return Some((p, c)),
+            Err(_) if monitor::set_link(&mut sh.s.lock(), r, false) => tokio::time::sleep(Duration::from_millis(PING_PERIOD as u64)).await,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// The command link of one instance.
 pub async fn command_link(sh: Arc<Shared>, r: InstRef) {
     loop {
-        let Some(p) = monitor::link_params(&mut sh.s.lock(), &r) else { return };
-        let mut c = match open(&p).await {
-            Ok(c) => c,
-            Err(_) => {
-                if !monitor::link_down(&mut sh.s.lock(), &r) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(PING_PERIOD as u64)).await;
-                continue;
-            }
-        };
-        if !monitor::link_up(&mut sh.s.lock(), &r) {
+        let Some((p, mut c)) = connect(&sh, &r).await else { return };
+        if !monitor::set_link(&mut sh.s.lock(), &r, true) {
             return;
         }
         let local_ip = c.local_ip();
@@ -157,7 +159,7 @@ pub async fn command_link(sh: Arc<Shared>, r: InstRef) {
                 }
             }
         };
-        if err && !monitor::link_down(&mut sh.s.lock(), &r) {
+        if err && !monitor::set_link(&mut sh.s.lock(), &r, false) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -167,22 +169,12 @@ pub async fn command_link(sh: Arc<Shared>, r: InstRef) {
 /// The Pub/Sub link of a master or replica: hello messages from the other sentinels.
 pub async fn pubsub_link(sh: Arc<Shared>, r: InstRef) {
     loop {
-        let Some(p) = monitor::link_params(&mut sh.s.lock(), &r) else { return };
-        let mut c = match open(&p).await {
-            Ok(c) => c,
-            Err(_) => {
-                if !monitor::link_down(&mut sh.s.lock(), &r) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(PING_PERIOD as u64)).await;
-                continue;
-            }
-        };
+        let Some((_, mut c)) = connect(&sh, &r).await else { return };
         c.queue(&args(&["SUBSCRIBE", HELLO_CHANNEL]));
         if c.flush().await.is_err() {
             continue;
         }
-        if !monitor::link_up(&mut sh.s.lock(), &r) {
+        if !monitor::set_link(&mut sh.s.lock(), &r, true) {
             return;
         }
         let mut last_activity = tokio::time::Instant::now();
@@ -211,7 +203,7 @@ pub async fn pubsub_link(sh: Arc<Shared>, r: InstRef) {
                 Err(_) => break,
             }
         }
-        if !monitor::link_down(&mut sh.s.lock(), &r) {
+        if !monitor::set_link(&mut sh.s.lock(), &r, false) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -98,26 +98,18 @@ pub fn link_params(s: &mut Sentinel, r: &InstRef) -> Option<Params> {
     })
 }
 
-pub fn link_down(s: &mut Sentinel, r: &InstRef) -> bool {
+/// A link connected or lost; false when the task is stale.
+pub fn set_link(s: &mut Sentinel, r: &InstRef, up: bool) -> bool {
     let Some((_, m)) = task_inst(s, r) else { return false };
     let i = inst_of(m, r.kind, &r.key).expect("checked");
     if r.pubsub {
-        i.link.pc_connected = false;
+        i.link.pc_connected = up;
     } else {
-        i.link.connected = false;
+        i.link.connected = up;
         i.link.pending = 0;
-    }
-    true
-}
-
-pub fn link_up(s: &mut Sentinel, r: &InstRef) -> bool {
-    let Some((_, m)) = task_inst(s, r) else { return false };
-    let i = inst_of(m, r.kind, &r.key).expect("checked");
-    if r.pubsub {
-        i.link.pc_connected = true;
-    } else {
-        i.link.connected = true;
-        i.link.cc_conn_time = now();
+        if up {
+            i.link.cc_conn_time = now();
+        }
     }
     true
 }
