@@ -473,3 +473,31 @@ fn redis_py_sentinel_client_follows_the_failover() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("sentinel-py ok"), "{text}\n{}", g.logs());
 }
+
+/// `sentinel notification-script` runs for warning events with (type, description), and
+/// `sentinel client-reconfig-script` with (name, role, state, from ip, from port, to ip, to port).
+#[test]
+fn notification_and_client_reconfig_scripts_run() {
+    let master = server(FERRODIS, free_port(), tempdir("sm"), &[]);
+    let mp = master.port.to_string();
+    let replica = server(FERRODIS, free_port(), tempdir("sr"), &["--replicaof", "127.0.0.1", &mp]);
+    let dir = tempdir("scripts");
+    let script = dir.join("record.sh");
+    let out = dir.join("calls.txt");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\n", out.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!("sentinel notification-script m {0}\nsentinel client-reconfig-script m {0}\n", script.display());
+    let s = sentinel(Kind::Ferrodis, master.port, 1, 1000, 10_000, &extra);
+    assert!(wait_until(LONG, || q::<String>(s.port, &["SENTINEL", "FAILOVER", "m"]).is_ok()), "{}", s.log());
+    let new = wait_switch_from(&s, master.port);
+    assert_eq!(new, replica.port);
+    let want_reconf = format!("m leader start 127.0.0.1 {} 127.0.0.1 {}", master.port, replica.port);
+    let ok = wait_until(LONG, || {
+        let calls = std::fs::read_to_string(&out).unwrap_or_default();
+        calls.contains(&want_reconf) && calls.lines().any(|l| l.starts_with("+switch-master m 127.0.0.1"))
+    });
+    assert!(ok, "{}\n{}", std::fs::read_to_string(&out).unwrap_or_default(), s.log());
+    // The scripts may not be changed at run time (deny-scripts-reconfig yes, the default).
+    let e = q::<String>(s.port, &["SENTINEL", "SET", "m", "notification-script", "/bin/true"]).unwrap_err().to_string();
+    assert!(e.contains("denied for security reasons"), "{e}");
+}

@@ -214,6 +214,7 @@ fn is_master_down(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut leader_epoch = 0;
     if let Some(name) = name {
         let m = s.masters.get_mut(&name).expect("found");
+        s.env.enter(m);
         down = m.inst.sdown() && m.inst.role_reported == Kind::Master;
         if runid != "*" {
             let (l, e) = monitor::vote_leader(&mut s.env, m, epoch.max(0) as u64, &runid);
@@ -235,6 +236,7 @@ fn reset(ctx: &mut Ctx, argv: &[&[u8]]) {
     for m in s.masters.values_mut() {
         if crate::util::glob_match(argv[2], m.name().as_bytes(), false) {
             monitor::reset_master(m, false);
+            s.env.enter(m);
             s.env.event(tracing::Level::WARN, "+reset-master", &describe(&m.inst, None));
             n += 1;
         }
@@ -261,6 +263,7 @@ fn failover(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     }
     tracing::warn!("Executing user requested FAILOVER of '{}'", m.name());
+    s.env.enter(m);
     monitor::start_failover(&mut s.env, m, t);
     m.inst.flags |= flag::FORCE_FAILOVER;
     monitor::flush_config(s);
@@ -332,6 +335,7 @@ fn monitor_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let m = Master::new(name.clone(), host, port as u16, quorum as u32);
     let d = format!("{} quorum {}", describe(&m.inst, None), quorum);
+    s.env.enter(&m);
     s.masters.insert(name, m);
     s.env.event(tracing::Level::WARN, "+monitor", &d);
     s.env.dirty = true;
@@ -346,6 +350,7 @@ fn remove(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error(NO_MASTER);
         return;
     };
+    s.env.enter(&m);
     s.env.event(tracing::Level::WARN, "-monitor", &describe(&m.inst, None));
     s.env.dirty = true;
     monitor::flush_config(s);
@@ -485,6 +490,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) {
         j += needs + 1;
     }
     let d = describe(&m.inst, None);
+    s.env.enter(m);
     for c in changed {
         s.env.event(tracing::Level::WARN, "+set", &format!("{} {}", d, c));
     }

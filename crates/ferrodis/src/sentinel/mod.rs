@@ -65,9 +65,11 @@ pub fn start(st: Arc<State>, s: Sentinel) {
         tracing::warn!("Sentinel ID is {}", s.env.myid);
         let names: Vec<String> = s.masters.keys().cloned().collect();
         for n in names {
-            let m = &s.masters[&n];
+            let Sentinel { env, masters } = &mut *s;
+            let m = &masters[&n];
+            env.enter(m);
             let d = format!("{} quorum {}", state::describe(&m.inst, None), m.quorum);
-            s.env.event(tracing::Level::WARN, "+monitor", &d);
+            env.event(tracing::Level::WARN, "+monitor", &d);
         }
     }
     std::thread::Builder::new()

@@ -174,6 +174,7 @@ pub fn next_requests(s: &mut Sentinel, r: &InstRef, local_ip: &str) -> Option<Ve
 /// A reply on the command link (false: the task is stale and ends).
 pub fn on_reply(s: &mut Sentinel, r: &InstRef, req: Req, reply: Reply) -> bool {
     let Some((env, m)) = task_inst(s, r) else { return false };
+    env.enter(m);
     let t = now();
     match req {
         Req::Ping(_) => {
@@ -450,6 +451,7 @@ pub fn on_hello(s: &mut Sentinel, via: Option<&InstRef>, msg: &str) -> bool {
         return true;
     }
     let Some(m) = masters.get_mut(mname) else { return true };
+    env.enter(m);
     let t = now();
     let key = format!("{}:{}", ip, port);
     let mdesc = m.inst.clone_desc();
@@ -575,6 +577,7 @@ fn tick(sh: &Shared) -> Vec<InstRef> {
     for name in names {
         let Sentinel { env, masters } = &mut *s;
         let m = masters.get_mut(&name).expect("listed");
+        env.enter(m);
         ensure_links(m, &mut spawn);
         let keys: Vec<(Kind, String)> = std::iter::once((Kind::Master, String::new()))
             .chain(m.replicas.keys().map(|k| (Kind::Replica, k.clone())))
@@ -596,6 +599,7 @@ fn tick(sh: &Shared) -> Vec<InstRef> {
     for name in switch {
         let Sentinel { env, masters } = &mut *s;
         let m = masters.get_mut(&name).expect("listed");
+        env.enter(m);
         let (nh, np) = m.current_addr();
         env.event(WARN, "+switch-master", &format!("{} {} {} {} {}", name, m.inst.host, m.inst.port, nh, np));
         reset_and_change_addr(env, m, nh, np);

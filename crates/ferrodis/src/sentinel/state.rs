@@ -300,6 +300,9 @@ pub struct Env {
     pub dirty: bool,
     pub scripts_running: Arc<std::sync::atomic::AtomicUsize>,
     pub st: Option<Arc<State>>,
+    /// The notification script of the master being worked on (set by `Env::enter`), run for
+    /// every warning-level event about it.
+    pub notify_script: Option<String>,
 }
 
 pub const SIMFAILURE_CRASH_AFTER_ELECTION: u32 = 1;
@@ -307,7 +310,7 @@ pub const SIMFAILURE_CRASH_AFTER_PROMOTION: u32 = 2;
 
 impl Env {
     /// Logs an event as Redis Sentinel does and publishes it on the channel named by its type.
-    /// Warnings also run the master's notification script.
+    /// Warnings also run the notification script of the master entered last.
     pub fn event(&mut self, level: tracing::Level, ty: &str, msg: &str) {
         if level == tracing::Level::WARN {
             tracing::warn!("{} {}", ty, msg);
@@ -317,6 +320,15 @@ impl Env {
         if let Some(st) = &self.st {
             crate::commands::pubsub::publish_message(st, false, ty.as_bytes(), msg.as_bytes(), crate::util::now_ms());
         }
+        if level == tracing::Level::WARN {
+            if let Some(script) = self.notify_script.clone() {
+                self.run_script(&script, &[ty.to_string(), msg.to_string()]);
+            }
+        }
+    }
+    /// Events from now on are about master `m` (its notification script runs for them).
+    pub fn enter(&mut self, m: &Master) {
+        self.notify_script = m.notification_script.clone();
     }
     /// Runs a script (notification or client reconfiguration) without waiting for it; one that
     /// runs past 60 seconds is killed, as Redis Sentinel does.
@@ -383,6 +395,7 @@ impl Sentinel {
                 dirty: false,
                 scripts_running: Default::default(),
                 st: None,
+                notify_script: None,
             },
             masters: BTreeMap::new(),
         }
