@@ -501,3 +501,20 @@ fn notification_and_client_reconfig_scripts_run() {
     let e = q::<String>(s.port, &["SENTINEL", "SET", "m", "notification-script", "/bin/true"]).unwrap_err().to_string();
     assert!(e.contains("denied for security reasons"), "{e}");
 }
+
+/// A sentinel that was stopped (its timer late by more than 2 s) enters TILT: it keeps watching
+/// but acts on nothing for 30 s, as Redis Sentinel does.
+#[test]
+fn a_stalled_sentinel_enters_tilt() {
+    let master = server(FERRODIS, free_port(), tempdir("sm"), &[]);
+    let s = sentinel(Kind::Ferrodis, master.port, 1, 1000, 10_000, "");
+    assert_eq!(field(s.port, "sentinel", "sentinel_tilt"), "0");
+    signal(s.child.id(), libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(s.child.id(), libc::SIGCONT);
+    assert!(wait_until(LONG, || field(s.port, "sentinel", "sentinel_tilt") == "1"), "{}", s.log());
+    assert!(s.log().contains("+tilt #tilt mode entered"), "{}", s.log());
+    // In TILT it tells no one that a master is down.
+    let r: Vec<redis::Value> = q(s.port, &["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &master.port.to_string(), "0", "*"]).unwrap();
+    assert_eq!(r[0], redis::Value::Int(0));
+}

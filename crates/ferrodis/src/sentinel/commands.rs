@@ -215,7 +215,7 @@ fn is_master_down(ctx: &mut Ctx, argv: &[&[u8]]) {
     if let Some(name) = name {
         let m = s.masters.get_mut(&name).expect("found");
         s.env.enter(m);
-        down = m.inst.sdown() && m.inst.role_reported == Kind::Master;
+        down = s.env.tilt_since == 0 && m.inst.sdown() && m.inst.role_reported == Kind::Master;
         if runid != "*" {
             let (l, e) = monitor::vote_leader(&mut s.env, m, epoch.max(0) as u64, &runid);
             leader = l;
@@ -638,8 +638,10 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) {
             out.push_str("\r\n");
         }
         out.push_str(&format!(
-            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\nsentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:{}\r\n",
+            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:{}\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:{}\r\n",
             s.masters.len(),
+            (s.env.tilt_since != 0) as u8,
+            if s.env.tilt_since != 0 { (now_ms() - s.env.tilt_since) / 1000 } else { -1 },
             s.env.scripts_running.load(std::sync::atomic::Ordering::Relaxed),
             s.env.simfailure
         ));

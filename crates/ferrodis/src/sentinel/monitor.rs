@@ -315,7 +315,8 @@ fn refresh_info(env: &mut Env, m: &mut Master, kind: Kind, key: &str, info: &str
             env.dirty = true;
         }
     }
-    if kind != Kind::Replica {
+    // In TILT, what INFO says is recorded but not acted upon.
+    if kind != Kind::Replica || env.tilt_since != 0 {
         return;
     }
     let in_failover = m.inst.flags & flag::FAILOVER_IN_PROGRESS != 0;
@@ -571,6 +572,8 @@ fn tick(sh: &Shared) -> Vec<InstRef> {
         s.env.st = Some(sh.st.clone());
     }
     let t = now();
+    check_tilt(&mut s.env, t);
+    let tilt = s.env.tilt_since != 0;
     let mut spawn = Vec::new();
     let mut switch = Vec::new();
     let names: Vec<String> = s.masters.keys().cloned().collect();
@@ -579,6 +582,9 @@ fn tick(sh: &Shared) -> Vec<InstRef> {
         let m = masters.get_mut(&name).expect("listed");
         env.enter(m);
         ensure_links(m, &mut spawn);
+        if tilt {
+            continue;
+        }
         let keys: Vec<(Kind, String)> = std::iter::once((Kind::Master, String::new()))
             .chain(m.replicas.keys().map(|k| (Kind::Replica, k.clone())))
             .chain(m.sentinels.keys().map(|k| (Kind::Sentinel, k.clone())))
@@ -606,6 +612,21 @@ fn tick(sh: &Shared) -> Vec<InstRef> {
     }
     flush_config(&mut s);
     spawn
+}
+
+/// Enters TILT when the timer ran late by more than TILT_TRIGGER or the clock went back; leaves
+/// it after TILT_PERIOD (Redis's sentinelCheckTiltCondition).
+fn check_tilt(env: &mut Env, t: i64) {
+    let delta = t - env.last_tick;
+    if env.last_tick != 0 && !(0..=TILT_TRIGGER).contains(&delta) {
+        env.tilt_since = t;
+        env.event(WARN, "+tilt", "#tilt mode entered");
+    }
+    env.last_tick = t;
+    if env.tilt_since != 0 && t - env.tilt_since >= TILT_PERIOD {
+        env.tilt_since = 0;
+        env.event(WARN, "-tilt", "#tilt mode exited");
+    }
 }
 
 fn ensure_links(m: &mut Master, spawn: &mut Vec<InstRef>) {

@@ -16,6 +16,8 @@ pub const MAX_DESYNC: i64 = 1000;
 pub const ELECTION_TIMEOUT: i64 = 10_000;
 pub const SLAVE_RECONF_TIMEOUT: i64 = 10_000;
 pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
+pub const TILT_TRIGGER: i64 = 2000;
+pub const TILT_PERIOD: i64 = 30_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -296,6 +298,10 @@ pub struct Env {
     pub deny_scripts_reconfig: bool,
     /// SENTINEL SIMULATE-FAILURE flags: 1 crash-after-election, 2 crash-after-promotion.
     pub simfailure: u32,
+    /// TILT mode (Redis's): the timer saw the clock jump or the process stall, so what it knows
+    /// may be stale; it keeps listening but acts on nothing until `tilt_since` + TILT_PERIOD.
+    pub tilt_since: i64,
+    pub last_tick: i64,
     /// The configuration changed and must be written.
     pub dirty: bool,
     pub scripts_running: Arc<std::sync::atomic::AtomicUsize>,
@@ -396,6 +402,8 @@ impl Sentinel {
                 scripts_running: Default::default(),
                 st: None,
                 notify_script: None,
+                tilt_since: 0,
+                last_tick: 0,
             },
             masters: BTreeMap::new(),
         }
