@@ -518,3 +518,20 @@ fn a_stalled_sentinel_enters_tilt() {
     let r: Vec<redis::Value> = q(s.port, &["SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", &master.port.to_string(), "0", "*"]).unwrap();
     assert_eq!(r[0], redis::Value::Int(0));
 }
+
+/// A master that shut down cleanly (its RDB keeps its replication id and offset) is failed over;
+/// restarted, it rejoins as a replica of the new master with a partial resynchronization.
+#[test]
+fn old_master_restarted_from_its_snapshot_rejoins_with_a_partial_resync() {
+    let g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
+    let old = g.master.port;
+    let _: String = q(old, &["SET", "k", "v"]).unwrap();
+    assert!(wait_until(LONG, || g.replicas.iter().all(|r| q::<Option<String>>(r.port, &["GET", "k"]).ok().flatten().is_some())));
+    let _: redis::RedisResult<String> = q(old, &["SHUTDOWN", "SAVE"]);
+    let all: Vec<&Server> = g.sentinels.iter().collect();
+    let new = g.wait_switch(old, &all);
+    let back = server(FERRODIS, old, g.master.dir.clone(), &[]);
+    assert!(wait_until(LONG, || follows(back.port, new)), "{}", g.logs());
+    assert!(back.log().contains("Master accepted a Partial Resynchronization"), "{}", back.log());
+    assert_eq!(q::<Option<String>>(old, &["GET", "k"]).unwrap().as_deref(), Some("v"));
+}
