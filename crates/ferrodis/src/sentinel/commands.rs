@@ -308,7 +308,7 @@ fn flushconfig(ctx: &mut Ctx, _argv: &[&[u8]]) {
 fn monitor_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
     let (name, host) = (text(argv[2]), text(argv[3]));
     let Some(quorum) = crate::util::parse_i64(argv[5]) else {
-        ctx.out.error("ERR value is not an integer or out of range");
+        ctx.out.error("ERR Invalid quorum");
         return;
     };
     if quorum <= 0 {
@@ -316,21 +316,21 @@ fn monitor_cmd(ctx: &mut Ctx, argv: &[&[u8]]) {
         return;
     }
     let Some(port) = crate::util::parse_i64(argv[4]) else {
-        ctx.out.error("ERR value is not an integer or out of range");
+        ctx.out.error("ERR Invalid port");
         return;
     };
+    if !(0..=65535).contains(&port) {
+        ctx.out.error("ERR Invalid port number.");
+        return;
+    }
     let mut guard = shared().s.lock();
     let s = &mut *guard;
     if super::config::check_host(&s.env, &host).is_err() {
         ctx.out.error("ERR Invalid IP address or hostname specified");
         return;
     }
-    if !(1..=65535).contains(&port) {
-        ctx.out.error("ERR Invalid port number");
-        return;
-    }
     if s.masters.contains_key(&name) {
-        ctx.out.error("ERR Duplicated master name");
+        ctx.out.error("ERR Duplicate master name.");
         return;
     }
     let m = Master::new(name.clone(), host, port as u16, quorum as u32);
@@ -401,7 +401,7 @@ fn info_cache(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.array(1 + m.replicas.len());
         for i in std::iter::once(&m.inst).chain(m.replicas.values()) {
             ctx.out.array(2);
-            ctx.out.int(t - i.info_refresh);
+            ctx.out.int(if i.info_refresh != 0 { t - i.info_refresh } else { 0 });
             if i.info.is_empty() {
                 ctx.out.null();
             } else {

@@ -12,7 +12,7 @@ fn fatal(line_no: usize, line: &str, msg: &str) -> String {
 }
 
 fn parse_port(s: &str) -> Option<u16> {
-    s.parse::<u16>().ok().filter(|p| *p != 0)
+    s.parse::<u16>().ok()
 }
 
 /// Checks a host for a new instance: an IP address, or with `resolve-hostnames yes` a name that
