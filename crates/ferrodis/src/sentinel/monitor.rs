@@ -562,7 +562,9 @@ pub async fn run(sh: Arc<Shared>) {
                 tokio::task::spawn_local(command_link(sh, r));
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // 7 to 13 ticks a second, at random (Redis varies its sentinel timer's hz too), so that
+        // sentinels started together do not act in the same instant.
+        tokio::time::sleep(Duration::from_millis(75 + jitter(50) as u64)).await;
     }
 }
 
@@ -680,6 +682,7 @@ fn check_odown(env: &mut Env, m: &mut Master, t: i64) {
     }
     if odown && !m.inst.odown() {
         m.inst.o_down_since = t;
+        m.start_jitter = jitter(START_JITTER);
         env.event(WARN, "+odown", &format!("{} #quorum {}/{}", describe(&m.inst, None), votes, m.quorum));
     } else if !odown && m.inst.odown() {
         m.inst.o_down_since = 0;
@@ -703,6 +706,11 @@ pub fn start_failover(env: &mut Env, m: &mut Master, t: i64) {
 
 fn start_failover_if_needed(env: &mut Env, m: &mut Master, t: i64) -> bool {
     if !m.inst.odown() || m.inst.flags & flag::FAILOVER_IN_PROGRESS != 0 {
+        return false;
+    }
+    // Beyond Redis: a random wait after ODOWN (Raft's randomized election timeout). Whoever
+    // starts first asks the others at once, and a sentinel that voted does not start its own.
+    if t - m.inst.o_down_since < m.start_jitter {
         return false;
     }
     if t - m.failover_start_time < m.failover_timeout * 2 {

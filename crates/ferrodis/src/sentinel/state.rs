@@ -17,6 +17,7 @@ pub const ELECTION_TIMEOUT: i64 = 10_000;
 pub const SLAVE_RECONF_TIMEOUT: i64 = 10_000;
 pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
 pub const TILT_TRIGGER: i64 = 2000;
+pub const START_JITTER: i64 = 200;
 pub const TILT_PERIOD: i64 = 30_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +228,9 @@ pub struct Master {
     pub failover_state_change_time: i64,
     pub failover_start_time: i64,
     pub failover_delay_logged: bool,
+    /// A random wait (0..START_JITTER ms) after ODOWN before this sentinel starts a failover, so
+    /// that sentinels that saw the master fail in the same instant do not split the vote.
+    pub start_jitter: i64,
     /// The replica being promoted (its key in `replicas`).
     pub promoted: Option<String>,
     pub replicas: BTreeMap<String, Inst>,
@@ -253,6 +257,7 @@ impl Master {
             failover_state_change_time: 0,
             failover_start_time: 0,
             failover_delay_logged: false,
+            start_jitter: 0,
             promoted: None,
             replicas: BTreeMap::new(),
             sentinels: BTreeMap::new(),
