@@ -17,7 +17,7 @@ pub const ELECTION_TIMEOUT: i64 = 10_000;
 pub const SLAVE_RECONF_TIMEOUT: i64 = 10_000;
 pub const HELLO_CHANNEL: &str = "__sentinel__:hello";
 pub const TILT_TRIGGER: i64 = 2000;
-pub const START_JITTER: i64 = 200;
+pub const START_JITTER: i64 = 150;
 pub const TILT_PERIOD: i64 = 30_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
