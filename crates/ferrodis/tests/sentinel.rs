@@ -1,8 +1,9 @@
 //! Sentinel mode: three sentinels, a master and replicas, each a process on loopback. A killed
 //! master (kill -9 under writes), a hung one (SIGSTOP past down-after-milliseconds, then
 //! SIGCONT), the hot standby (lowest replica-priority) chosen and skipped, a leader that dies
-//! after promoting, a quorum not reached, the state kept across a restart, Redis Sentinel and
-//! ferrodis mixed both ways, and the `redis` crate's sentinel client. Every wait has a deadline.
+//! after promoting, a quorum not reached, the state kept across a restart, Redis Sentinel over
+//! ferrodis, ferrodis sentinels over redis-server, both kinds electing together, and the `redis`
+//! crate's and redis-py's sentinel clients. Every wait has a deadline.
 
 use crate::harness::{free_port, launch_at, require_redis, tempdir, wait_until, Server, FERRODIS};
 use redis::{Commands, FromRedisValue};
@@ -408,8 +409,9 @@ fn names(v: &redis::Value) -> Vec<String> {
 }
 
 #[test]
-fn mixed_with_redis_sentinel_both_ways() {
-    // ferrodis servers, one ferrodis sentinel and two of Redis's: a failover agreed by all.
+fn redis_sentinel_and_ferrodis_sentinels_together() {
+    // ferrodis servers, one ferrodis sentinel and two of Redis's: Redis Sentinel fails ferrodis
+    // over (SENTINEL FAILOVER on one of Redis's), and the ferrodis sentinel follows.
     let g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis, Kind::Redis, Kind::Redis], 2, &[]);
     // Replies as Redis Sentinel's: the same fields in the same order.
     for args in [["SENTINEL", "MASTER", "m"].as_slice(), &["SENTINEL", "REPLICAS", "m"], &["SENTINEL", "SENTINELS", "m"]] {
@@ -431,14 +433,27 @@ fn mixed_with_redis_sentinel_both_ways() {
     assert!(wait_until(LONG, || follows(old, new)), "{}", g.logs());
     drop(g);
 
-    // Redis servers, two ferrodis sentinels and one of Redis's: the master is killed.
-    let mut g = group("redis-server", &[100, 100], &[Kind::Ferrodis, Kind::Ferrodis, Kind::Redis], 2, &[]);
+    // ferrodis servers, two ferrodis sentinels and one of Redis's: the master is killed, and the
+    // three elect a leader among them.
+    let mut g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis, Kind::Ferrodis, Kind::Redis], 2, &[]);
     let old = g.master.port;
     let _ = g.master.child.kill();
     let all: Vec<&Server> = g.sentinels.iter().collect();
     let new = g.wait_switch(old, &all);
     let other = g.replicas.iter().find(|r| r.port != new).unwrap().port;
     assert!(wait_until(LONG, || follows(other, new)), "{}", g.logs());
+}
+
+#[test]
+fn ferrodis_sentinels_fail_over_redis_servers() {
+    let mut g = group("redis-server", &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
+    let old = g.master.port;
+    let _ = g.master.child.kill();
+    let all: Vec<&Server> = g.sentinels.iter().collect();
+    let new = g.wait_switch(old, &all);
+    let other = g.replicas.iter().find(|r| r.port != new).unwrap().port;
+    assert!(wait_until(LONG, || follows(other, new)), "{}", g.logs());
+    assert_eq!(field(new, "replication", "role"), "master");
 }
 
 #[test]
