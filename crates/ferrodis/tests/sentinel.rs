@@ -137,6 +137,23 @@ impl Group {
         }
         out
     }
+    /// Kills the master (SIGKILL) and waits until every sentinel names a new one and the
+    /// other replica follows it; returns the new master's port.
+    fn kill_master_and_fail_over(&mut self) -> u16 {
+        let old = self.master.port;
+        let _ = self.master.child.kill();
+        let all: Vec<&Server> = self.sentinels.iter().collect();
+        let new = self.wait_switch(old, &all);
+        let other = self.replicas.iter().find(|r| r.port != new).expect("two replicas").port;
+        assert!(wait_until(LONG, || follows(other, new)), "{}", self.logs());
+        new
+    }
+    /// Sets `key` on the master and waits until every replica has it.
+    fn set_everywhere(&self, key: &str, value: &str) {
+        let _: String = q(self.master.port, &["SET", key, value]).unwrap();
+        let ok = wait_until(LONG, || self.replicas.iter().all(|r| q::<Option<String>>(r.port, &["GET", key]).ok().flatten().is_some()));
+        assert!(ok, "{key} did not reach every replica");
+    }
     /// Waits until every listed sentinel names a master other than `old`; returns it.
     fn wait_switch(&self, old: u16, sentinels: &[&Server]) -> u16 {
         let mut new = 0;
@@ -333,8 +350,7 @@ fn signal(pid: u32, sig: i32) {
 fn hung_master_is_failed_over_and_demoted_when_it_wakes_losing_its_divergent_writes() {
     let g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
     let old = g.master.port;
-    let _: String = q(old, &["SET", "before", "1"]).unwrap();
-    assert!(wait_until(LONG, || g.replicas.iter().all(|r| q::<Option<String>>(r.port, &["GET", "before"]).ok().flatten().is_some())));
+    g.set_everywhere("before", "1");
     signal(g.master.child.id(), libc::SIGSTOP);
     let all: Vec<&Server> = g.sentinels.iter().collect();
     let new = g.wait_switch(old, &all);
@@ -436,23 +452,14 @@ fn redis_sentinel_and_ferrodis_sentinels_together() {
     // ferrodis servers, two ferrodis sentinels and one of Redis's: the master is killed, and the
     // three elect a leader among them.
     let mut g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis, Kind::Ferrodis, Kind::Redis], 2, &[]);
-    let old = g.master.port;
-    let _ = g.master.child.kill();
-    let all: Vec<&Server> = g.sentinels.iter().collect();
-    let new = g.wait_switch(old, &all);
-    let other = g.replicas.iter().find(|r| r.port != new).unwrap().port;
-    assert!(wait_until(LONG, || follows(other, new)), "{}", g.logs());
+    let new = g.kill_master_and_fail_over();
+    assert_eq!(field(new, "replication", "role"), "master");
 }
 
 #[test]
 fn ferrodis_sentinels_fail_over_redis_servers() {
     let mut g = group("redis-server", &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
-    let old = g.master.port;
-    let _ = g.master.child.kill();
-    let all: Vec<&Server> = g.sentinels.iter().collect();
-    let new = g.wait_switch(old, &all);
-    let other = g.replicas.iter().find(|r| r.port != new).unwrap().port;
-    assert!(wait_until(LONG, || follows(other, new)), "{}", g.logs());
+    let new = g.kill_master_and_fail_over();
     assert_eq!(field(new, "replication", "role"), "master");
 }
 
@@ -540,8 +547,7 @@ fn a_stalled_sentinel_enters_tilt() {
 fn old_master_restarted_from_its_snapshot_rejoins_with_a_partial_resync() {
     let g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis; 3], 2, &[]);
     let old = g.master.port;
-    let _: String = q(old, &["SET", "k", "v"]).unwrap();
-    assert!(wait_until(LONG, || g.replicas.iter().all(|r| q::<Option<String>>(r.port, &["GET", "k"]).ok().flatten().is_some())));
+    g.set_everywhere("k", "v");
     let _: redis::RedisResult<String> = q(old, &["SHUTDOWN", "SAVE"]);
     let all: Vec<&Server> = g.sentinels.iter().collect();
     let new = g.wait_switch(old, &all);
