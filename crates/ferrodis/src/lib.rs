@@ -14,6 +14,7 @@
 /// The Redis version ferrodis answers as (INFO, the Lua `redis.REDIS_VERSION`, logs).
 pub const REDIS_VERSION: &str = "7.0.15";
 
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod journal;

@@ -80,6 +80,7 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
 fn select(ctx: &mut Ctx, argv: &[&[u8]]) {
     match parse_i64(argv[1]) {
         None => ctx.out.error(super::NOT_INT),
+        Some(d) if d != 0 && ctx.st.cluster.enabled.load(Ordering::Relaxed) => ctx.out.error("ERR SELECT is not allowed in cluster mode"),
         Some(d) if d < 0 || d as usize >= ctx.st.keyspace.databases => ctx.out.error("ERR DB index is out of range"),
         Some(d) => {
             ctx.conn.db = d as usize;

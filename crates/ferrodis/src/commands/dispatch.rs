@@ -94,7 +94,12 @@ pub fn execute_timed(
     clock: &mut Clock,
 ) -> Flow {
     let reply_start = out.buf.len();
+    let was_asking = conn.asking;
     let flow = execute_inner(st, table, conn, out, ts, argv, reply_start, clock);
+    // ASKING holds for the next command only (outside MULTI), as Redis's resetClient.
+    if was_asking && conn.multi.is_none() && !argv[0].eq_ignore_ascii_case(b"asking") {
+        conn.asking = false;
+    }
     // Error statistics come from the reply itself, so handlers need not report them.
     if out.buf.len() > reply_start && out.buf[reply_start] == b'-' {
         let end = out.buf[reply_start + 1..].iter().position(|&c| c == b' ' || c == b'\r').map_or(out.buf.len(), |p| reply_start + 1 + p);
@@ -164,6 +169,20 @@ fn execute_inner(
         ThreadStats::add(&ts.cmd[id].rejected, 1);
         flag_transaction(conn);
         return Flow::Continue;
+    }
+    // 2a. Cluster mode: keyed commands go to the node serving their slot (Redis's
+    // getNodeByQuery): MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN.
+    if st.cluster.enabled.load(Ordering::Relaxed) && !conn.is_master {
+        if let Some(err) = cluster_route(st, table, conn, spec, argv, clock.now_ms()) {
+            out.error(&err);
+            ThreadStats::add(&ts.cmd[id].rejected, 1);
+            if spec.name == "exec" {
+                conn.multi = None;
+            } else {
+                flag_transaction(conn);
+            }
+            return Flow::Continue;
+        }
     }
     // 2b. A failed RDB save stops writes (and PING) while save points and
     // stop-writes-on-bgsave-error are on, as Redis's writeCommandsDeniedByDiskError.
@@ -338,6 +357,44 @@ fn replication_denies(st: &State, spec: &super::CommandSpec, now: i64) -> Option
         }
     }
     None
+}
+
+/// The keys a command (or, for EXEC, every queued command) touches, routed by the slot map.
+#[cold]
+fn cluster_route(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &ConnState,
+    spec: &super::CommandSpec,
+    argv: &[&[u8]],
+    now: i64,
+) -> Option<String> {
+    let mut q = crate::state::cluster::Query {
+        db: conn.db,
+        is_write: spec.is_write(),
+        readonly: conn.cluster_readonly,
+        asking: conn.asking || spec.flags & flag::ASKING != 0,
+        is_migrate: spec.name == "migrate",
+    };
+    let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+    if spec.name == "exec" {
+        let m = conn.multi.as_ref()?;
+        let mut keys: Vec<&[u8]> = Vec::new();
+        for (cid, args) in &m.cmds {
+            let s = table.spec(*cid);
+            q.is_write |= s.is_write();
+            let a: SmallVec<[&[u8]; 8]> = args.iter().map(|x| &x[..]).collect();
+            idx.clear();
+            s.key_indices(&a, &mut idx);
+            keys.extend(idx.iter().map(|&i| &args[i][..]));
+        }
+        return st.cluster.route(&st.keyspace, &q, keys, now);
+    }
+    spec.key_indices(argv, &mut idx);
+    if idx.is_empty() {
+        return None;
+    }
+    st.cluster.route(&st.keyspace, &q, idx.iter().map(|&i| argv[i]), now)
 }
 
 /// A command rejected while queuing makes EXEC fail (Redis's flagTransaction).

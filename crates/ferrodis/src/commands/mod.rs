@@ -110,6 +110,9 @@ pub struct ConnState {
     pub handoff: Option<Handoff>,
     /// What a replica told us with REPLCONF before PSYNC.
     pub replconf: ReplConf,
+    /// Cluster mode: ASKING was sent (for the next command only), READONLY is on.
+    pub asking: bool,
+    pub cluster_readonly: bool,
 }
 
 /// REPLCONF listening-port / ip-address / capa, as a replica announced them.
@@ -190,6 +193,8 @@ impl ConnState {
             woff: 0,
             handoff: None,
             replconf: ReplConf::default(),
+            asking: false,
+            cluster_readonly: false,
         }
     }
 }

@@ -17,6 +17,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", super::table::NO_KEYS, bgsave),
     cmd("dump", 2, READONLY, "@keyspace @read @slow", ONE_KEY, dump),
     cmd("restore", -4, WRITE | DENYOOM, "@keyspace @write @slow @dangerous", ONE_KEY, restore),
+    cmd("restore-asking", -4, WRITE | DENYOOM | ASKING, "@keyspace @write @slow @dangerous", ONE_KEY, restore),
     cmd("migrate", -6, WRITE, "@keyspace @write @slow @dangerous", MIGRATE_KEYS, migrate),
     cmd("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, "@admin @slow @dangerous", super::table::NO_KEYS, bgrewriteaof),
 ];
@@ -689,7 +690,9 @@ fn migrate(ctx: &mut Ctx, argv: &[&[u8]]) {
     push(&[b"SELECT", db_s.as_bytes()]);
     for (k, payload, ttl) in &found {
         let ttl_s = ttl.to_string();
-        let mut a: Vec<&[u8]> = vec![b"RESTORE", k, ttl_s.as_bytes(), payload];
+        // In cluster mode the target may be importing the slot: RESTORE-ASKING, as Redis sends.
+        let restore: &[u8] = if ctx.st.cluster.enabled.load(std::sync::atomic::Ordering::Relaxed) { b"RESTORE-ASKING" } else { b"RESTORE" };
+        let mut a: Vec<&[u8]> = vec![restore, k, ttl_s.as_bytes(), payload];
         if replace {
             a.push(b"REPLACE");
         }

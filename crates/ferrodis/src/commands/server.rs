@@ -113,9 +113,10 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
         let uptime = st.uptime_s();
         let _ = write!(
             s,
-            "# Server\r\nredis_version:{}\r\nferrodis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:{}\r\n",
+            "# Server\r\nredis_version:{}\r\nferrodis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:{}\r\n",
             crate::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
+            if st.cluster.enabled.load(std::sync::atomic::Ordering::Relaxed) { "cluster" } else { "standalone" },
             std::env::consts::OS,
             std::env::consts::ARCH,
             std::process::id(),
@@ -284,7 +285,8 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
         }
     }
     if want("cluster") {
-        let _ = write!(s, "{}# Cluster\r\ncluster_enabled:0\r\n", if s.is_empty() { "" } else { "\r\n" });
+        let on = st.cluster.enabled.load(std::sync::atomic::Ordering::Relaxed) as u8;
+        let _ = write!(s, "{}# Cluster\r\ncluster_enabled:{}\r\n", if s.is_empty() { "" } else { "\r\n" }, on);
     }
     if want("keyspace") {
         let _ = write!(s, "{}# Keyspace\r\n", if s.is_empty() { "" } else { "\r\n" });

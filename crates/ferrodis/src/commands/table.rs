@@ -26,6 +26,8 @@ pub mod flag {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     pub const NO_ASYNC_LOADING: u32 = 1 << 17;
+    /// Served on an importing slot without ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 18;
     /// ferrodis-only: the handler walks the keyspace itself; dispatch locks no stripe for it.
     pub const WHOLE_KEYSPACE: u32 = 1 << 31;
 
@@ -48,6 +50,7 @@ pub mod flag {
         (ALLOW_BUSY, "allow_busy"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
+        (ASKING, "asking"),
     ];
 }
 

@@ -79,6 +79,19 @@ pub const IMPLEMENTED: &[&str] = &[
     "min-replicas-max-lag",
     "sync-replicas",
     "sync-replicas-timeout",
+    "cluster-enabled",
+    "cluster-config-file",
+    "cluster-node-timeout",
+    "cluster-port",
+    "cluster-announce-ip",
+    "cluster-announce-port",
+    "cluster-announce-bus-port",
+    "cluster-announce-hostname",
+    "cluster-require-full-coverage",
+    "cluster-allow-reads-when-down",
+    "cluster-allow-replica-migration",
+    "cluster-replica-validity-factor",
+    "cluster-replica-no-failover",
 ];
 
 const IMMUTABLE: &[&str] = &[

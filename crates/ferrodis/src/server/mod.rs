@@ -74,7 +74,19 @@ pub fn run(config: Config) -> i32 {
     let mut table = if sentinel_mode { sentinel_table() } else { build_table() };
     if !sentinel_mode {
         table.register(crate::replication::COMMANDS);
+        table.register(crate::cluster::commands::COMMANDS);
     }
+    let cluster_mode = !sentinel_mode && config.get("cluster-enabled").is_some_and(|v| v == "yes");
+    let cluster = match cluster_mode {
+        true => match crate::cluster::prepare(&config) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("{}", e);
+                return 1;
+            }
+        },
+        false => None,
+    };
     for (old, new) in &config.renames {
         if !table.rename(old, new) {
             eprintln!("*** FATAL CONFIG FILE ERROR ***\nNo such command in rename-command: {}", old);
@@ -121,6 +133,19 @@ pub fn run(config: Config) -> i32 {
         }
     }
 
+    // The cluster bus's port (client port + 10000 unless cluster-port says otherwise).
+    let bus_listener = match cluster.is_some() {
+        true => match crate::cluster::listen(&st.config, port) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("Could not bind the cluster bus port {}: {}", crate::cluster::bus_port(&st.config, port), e);
+                tracing::warn!("Failed listening on port {} (TCP), aborting.", crate::cluster::bus_port(&st.config, port));
+                return 1;
+            }
+        },
+        false => None,
+    };
+
     // The dataset, before any client is served (a sentinel has none).
     if sentinel_mode {
     } else if let Err(e) = crate::commands::persistence::load_data(&st, &table) {
@@ -128,7 +153,9 @@ pub fn run(config: Config) -> i32 {
         return 1;
     }
     // `replicaof` in the configuration: follow the master from the start.
-    if let Some(s) = sentinel {
+    if let (Some(c), Some(l)) = (cluster, bus_listener) {
+        crate::cluster::start(st.clone(), c, l);
+    } else if let Some(s) = sentinel {
         crate::sentinel::start(st.clone(), s);
     } else if let Some((host, port)) = st.config.get("replicaof").and_then(|v| {
         let mut p = v.split_whitespace();
@@ -165,7 +192,17 @@ pub fn run(config: Config) -> i32 {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("main runtime");
     rt.block_on(async move {
-        tracing::info!("Running mode={}, port={}.", if sentinel_mode { "sentinel" } else { "standalone" }, port);
+        tracing::info!(
+            "Running mode={}, port={}.",
+            if sentinel_mode {
+                "sentinel"
+            } else if cluster_mode {
+                "cluster"
+            } else {
+                "standalone"
+            },
+            port
+        );
         tracing::info!("Server initialized");
         for (next, l) in listeners.into_iter().enumerate() {
             let l = tokio::net::TcpListener::from_std(l).expect("listener");

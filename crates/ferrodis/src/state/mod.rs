@@ -4,6 +4,7 @@
 
 pub mod blocking;
 pub mod clients;
+pub mod cluster;
 pub mod pubsub;
 pub mod repl;
 pub mod scripts;
@@ -69,6 +70,8 @@ pub struct State {
     pub aof_rewrite: SaveState,
     /// Replication: role, ids, the master link, attached replicas.
     pub repl: repl::Repl,
+    /// Cluster mode: the slot map dispatch routes keyed commands with.
+    pub cluster: cluster::Routing,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
@@ -154,6 +157,7 @@ impl State {
             aof,
             aof_rewrite: Default::default(),
             repl: Default::default(),
+            cluster: Default::default(),
         });
         st.apply_replication_limits();
         st

@@ -1,0 +1,212 @@
+//! What dispatch needs of the cluster to route a command (Redis's getNodeByQuery), as plain
+//! data: per slot its owner, and the node it migrates to or imports from; the nodes' addresses;
+//! this node's place; whether the cluster is up. The `cluster` family keeps it current; dispatch
+//! reads it with a few atomic loads per keyed command and never imports `cluster`.
+
+use crate::keyspace::Keyspace;
+use parking_lot::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+pub const SLOTS: usize = 16384;
+
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+const DOWN: &str = "CLUSTERDOWN The cluster is down";
+const DOWN_RO: &str = "CLUSTERDOWN The cluster is down and only accepts read commands";
+const UNBOUND: &str = "CLUSTERDOWN Hash slot not served";
+
+/// Routing data. Node references are small indexes the `cluster` family assigns (`+1`, 0 = none).
+pub struct Routing {
+    pub enabled: AtomicBool,
+    /// Per slot: owner (bits 0..16), migrating to (16..32), importing from (32..48).
+    slots: Box<[AtomicU64]>,
+    /// Index → (ip, port) for MOVED and ASK.
+    addrs: RwLock<Vec<(String, u16)>>,
+    /// This node's index + 1.
+    pub me: AtomicU32,
+    /// Our master's index + 1 when we are a replica, else 0.
+    pub my_master: AtomicU32,
+    /// cluster_state:ok.
+    pub ok: AtomicBool,
+    pub allow_reads_when_down: AtomicBool,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            enabled: AtomicBool::new(false),
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            addrs: RwLock::new(Vec::new()),
+            me: AtomicU32::new(0),
+            my_master: AtomicU32::new(0),
+            ok: AtomicBool::new(false),
+            allow_reads_when_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A slot's routing word, unpacked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotRoute {
+    pub owner: u32,
+    pub migrating: u32,
+    pub importing: u32,
+}
+
+/// What one command asks of the router.
+pub struct Query {
+    pub db: usize,
+    pub is_write: bool,
+    /// The client sent READONLY (reads may be served by a replica of the slot's master).
+    pub readonly: bool,
+    /// The client sent ASKING just before (or the command is RESTORE-ASKING).
+    pub asking: bool,
+    /// MIGRATE works on the local node while its slot is open.
+    pub is_migrate: bool,
+}
+
+impl Routing {
+    pub fn set_slot(&self, slot: usize, r: SlotRoute) {
+        let w = (r.owner as u64 & 0xffff) | ((r.migrating as u64 & 0xffff) << 16) | ((r.importing as u64 & 0xffff) << 32);
+        self.slots[slot].store(w, Ordering::Release);
+    }
+    pub fn slot(&self, slot: usize) -> SlotRoute {
+        let w = self.slots[slot].load(Ordering::Acquire);
+        SlotRoute { owner: (w & 0xffff) as u32, migrating: ((w >> 16) & 0xffff) as u32, importing: ((w >> 32) & 0xffff) as u32 }
+    }
+    /// Sets node `idx`'s address (idx as given to `set_slot`, i.e. index + 1).
+    pub fn set_addr(&self, idx: u32, ip: &str, port: u16) {
+        let mut a = self.addrs.write();
+        let i = idx as usize;
+        if a.len() <= i {
+            a.resize(i + 1, (String::new(), 0));
+        }
+        if a[i].0 != ip || a[i].1 != port {
+            a[i] = (ip.to_string(), port);
+        }
+    }
+    fn addr(&self, idx: u32) -> String {
+        let a = self.addrs.read();
+        match a.get(idx as usize) {
+            Some((ip, port)) => format!("{}:{}", ip, port),
+            None => ":0".into(),
+        }
+    }
+
+    /// Routes a command with these keys. None: serve it here; Some: the error to answer
+    /// (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN), as Redis 7.0's getNodeByQuery decides.
+    pub fn route<'a>(&self, ks: &Keyspace, q: &Query, keys: impl IntoIterator<Item = &'a [u8]>, now_ms: i64) -> Option<String> {
+        let me = self.me.load(Ordering::Relaxed);
+        let mut first: Option<(&[u8], usize, SlotRoute)> = None;
+        let mut multiple_keys = false;
+        let mut missing = 0usize;
+        for key in keys {
+            let slot = crate::util::key_slot(key);
+            match first {
+                None => {
+                    let r = self.slot(slot);
+                    if r.owner == 0 {
+                        return Some(UNBOUND.into());
+                    }
+                    first = Some((key, slot, r));
+                }
+                Some((fk, fs, _)) => {
+                    if fk != key {
+                        if fs != slot {
+                            return Some(CROSSSLOT.into());
+                        }
+                        multiple_keys = true;
+                    }
+                }
+            }
+            let (_, _, r) = first.expect("set above");
+            let migrating = r.owner == me && r.migrating != 0;
+            let importing = r.importing != 0;
+            if (migrating || importing) && !key_exists(ks, q.db, key, now_ms) {
+                missing += 1;
+            }
+        }
+        let (_, slot, r) = first?;
+        if !self.ok.load(Ordering::Acquire) {
+            if !self.allow_reads_when_down.load(Ordering::Relaxed) {
+                return Some(DOWN.into());
+            }
+            if q.is_write {
+                return Some(DOWN_RO.into());
+            }
+        }
+        let migrating = r.owner == me && r.migrating != 0;
+        let importing = r.importing != 0;
+        if (migrating || importing) && q.is_migrate {
+            return None;
+        }
+        if migrating && missing > 0 {
+            return Some(format!("ASK {} {}", slot, self.addr(r.migrating)));
+        }
+        if importing && q.asking {
+            if multiple_keys && missing > 0 {
+                return Some(TRYAGAIN.into());
+            }
+            return None;
+        }
+        if r.owner == me {
+            return None;
+        }
+        let master = self.my_master.load(Ordering::Relaxed);
+        if q.readonly && !q.is_write && master != 0 && master == r.owner {
+            return None;
+        }
+        Some(format!("MOVED {} {}", slot, self.addr(r.owner)))
+    }
+}
+
+fn key_exists(ks: &Keyspace, db: usize, key: &[u8], now_ms: i64) -> bool {
+    let loc = ks.locate(key);
+    let g = ks.lock(loc.stripe);
+    g.get(db, &loc, key).is_some_and(|e| !e.expired(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(is_write: bool) -> Query {
+        Query { db: 0, is_write, readonly: false, asking: false, is_migrate: false }
+    }
+
+    #[test]
+    fn routes_as_redis_decides() {
+        let ks = Keyspace::new(1);
+        let r = Routing::default();
+        r.me.store(1, Ordering::Relaxed);
+        r.ok.store(true, Ordering::Relaxed);
+        r.set_addr(1, "127.0.0.1", 7000);
+        r.set_addr(2, "127.0.0.1", 7001);
+        let foo = crate::util::key_slot(b"foo");
+        let bar = crate::util::key_slot(b"bar");
+        assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some("CLUSTERDOWN Hash slot not served".into()));
+        r.set_slot(foo, SlotRoute { owner: 1, ..Default::default() });
+        r.set_slot(bar, SlotRoute { owner: 2, ..Default::default() });
+        assert_eq!(r.route(&ks, &q(true), [&b"foo"[..]], 0), None);
+        assert_eq!(r.route(&ks, &q(true), [&b"bar"[..]], 0), Some(format!("MOVED {} 127.0.0.1:7001", bar)));
+        assert_eq!(r.route(&ks, &q(true), [&b"foo"[..], &b"bar"[..]], 0), Some(CROSSSLOT.into()));
+        assert_eq!(r.route(&ks, &q(true), [&b"{foo}a"[..], &b"{foo}b"[..]], 0), None);
+        assert_eq!(r.route(&ks, &q(true), std::iter::empty(), 0), None);
+        // A replica serves reads of its master's slots to READONLY clients only.
+        r.my_master.store(2, Ordering::Relaxed);
+        let ro = Query { readonly: true, ..q(false) };
+        assert_eq!(r.route(&ks, &ro, [&b"bar"[..]], 0), None);
+        assert!(r.route(&ks, &Query { readonly: true, ..q(true) }, [&b"bar"[..]], 0).unwrap().starts_with("MOVED"));
+        // Migrating: a missing key is asked for at the target; importing serves ASKING clients.
+        r.set_slot(foo, SlotRoute { owner: 1, migrating: 2, importing: 0 });
+        assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some(format!("ASK {} 127.0.0.1:7001", foo)));
+        r.set_slot(bar, SlotRoute { owner: 2, migrating: 0, importing: 2 });
+        assert_eq!(r.route(&ks, &Query { asking: true, ..q(true) }, [&b"bar"[..]], 0), None);
+        assert_eq!(r.route(&ks, &Query { asking: true, ..q(true) }, [&b"{bar}1"[..], &b"{bar}2"[..]], 0), Some(TRYAGAIN.into()));
+        // Down.
+        r.ok.store(false, Ordering::Relaxed);
+        assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some(DOWN.into()));
+        r.allow_reads_when_down.store(true, Ordering::Relaxed);
+        assert_eq!(r.route(&ks, &q(true), [&b"foo"[..]], 0), Some(DOWN_RO.into()));
+    }
+}
