@@ -272,6 +272,12 @@ pub fn publish_routing(st: &State, c: &ClusterState) {
             r.set_slot(j, route);
         }
     }
+    let healthy = c
+        .nodes
+        .values()
+        .filter(|n| n.slaveof == Some(c.myself) && n.is_replica() && n.flags & (bus::F_FAIL | bus::F_PFAIL | bus::F_HANDSHAKE) == 0)
+        .count();
+    r.healthy_replicas.store(healthy as u32, Ordering::Relaxed);
     r.ok.store(c.state_ok, Ordering::Release);
     r.allow_reads_when_down.store(st.config.get("cluster-allow-reads-when-down").is_some_and(|v| v == "yes"), Ordering::Relaxed);
 }

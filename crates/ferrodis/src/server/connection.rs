@@ -129,7 +129,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         // With sync-replicas: where the batch's write replies are, and the offset after the last.
         let mut sync_writes: SmallVec<[(usize, usize); 8]> = SmallVec::new();
         let mut sync_target = 0;
-        let sync_replicas = st.config.hot.sync_replicas.load(Ordering::Relaxed);
+        let sync_replicas = st.cluster.sync_replicas(st.config.hot.sync_replicas.load(Ordering::Relaxed));
         clock.anchor();
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {

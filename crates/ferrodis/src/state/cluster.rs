@@ -29,6 +29,9 @@ pub struct Routing {
     /// cluster_state:ok.
     pub ok: AtomicBool,
     pub allow_reads_when_down: AtomicBool,
+    /// Our replicas the cluster does not see failing (PFAIL or FAIL): what `sync-replicas`
+    /// waits for at most in cluster mode.
+    pub healthy_replicas: AtomicU32,
 }
 
 impl Default for Routing {
@@ -41,6 +44,7 @@ impl Default for Routing {
             my_master: AtomicU32::new(0),
             ok: AtomicBool::new(false),
             allow_reads_when_down: AtomicBool::new(false),
+            healthy_replicas: AtomicU32::new(0),
         }
     }
 }
@@ -66,6 +70,17 @@ pub struct Query {
 }
 
 impl Routing {
+    /// `sync-replicas` as it applies now: in cluster mode, at most the replicas of ours that the
+    /// cluster sees healthy (a master whose only replica failed, or one just promoted, still
+    /// answers writes; a replica being waited for is never one the cluster gave up on).
+    pub fn sync_replicas(&self, configured: i64) -> i64 {
+        if configured > 0 && self.enabled.load(Ordering::Relaxed) {
+            configured.min(self.healthy_replicas.load(Ordering::Relaxed) as i64)
+        } else {
+            configured
+        }
+    }
+
     pub fn set_slot(&self, slot: usize, r: SlotRoute) {
         let w = (r.owner as u64 & 0xffff) | ((r.migrating as u64 & 0xffff) << 16) | ((r.importing as u64 & 0xffff) << 32);
         self.slots[slot].store(w, Ordering::Release);
