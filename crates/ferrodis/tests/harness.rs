@@ -277,3 +277,27 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A `redis` crate connection to a loopback port, with timeouts.
+pub fn conn(port: u16) -> redis::RedisResult<redis::Connection> {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{}/", port))?;
+    let con = c.get_connection_with_timeout(Duration::from_secs(2))?;
+    con.set_read_timeout(Some(Duration::from_secs(5)))?;
+    Ok(con)
+}
+
+/// One command on a fresh connection.
+pub fn q<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
+    let mut c = conn(port)?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut c)
+}
+
+/// One field of an INFO section ("" when missing or unreachable).
+pub fn field(port: u16, section: &str, name: &str) -> String {
+    let text: String = q(port, &["INFO", section]).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or_default().trim().to_string()
+}

@@ -5,7 +5,7 @@
 //! ferrodis, ferrodis sentinels over redis-server, both kinds electing together, and the `redis`
 //! crate's and redis-py's sentinel clients. Every wait has a deadline.
 
-use crate::harness::{free_port, launch_at, require_redis, tempdir, wait_until, Server, FERRODIS};
+use crate::harness::{conn, field, free_port, launch_at, q, require_redis, tempdir, wait_until, Server, FERRODIS};
 use redis::{Commands, FromRedisValue};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,27 +19,6 @@ const LONG: Duration = Duration::from_secs(60);
 enum Kind {
     Ferrodis,
     Redis,
-}
-
-fn conn(port: u16) -> redis::RedisResult<redis::Connection> {
-    let c = redis::Client::open(format!("redis://127.0.0.1:{}/", port))?;
-    let con = c.get_connection_with_timeout(Duration::from_secs(2))?;
-    con.set_read_timeout(Some(Duration::from_secs(5)))?;
-    Ok(con)
-}
-
-fn q<T: FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
-    let mut c = conn(port)?;
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(&mut c)
-}
-
-fn field(port: u16, section: &str, name: &str) -> String {
-    let text: String = q(port, &["INFO", section]).unwrap_or_default();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or_default().trim().to_string()
 }
 
 /// Starts a sentinel watching `master_port` as "m" with the given quorum and timeouts.

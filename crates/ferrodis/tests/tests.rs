@@ -6,6 +6,7 @@ mod harness;
 mod aof;
 
 mod blocking;
+mod cluster;
 mod config;
 mod differential;
 mod expiry;

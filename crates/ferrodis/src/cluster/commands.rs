@@ -262,14 +262,14 @@ fn meet(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let ip = String::from_utf8_lossy(argv[2]).into_owned();
     let Some(port) = parse_i64(argv[3]).filter(|p| (0..=65535).contains(p)) else {
-        ctx.out.error(&format!("ERR Invalid base port specified: {}", String::from_utf8_lossy(argv[3])));
+        ctx.out.error(&format!("ERR Invalid TCP base port specified: {}", String::from_utf8_lossy(argv[3])));
         return;
     };
     let cport = match argv.get(4) {
         Some(a) => match parse_i64(a).filter(|p| (0..=65535).contains(p)) {
             Some(p) => p,
             None => {
-                ctx.out.error(&format!("ERR Invalid bus port specified: {}", String::from_utf8_lossy(a)));
+                ctx.out.error(&format!("ERR Invalid TCP bus port specified: {}", String::from_utf8_lossy(a)));
                 return;
             }
         },
