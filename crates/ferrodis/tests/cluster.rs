@@ -45,12 +45,24 @@ fn node_args(extra: &[String]) -> Vec<String> {
     a
 }
 
-fn start_node(bin: &str, port: u16, dir: std::path::PathBuf, extra: &[String]) -> Server {
+/// Starts a node on a free port pair. Ports are picked free and then bound by the child, so
+/// another test may take one in between: a node that did not come up on its own (it exited, or
+/// another process answers on its port) is started again on other ports.
+fn start_node(bin: &str, extra: &[String]) -> Server {
     let args = node_args(extra);
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let s = launch_at(bin, port, &a, dir);
-    s.wait_ready();
-    s
+    for _ in 0..5 {
+        let mut s = launch_at(bin, cluster_port(), &a, tempdir("cluster"));
+        let up = wait_until(Duration::from_secs(20), || {
+            matches!(s.child.try_wait(), Ok(None))
+                && q::<Vec<String>>(s.port, &["CONFIG", "GET", "dir"])
+                    .is_ok_and(|v| v.get(1).is_some_and(|d| std::path::Path::new(d) == s.dir.as_path()))
+        });
+        if up && matches!(s.child.try_wait(), Ok(None)) {
+            return s;
+        }
+    }
+    panic!("could not start a cluster node");
 }
 
 /// One line of CLUSTER NODES.
@@ -95,7 +107,7 @@ impl Cluster {
             require_redis();
         }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let nodes: Vec<Server> = (0..n).map(|_| start_node(bin, cluster_port(), tempdir("cluster"), &extra)).collect();
+        let nodes: Vec<Server> = (0..n).map(|_| start_node(bin, &extra)).collect();
         let addrs: Vec<String> = nodes.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
         let out = std::process::Command::new("timeout")
             .arg("60")
@@ -289,6 +301,21 @@ fn redis_cli_creates_a_cluster_that_routes_and_reshards() {
     }));
     assert_eq!(Client::connect(replica).t(&["GET", "foo"]), format!("-MOVED {slot} 127.0.0.1:{owner}"));
     assert_eq!(Client::connect(replica).t(&["SET", "foo", "x"]), format!("-MOVED {slot} 127.0.0.1:{owner}"));
+    // Pub/Sub over the bus: PUBLISH reaches subscribers on every node; SPUBLISH (served by
+    // the channel's shard) reaches subscribers on that shard's replica.
+    let mut sub = Client::connect(other);
+    sub.cmd(&["SUBSCRIBE", "news"]);
+    let cslot = keyslot(owner, "{foo}ch");
+    assert_eq!(cslot, slot);
+    let mut ssub = Client::connect(replica);
+    assert_eq!(Client::connect(other).t(&["SSUBSCRIBE", "{foo}ch"]), format!("-MOVED {slot} 127.0.0.1:{owner}"));
+    ssub.cmd(&["SSUBSCRIBE", "{foo}ch"]);
+    let _: i64 = q(replica, &["PUBLISH", "news", "hello"]).unwrap();
+    let _: i64 = q(owner, &["SPUBLISH", "{foo}ch", "shard-hello"]).unwrap();
+    let m = String::from_utf8_lossy(&sub.read_reply().unwrap()).into_owned();
+    assert!(m.contains("message") && m.contains("hello"), "{m}");
+    let m = String::from_utf8_lossy(&ssub.read_reply().unwrap()).into_owned();
+    assert!(m.contains("smessage") && m.contains("shard-hello"), "{m}");
     // redis-cli -c follows MOVED.
     let out = std::process::Command::new("redis-cli").args(["-c", "-p", &other.to_string(), "GET", "foo"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "bar");
@@ -559,9 +586,9 @@ fn slot_moves_under_writes_with_no_key_lost() {
 /// cluster owning every slot.
 #[test]
 fn cluster_replies_match_redis() {
-    let ours = start_node(FERRODIS, cluster_port(), tempdir("cl-ours"), &[]);
+    let ours = start_node(FERRODIS, &[]);
     require_redis();
-    let theirs = start_node("redis-server", cluster_port(), tempdir("cl-redis"), &[]);
+    let theirs = start_node("redis-server", &[]);
     for s in [&ours, &theirs] {
         assert_eq!(Client::connect(s.port).t(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK");
     }

@@ -36,8 +36,14 @@ impl Drop for Server {
     }
 }
 
+/// A new directory for one server. The counter makes names unique within this process (a port
+/// number alone is not: the OS hands the same free port out again, and two cluster nodes sharing
+/// a directory would share one nodes.conf, hence one node id).
 pub fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrodis-test-{}-{}-{}", tag, std::process::id(), free_port()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("ferrodis-test-{}-{}-{}", tag, std::process::id(), n));
+    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
 }

@@ -27,6 +27,8 @@ pub enum Action {
     PauseWrites(i64),
     /// Open an outbound link to this node now.
     Connect(Name),
+    /// A message published on another node: deliver it to our subscribers (shard: SPUBLISH).
+    Deliver(bool, Vec<u8>, Vec<u8>),
 }
 
 #[derive(Default)]
@@ -416,7 +418,7 @@ impl Bus<'_> {
                 self.s.todo_save = true;
             }
             let n = self.s.nodes.get_mut(&sn).expect("found");
-            if m.config_epoch > n.config_epoch && m.slaveof == NULL_NAME {
+            if m.config_epoch > n.config_epoch {
                 n.config_epoch = m.config_epoch;
                 self.s.todo_save = true;
             }
@@ -584,6 +586,11 @@ impl Bus<'_> {
                         self.s.todo_save = true;
                         self.s.todo_update_state = true;
                     }
+                }
+            }
+            (Body::Publish { channel, message }, bus::PUBLISH | bus::PUBLISHSHARD) => {
+                if sender.is_some() {
+                    self.fx.actions.push(Action::Deliver(m.kind == bus::PUBLISHSHARD, channel.clone(), message.clone()));
                 }
             }
             (_, bus::AUTH_REQUEST) => {

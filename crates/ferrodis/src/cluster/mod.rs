@@ -111,6 +111,7 @@ pub fn start(st: Arc<State>, mut cs: ClusterState, listener: std::net::TcpListen
     let file = config_path(&st.config);
     let sh = Arc::new(Shared { st: st.clone(), c: Mutex::new(cs), file, next_link: AtomicU64::new(1), wake: tokio::sync::Notify::new() });
     let _ = CLUSTER.set(sh.clone());
+    let _ = st.cluster.bus_publish.set(bus_publish);
     st.cluster.enabled.store(true, Ordering::Release);
     // A replica in nodes.conf follows its master from the start.
     let master = {
@@ -133,6 +134,13 @@ pub fn start(st: Arc<State>, mut cs: ClusterState, listener: std::net::TcpListen
             local.block_on(&rt, run(sh, listener));
         })
         .expect("spawn the cluster thread");
+}
+
+/// PUBLISH / SPUBLISH on this node: the other nodes deliver it too (SPUBLISH: this shard's).
+fn bus_publish(shard: bool, channel: &[u8], message: &[u8]) {
+    if let Some(sh) = shared() {
+        sh.with_bus(|b| b.publish(shard, channel, message));
+    }
 }
 
 fn announce_port(st: &State, port: u16) -> u16 {
@@ -226,6 +234,9 @@ impl Shared {
                     self.st.pause_until.store(until, Ordering::Relaxed);
                 }
                 Action::Connect(_) => connect = true,
+                Action::Deliver(shard, channel, message) => {
+                    crate::commands::pubsub::publish_message(&self.st, shard, &channel, &message, crate::util::now_ms());
+                }
             }
         }
         if connect {

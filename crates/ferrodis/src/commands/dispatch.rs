@@ -375,6 +375,7 @@ fn cluster_route(
         readonly: conn.cluster_readonly,
         asking: conn.asking || spec.flags & flag::ASKING != 0,
         is_migrate: spec.name == "migrate",
+        pubsub_shard: matches!(spec.name, "spublish" | "ssubscribe" | "sunsubscribe"),
     };
     let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
     if spec.name == "exec" {

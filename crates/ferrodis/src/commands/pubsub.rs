@@ -194,6 +194,10 @@ pub fn keyspace_event(st: &crate::state::State, db: usize, class: u32, event: &s
 
 fn publish_generic(ctx: &mut Ctx, argv: &[&[u8]], shard: bool) {
     let n = publish_message(ctx.st, shard, argv[1], argv[2], ctx.now);
+    // Cluster mode: the other nodes (SPUBLISH: those of this shard) deliver it too.
+    if let Some(send) = ctx.st.cluster.bus_publish.get().filter(|_| ctx.st.cluster.enabled.load(Ordering::Relaxed)) {
+        send(shard, argv[1], argv[2]);
+    }
     ctx.out.int(n as i64);
 }
 

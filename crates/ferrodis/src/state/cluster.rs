@@ -32,6 +32,8 @@ pub struct Routing {
     /// Our replicas the cluster does not see failing (PFAIL or FAIL): what `sync-replicas`
     /// waits for at most in cluster mode.
     pub healthy_replicas: AtomicU32,
+    /// Sends a PUBLISH (false) or SPUBLISH (true) over the bus; set by the `cluster` family.
+    pub bus_publish: std::sync::OnceLock<fn(bool, &[u8], &[u8])>,
 }
 
 impl Default for Routing {
@@ -45,6 +47,7 @@ impl Default for Routing {
             ok: AtomicBool::new(false),
             allow_reads_when_down: AtomicBool::new(false),
             healthy_replicas: AtomicU32::new(0),
+            bus_publish: std::sync::OnceLock::new(),
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct Query {
     pub asking: bool,
     /// MIGRATE works on the local node while its slot is open.
     pub is_migrate: bool,
+    /// SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE: channels, not keys; a replica serves its shard's.
+    pub pubsub_shard: bool,
 }
 
 impl Routing {
@@ -137,7 +142,7 @@ impl Routing {
             let (_, _, r) = first.expect("set above");
             let migrating = r.owner == me && r.migrating != 0;
             let importing = r.importing != 0;
-            if (migrating || importing) && !key_exists(ks, q.db, key, now_ms) {
+            if (migrating || importing) && !q.pubsub_shard && !key_exists(ks, q.db, key, now_ms) {
                 missing += 1;
             }
         }
@@ -168,7 +173,7 @@ impl Routing {
             return None;
         }
         let master = self.my_master.load(Ordering::Relaxed);
-        if q.readonly && !q.is_write && master != 0 && master == r.owner {
+        if (q.readonly || q.pubsub_shard) && !q.is_write && master != 0 && master == r.owner {
             return None;
         }
         Some(format!("MOVED {} {}", slot, self.addr(r.owner)))
@@ -186,7 +191,7 @@ mod tests {
     use super::*;
 
     fn q(is_write: bool) -> Query {
-        Query { db: 0, is_write, readonly: false, asking: false, is_migrate: false }
+        Query { db: 0, is_write, readonly: false, asking: false, is_migrate: false, pubsub_shard: false }
     }
 
     #[test]
