@@ -588,10 +588,8 @@ impl Bus<'_> {
                     }
                 }
             }
-            (Body::Publish { channel, message }, bus::PUBLISH | bus::PUBLISHSHARD) => {
-                if sender.is_some() {
-                    self.fx.actions.push(Action::Deliver(m.kind == bus::PUBLISHSHARD, channel.clone(), message.clone()));
-                }
+            (Body::Publish { channel, message }, bus::PUBLISH | bus::PUBLISHSHARD) if sender.is_some() => {
+                self.fx.actions.push(Action::Deliver(m.kind == bus::PUBLISHSHARD, channel.clone(), message.clone()));
             }
             (_, bus::AUTH_REQUEST) => {
                 if let Some(sn) = sender {

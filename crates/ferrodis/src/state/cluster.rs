@@ -15,6 +15,9 @@ const DOWN: &str = "CLUSTERDOWN The cluster is down";
 const DOWN_RO: &str = "CLUSTERDOWN The cluster is down and only accepts read commands";
 const UNBOUND: &str = "CLUSTERDOWN Hash slot not served";
 
+/// Sends (shard?, channel, message) over the cluster bus.
+pub type BusPublish = fn(bool, &[u8], &[u8]);
+
 /// Routing data. Node references are small indexes the `cluster` family assigns (`+1`, 0 = none).
 pub struct Routing {
     pub enabled: AtomicBool,
@@ -33,7 +36,7 @@ pub struct Routing {
     /// waits for at most in cluster mode.
     pub healthy_replicas: AtomicU32,
     /// Sends a PUBLISH (false) or SPUBLISH (true) over the bus; set by the `cluster` family.
-    pub bus_publish: std::sync::OnceLock<fn(bool, &[u8], &[u8])>,
+    pub bus_publish: std::sync::OnceLock<BusPublish>,
 }
 
 impl Default for Routing {
