@@ -95,7 +95,8 @@ fn myself(port: u16) -> Option<NodeLine> {
 }
 
 struct Cluster {
-    bin: &'static str,
+    /// The program of each node (ferrodis or redis-server).
+    bins: Vec<&'static str>,
     nodes: Vec<Server>,
     extra: Vec<String>,
 }
@@ -103,11 +104,15 @@ struct Cluster {
 impl Cluster {
     /// `n` nodes, created by redis-cli with `replicas` replicas per master, all agreed and in sync.
     fn create(bin: &'static str, n: usize, replicas: usize, extra: &[&str]) -> Cluster {
-        if bin != FERRODIS {
+        Cluster::create_of(&vec![bin; n], replicas, extra)
+    }
+    /// A cluster whose nodes run these programs (ferrodis and redis-server may be mixed).
+    fn create_of(bins: &[&'static str], replicas: usize, extra: &[&str]) -> Cluster {
+        if bins.iter().any(|b| *b != FERRODIS) {
             require_redis();
         }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let nodes: Vec<Server> = (0..n).map(|_| start_node(bin, &extra)).collect();
+        let nodes: Vec<Server> = bins.iter().map(|b| start_node(b, &extra)).collect();
         let addrs: Vec<String> = nodes.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
         let out = std::process::Command::new("timeout")
             .arg("60")
@@ -119,7 +124,7 @@ impl Cluster {
             .output()
             .expect("redis-cli (apt-get install redis-tools)");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let c = Cluster { bin, nodes, extra };
+        let c = Cluster { bins: bins.to_vec(), nodes, extra };
         assert!(out.status.success() && text.contains("[OK] All 16384 slots covered."), "create failed:\n{text}\n{}", c.logs());
         c.wait_healthy(&c.ports());
         c
@@ -173,7 +178,7 @@ impl Cluster {
         let dir = self.nodes[i].dir.clone();
         let args = node_args(&self.extra);
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        let child = std::process::Command::new(self.bin)
+        let child = std::process::Command::new(self.bins[i])
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
             .arg(&dir)
             .args(&a)
@@ -665,4 +670,49 @@ fn cluster_replies_match_redis() {
         f
     };
     assert_eq!(line(ours.port), line(theirs.port));
+}
+
+/// ferrodis and redis-server nodes in one cluster: redis-cli creates it, both kinds agree on the
+/// configuration, and a master of each kind killed is replaced by its replica, whichever kind
+/// it is (votes and FAIL reports cross between the two implementations); the killed masters
+/// restarted rejoin as replicas.
+#[test]
+fn ferrodis_and_redis_nodes_form_one_cluster_and_fail_over_each_other() {
+    let bins = [FERRODIS, "redis-server", FERRODIS, "redis-server", FERRODIS, "redis-server"];
+    let mut c = Cluster::create_of(&bins, 1, &[]);
+    let ports = c.ports();
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", ports[0])]).unwrap();
+    let mut cc = client.get_connection().unwrap();
+    for i in 0..200 {
+        let _: () = cc.set(format!("mix:{i}"), i).unwrap();
+    }
+    let mut dead = Vec::new();
+    for kind in [FERRODIS, "redis-server"] {
+        let Some(victim) = ports
+            .iter()
+            .copied()
+            .find(|&p| c.bins[c.index(p)] == kind && !dead.contains(&p) && myself(p).is_some_and(|m| m.flags.contains("master")))
+        else {
+            continue;
+        };
+        let replica = c.replica_of(victim);
+        let i = c.index(victim);
+        let _ = c.nodes[i].child.kill();
+        let _ = c.nodes[i].child.wait();
+        dead.push(victim);
+        assert!(wait_until(LONG, || myself(replica).is_some_and(|m| m.flags.contains("master"))), "{}", c.logs());
+        let alive: Vec<u16> = ports.iter().copied().filter(|p| !dead.contains(p)).collect();
+        c.wait_healthy(&alive);
+    }
+    assert_eq!(dead.len(), 2, "a master of each kind");
+    for p in dead.clone() {
+        c.restart(p);
+    }
+    assert!(wait_until(LONG, || dead.iter().all(|&p| myself(p).is_some_and(|m| m.flags.contains("slave")))), "{}", c.logs());
+    c.wait_healthy(&ports);
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", ports[1])]).unwrap();
+    let mut cc = client.get_connection().unwrap();
+    for i in 0..200 {
+        assert_eq!(cc.get::<_, i64>(format!("mix:{i}")).unwrap(), i);
+    }
 }
