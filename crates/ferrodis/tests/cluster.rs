@@ -716,3 +716,30 @@ fn ferrodis_and_redis_nodes_form_one_cluster_and_fail_over_each_other() {
         assert_eq!(cc.get::<_, i64>(format!("mix:{i}")).unwrap(), i);
     }
 }
+
+/// Replica migration: a master that loses its only replica gets one from the master that has
+/// two (7 nodes: 3 masters, 4 replicas; `cluster-migration-barrier 1`).
+#[test]
+fn orphaned_master_receives_a_migrating_replica() {
+    let mut c = Cluster::create(FERRODIS, 7, 1, &[]);
+    let ports = c.ports();
+    let replicas_of = |m: u16| -> Vec<u16> {
+        let id = myself(m).map(|n| n.id).unwrap_or_default();
+        nodes(m).into_iter().filter(|n| n.master == id && !n.flags.contains("fail")).map(|n| n.port).collect()
+    };
+    let masters: Vec<u16> = ports.iter().copied().filter(|&p| field(p, "replication", "role") == "master").collect();
+    assert_eq!(masters.len(), 3);
+    let poor = *masters.iter().find(|&&m| replicas_of(m).len() == 1).expect("a master with one replica");
+    let victim = replicas_of(poor)[0];
+    let i = c.index(victim);
+    let _ = c.nodes[i].child.kill();
+    let _ = c.nodes[i].child.wait();
+    let ok = wait_until(LONG, || {
+        replicas_of(poor).into_iter().any(|r| r != victim && field(r, "replication", "master_port") == poor.to_string())
+    });
+    assert!(ok, "no replica migrated to the orphaned master\n{}", c.logs());
+    let alive: Vec<u16> = ports.iter().copied().filter(|&p| p != victim).collect();
+    c.wait_healthy(&alive);
+    c.restart(victim);
+    c.wait_healthy(&ports);
+}

@@ -50,6 +50,7 @@ pub struct Env {
     pub replica_no_failover: bool,
     pub require_full_coverage: bool,
     pub allow_replica_migration: bool,
+    pub migration_barrier: i64,
     pub announce_ip: String,
     pub port: u16,
     pub cport: u16,
@@ -63,6 +64,7 @@ const FAIL_UNDO_TIME_MULT: i64 = 2;
 const MF_TIMEOUT: i64 = 5000;
 const MF_PAUSE_MULT: i64 = 2;
 const WRITABLE_DELAY: i64 = 2000;
+const REPLICA_MIGRATION_DELAY: i64 = 5000;
 
 pub struct Bus<'a> {
     pub s: &'a mut ClusterState,
@@ -532,6 +534,10 @@ impl Bus<'_> {
                     n.slaveof = Some(m.slaveof);
                     self.s.todo_save = true;
                 }
+                // A master that has had a replica may receive a migrating one if orphaned.
+                if let Some(master) = self.s.nodes.get_mut(&m.slaveof) {
+                    master.flags |= bus::F_MIGRATE_TO;
+                }
                 if let Some(shard) = self.s.nodes.get(&m.slaveof).map(|mm| mm.shard_id) {
                     self.s.nodes.get_mut(&sn).expect("found").shard_id = shard;
                 }
@@ -856,8 +862,66 @@ impl Bus<'_> {
         if self.s.me().is_replica() {
             self.handle_manual_failover();
             self.handle_replica_failover();
+            self.handle_replica_migration();
         }
         self.update_state();
+    }
+
+    /// Working replicas of a master (not failing).
+    fn ok_replicas(&self, master: &Name) -> usize {
+        self.s
+            .nodes
+            .values()
+            .filter(|n| n.slaveof == Some(*master) && n.is_replica() && n.flags & (bus::F_FAIL | bus::F_PFAIL) == 0)
+            .count()
+    }
+
+    /// Redis's clusterHandleSlaveMigration: when a master with slots has lost every replica
+    /// (orphaned for 5 s), the replica with the smallest id among the masters with the most
+    /// replicas moves to it, if its own master keeps more than `cluster-migration-barrier`.
+    fn handle_replica_migration(&mut self) {
+        let now = self.env.now;
+        let masters: Vec<Name> = self.s.nodes.values().filter(|n| n.is_master() && n.numslots > 0).map(|n| n.name).collect();
+        let mut max_replicas = 0;
+        let mut orphan: Option<Name> = None;
+        for m in &masters {
+            let ok = self.ok_replicas(m);
+            max_replicas = max_replicas.max(ok);
+            let n = self.s.nodes.get_mut(m).expect("listed");
+            if ok == 0 && n.flags & bus::F_MIGRATE_TO != 0 && !n.failed() {
+                if n.orphaned_time == 0 {
+                    n.orphaned_time = now;
+                }
+                orphan = orphan.or(Some(*m));
+            } else {
+                n.orphaned_time = 0;
+            }
+        }
+        let Some(mine) = self.my_master() else { return };
+        if !self.env.allow_replica_migration || !self.s.state_ok || self.s.mf_end != 0 {
+            return;
+        }
+        let mine_ok = self.ok_replicas(&mine);
+        if mine_ok != max_replicas || max_replicas < 2 || mine_ok as i64 <= self.env.migration_barrier {
+            return;
+        }
+        let Some(target) = orphan else { return };
+        if now - self.s.nodes[&target].orphaned_time <= REPLICA_MIGRATION_DELAY {
+            return;
+        }
+        // The candidate: the smallest id among the replicas of the masters with the most.
+        let candidate = self
+            .s
+            .nodes
+            .values()
+            .filter(|n| n.is_replica() && n.flags & (bus::F_FAIL | bus::F_PFAIL) == 0)
+            .filter(|n| n.slaveof.is_some_and(|m| masters.contains(&m) && self.ok_replicas(&m) == max_replicas))
+            .map(|n| n.name)
+            .min();
+        if candidate == Some(self.s.myself) {
+            tracing::info!("Migrating to orphaned master {}", name_str(&target));
+            self.set_my_master(target);
+        }
     }
 
     fn handle_manual_failover(&mut self) {

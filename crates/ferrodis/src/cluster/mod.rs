@@ -179,6 +179,7 @@ impl Shared {
             replica_no_failover: yes("cluster-replica-no-failover"),
             require_full_coverage: yes("cluster-require-full-coverage"),
             allow_replica_migration: yes("cluster-allow-replica-migration"),
+            migration_barrier: st.config.get_int("cluster-migration-barrier"),
             announce_ip: st.config.get("cluster-announce-ip").unwrap_or_default(),
             port: announce_port(st, st.tcp_port),
             cport: self.c.lock().me().cport,
@@ -291,6 +292,8 @@ pub fn publish_routing(st: &State, c: &ClusterState) {
     r.healthy_replicas.store(healthy as u32, Ordering::Relaxed);
     r.ok.store(c.state_ok, Ordering::Release);
     r.allow_reads_when_down.store(st.config.get("cluster-allow-reads-when-down").is_some_and(|v| v == "yes"), Ordering::Relaxed);
+    r.allow_pubsubshard_when_down
+        .store(st.config.get("cluster-allow-pubsubshard-when-down").is_some_and(|v| v == "yes"), Ordering::Relaxed);
 }
 
 /// Writes nodes.conf: a temporary file, fsync, rename (Redis's clusterSaveConfig).

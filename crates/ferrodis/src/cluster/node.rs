@@ -32,6 +32,8 @@ pub struct Node {
     pub voted_time: i64,
     pub repl_offset: u64,
     pub repl_offset_time: i64,
+    /// Since when this master has slots but no working replica (0: it has one).
+    pub orphaned_time: i64,
     pub ip: String,
     pub port: u16,
     pub pport: u16,
@@ -63,6 +65,7 @@ impl Node {
             voted_time: 0,
             repl_offset: 0,
             repl_offset_time: 0,
+            orphaned_time: 0,
             ip: String::new(),
             port: 0,
             pport: 0,

@@ -92,6 +92,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "cluster-allow-replica-migration",
     "cluster-replica-validity-factor",
     "cluster-replica-no-failover",
+    "cluster-migration-barrier",
+    "cluster-allow-pubsubshard-when-down",
 ];
 
 const IMMUTABLE: &[&str] = &[

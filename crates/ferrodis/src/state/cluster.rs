@@ -32,6 +32,7 @@ pub struct Routing {
     /// cluster_state:ok.
     pub ok: AtomicBool,
     pub allow_reads_when_down: AtomicBool,
+    pub allow_pubsubshard_when_down: AtomicBool,
     /// Our replicas the cluster does not see failing (PFAIL or FAIL): what `sync-replicas`
     /// waits for at most in cluster mode.
     pub healthy_replicas: AtomicU32,
@@ -49,6 +50,7 @@ impl Default for Routing {
             my_master: AtomicU32::new(0),
             ok: AtomicBool::new(false),
             allow_reads_when_down: AtomicBool::new(false),
+            allow_pubsubshard_when_down: AtomicBool::new(true),
             healthy_replicas: AtomicU32::new(0),
             bus_publish: std::sync::OnceLock::new(),
         }
@@ -151,7 +153,11 @@ impl Routing {
         }
         let (_, slot, r) = first?;
         if !self.ok.load(Ordering::Acquire) {
-            if !self.allow_reads_when_down.load(Ordering::Relaxed) {
+            if q.pubsub_shard {
+                if !self.allow_pubsubshard_when_down.load(Ordering::Relaxed) {
+                    return Some(DOWN.into());
+                }
+            } else if !self.allow_reads_when_down.load(Ordering::Relaxed) {
                 return Some(DOWN.into());
             }
             if q.is_write {
