@@ -743,3 +743,21 @@ fn orphaned_master_receives_a_migrating_replica() {
     c.restart(victim);
     c.wait_healthy(&ports);
 }
+
+/// redis-py's RedisCluster keeps writing across a failover: the test script kills the master of
+/// its keys' slot and goes on through the same client until the promoted replica takes writes.
+#[test]
+fn redis_py_cluster_client_follows_a_failover() {
+    let c = Cluster::create(FERRODIS, 6, 1, &["--sync-replicas", "1"]);
+    let ports = c.ports();
+    let victim = c.owner(keyslot(ports[0], "{py}"), &[]).unwrap();
+    let pid = c.nodes[c.index(victim)].child.id().to_string();
+    let seed = ports.iter().find(|&&p| p != victim).unwrap().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/cluster_py.py");
+    let out = std::process::Command::new("python3")
+        .args([script, "failover", &seed, "{py}", &pid])
+        .output()
+        .expect("python3 (and `pip install redis`, which scripts/test.sh does)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("cluster-py ok"), "{text}\n{}", c.logs());
+}
