@@ -148,19 +148,8 @@ impl Cluster {
     }
     /// The port serving `slot`, as the first live node answering CLUSTER SLOTS says.
     fn owner(&self, slot: i64, skip: &[u16]) -> Option<u16> {
-        for p in self.ports().into_iter().filter(|p| !skip.contains(p)) {
-            let Ok(ranges) = q::<Vec<redis::Value>>(p, &["CLUSTER", "SLOTS"]) else { continue };
-            for r in ranges {
-                let redis::Value::Array(r) = r else { continue };
-                let start: i64 = redis::from_redis_value(r[0].clone()).unwrap_or(-1);
-                let end: i64 = redis::from_redis_value(r[1].clone()).unwrap_or(-1);
-                if (start..=end).contains(&slot) {
-                    let redis::Value::Array(m) = &r[2] else { continue };
-                    return redis::from_redis_value::<i64>(m[1].clone()).ok().map(|p| p as u16);
-                }
-            }
-        }
-        None
+        let ports: Vec<u16> = self.ports().into_iter().filter(|p| !skip.contains(p)).collect();
+        owner_among(&ports, slot)
     }
     /// The replica of the master at `port` (from the master's CLUSTER NODES).
     fn replica_of(&self, port: u16) -> u16 {
@@ -195,6 +184,23 @@ impl Cluster {
     }
 }
 
+/// The port serving `slot`, as the first of `ports` answering CLUSTER SLOTS says.
+fn owner_among(ports: &[u16], slot: i64) -> Option<u16> {
+    for &p in ports {
+        let Ok(ranges) = q::<Vec<redis::Value>>(p, &["CLUSTER", "SLOTS"]) else { continue };
+        for r in ranges {
+            let redis::Value::Array(r) = r else { continue };
+            let start: i64 = redis::from_redis_value(r[0].clone()).unwrap_or(-1);
+            let end: i64 = redis::from_redis_value(r[1].clone()).unwrap_or(-1);
+            if (start..=end).contains(&slot) {
+                let redis::Value::Array(m) = &r[2] else { continue };
+                return redis::from_redis_value::<i64>(m[1].clone()).ok().map(|p| p as u16);
+            }
+        }
+    }
+    None
+}
+
 fn keyslot(port: u16, key: &str) -> i64 {
     q(port, &["CLUSTER", "KEYSLOT", key]).expect("CLUSTER KEYSLOT")
 }
@@ -215,19 +221,8 @@ impl Writer {
         let handle = std::thread::spawn(move || {
             let slot: i64 = q(ports[0], &["CLUSTER", "KEYSLOT", tag]).expect("keyslot");
             let locate = |dead: &[u16]| -> Option<u16> {
-                for &p in ports.iter().filter(|p| !dead.contains(p)) {
-                    let Ok(ranges) = q::<Vec<redis::Value>>(p, &["CLUSTER", "SLOTS"]) else { continue };
-                    for r in ranges {
-                        let redis::Value::Array(r) = r else { continue };
-                        let start: i64 = redis::from_redis_value(r[0].clone()).unwrap_or(-1);
-                        let end: i64 = redis::from_redis_value(r[1].clone()).unwrap_or(-1);
-                        if (start..=end).contains(&slot) {
-                            let redis::Value::Array(m) = &r[2] else { continue };
-                            return redis::from_redis_value::<i64>(m[1].clone()).ok().map(|p| p as u16);
-                        }
-                    }
-                }
-                None
+                let alive: Vec<u16> = ports.iter().copied().filter(|p| !dead.contains(p)).collect();
+                owner_among(&alive, slot)
             };
             let mut n = 0u64;
             let mut target = None;

@@ -72,6 +72,22 @@ impl Bitmap {
     pub fn count(&self) -> usize {
         self.0.iter().map(|b| b.count_ones() as usize).sum()
     }
+    /// The set slots as (first, last) ranges, ascending.
+    pub fn ranges(&self) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        let mut j = 0;
+        while j < SLOTS {
+            if self.get(j) {
+                let start = j;
+                while j + 1 < SLOTS && self.get(j + 1) {
+                    j += 1;
+                }
+                v.push((start, j));
+            }
+            j += 1;
+        }
+        v
+    }
 }
 
 impl std::fmt::Debug for Bitmap {

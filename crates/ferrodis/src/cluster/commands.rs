@@ -72,6 +72,14 @@ fn with_bus<R>(ctx: &mut Ctx, f: impl FnOnce(&mut Bus) -> R) -> Option<R> {
     Some(sh.with_bus(f).0)
 }
 
+/// OK, or the error the change was refused with.
+fn reply(ctx: &mut Ctx, res: Result<(), String>) {
+    match res {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(&e),
+    }
+}
+
 fn unknown_node(ctx: &mut Ctx, n: &[u8]) {
     ctx.out.error(&format!("ERR Unknown node {}", String::from_utf8_lossy(n)));
 }
@@ -346,10 +354,7 @@ fn add_or_del(ctx: &mut Ctx, argv: &[&[u8]], ranges: bool, add: bool) {
         b.s.todo_update_state = true;
         Ok(())
     });
-    match res.0 {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    reply(ctx, res.0)
 }
 
 fn addslots(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -454,10 +459,7 @@ fn setslot(ctx: &mut Ctx, argv: &[&[u8]]) {
         b.s.todo_update_state = true;
         Ok(())
     });
-    match res.0 {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    reply(ctx, res.0)
 }
 
 fn replicate(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -479,10 +481,7 @@ fn replicate(ctx: &mut Ctx, argv: &[&[u8]]) {
         b.set_my_master(n);
         Ok(())
     });
-    match res.0 {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    reply(ctx, res.0)
 }
 
 fn replicas(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -525,10 +524,7 @@ fn forget(ctx: &mut Ctx, argv: &[&[u8]]) {
         b.s.todo_update_state = true;
         Ok(())
     });
-    match res.0 {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    reply(ctx, res.0)
 }
 
 fn count_failure_reports(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -583,10 +579,7 @@ fn set_config_epoch(ctx: &mut Ctx, argv: &[&[u8]]) {
         b.s.todo_save = true;
         Ok(())
     });
-    match res.0 {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    reply(ctx, res.0)
 }
 
 fn bumpepoch(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -643,10 +636,7 @@ fn failover(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
         Ok(())
     });
-    match res.0 {
-        Ok(()) => ctx.out.ok(),
-        Err(e) => ctx.out.error(&e),
-    }
+    reply(ctx, res.0)
 }
 
 fn reset(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -767,18 +757,7 @@ fn shards(ctx: &mut Ctx, _argv: &[&[u8]]) {
         let node = &c.nodes[&m];
         ctx.out.map(2);
         ctx.out.bulk(b"slots");
-        let mut pairs = Vec::new();
-        let mut j = 0;
-        while j < SLOTS {
-            if node.slots.get(j) {
-                let start = j;
-                while j + 1 < SLOTS && node.slots.get(j + 1) {
-                    j += 1;
-                }
-                pairs.push((start, j));
-            }
-            j += 1;
-        }
+        let pairs = node.slots.ranges();
         ctx.out.array(pairs.len() * 2);
         for (a, b) in pairs {
             ctx.out.int(a as i64);

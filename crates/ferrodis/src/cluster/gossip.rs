@@ -171,32 +171,26 @@ impl Bus<'_> {
         self.fx.out.push(Out::To(to, b));
     }
 
-    /// Sends to every node with a link (not in handshake); `replicas_of` limits it to our
-    /// master's replicas (Redis's CLUSTER_BROADCAST_LOCAL_SLAVES).
-    fn broadcast(&mut self, b: Vec<u8>, only: Option<Vec<Name>>) {
-        let targets: Vec<Name> = self
-            .s
+    /// Every node with a link (not in handshake); `only` limits it to those names (Redis's
+    /// CLUSTER_BROADCAST_LOCAL_SLAVES and the shard of PUBLISHSHARD).
+    fn linked(&self, only: Option<&[Name]>) -> Vec<Name> {
+        self.s
             .nodes
             .values()
             .filter(|n| n.name != self.s.myself && !n.in_handshake() && n.link.is_some())
-            .filter(|n| only.as_ref().is_none_or(|o| o.contains(&n.name)))
+            .filter(|n| only.is_none_or(|o| o.contains(&n.name)))
             .map(|n| n.name)
-            .collect();
-        for t in targets {
+            .collect()
+    }
+
+    fn broadcast(&mut self, b: Vec<u8>, only: Option<Vec<Name>>) {
+        for t in self.linked(only.as_deref()) {
             self.fx.out.push(Out::To(t, b.clone()));
         }
     }
 
     pub fn broadcast_pong(&mut self, only: Option<Vec<Name>>) {
-        let targets: Vec<Name> = self
-            .s
-            .nodes
-            .values()
-            .filter(|n| n.name != self.s.myself && !n.in_handshake() && n.link.is_some())
-            .filter(|n| only.as_ref().is_none_or(|o| o.contains(&n.name)))
-            .map(|n| n.name)
-            .collect();
-        for t in targets {
+        for t in self.linked(only.as_deref()) {
             self.send_ping(t, bus::PONG);
         }
     }

@@ -327,20 +327,12 @@ impl ClusterState {
             write!(s, " {} {} {} {}", n.ping_sent, n.pong_received, n.config_epoch, if connected { "connected" } else { "disconnected" });
         // Slots as ranges (replicas list none: their master's slots are the master's).
         if n.is_master() {
-            let mut j = 0;
-            while j < SLOTS {
-                if n.slots.get(j) {
-                    let start = j;
-                    while j + 1 < SLOTS && n.slots.get(j + 1) {
-                        j += 1;
-                    }
-                    if start == j {
-                        let _ = write!(s, " {}", start);
-                    } else {
-                        let _ = write!(s, " {}-{}", start, j);
-                    }
+            for (start, end) in n.slots.ranges() {
+                if start == end {
+                    let _ = write!(s, " {}", start);
+                } else {
+                    let _ = write!(s, " {}-{}", start, end);
                 }
-                j += 1;
             }
         }
         if myself {
