@@ -9,6 +9,7 @@ mod blocking;
 mod cluster;
 mod config;
 mod differential;
+mod eviction;
 mod expiry;
 mod persistence;
 mod protocol;

@@ -184,6 +184,18 @@ fn execute_inner(
             return Flow::Continue;
         }
     }
+    // 2a'. maxmemory: evict first; with nothing left to evict (or noeviction), commands that
+    // may grow memory get OOM, as Redis's processCommand.
+    if !conn.is_master && !super::evict::perform(st, clock.now_ms()) && denyoom(table, conn, spec) {
+        out.error(super::evict::OOM);
+        ThreadStats::add(&ts.cmd[id].rejected, 1);
+        if spec.name == "exec" {
+            conn.multi = None;
+        } else {
+            flag_transaction(conn);
+        }
+        return Flow::Continue;
+    }
     // 2b. A failed RDB save stops writes (and PING) while save points and
     // stop-writes-on-bgsave-error are on, as Redis's writeCommandsDeniedByDiskError.
     if !st.rdb.last_ok.load(Ordering::Relaxed) && (spec.is_write() || spec.name == "ping") && writes_denied_by_disk_error(st) {
@@ -357,6 +369,15 @@ fn replication_denies(st: &State, spec: &super::CommandSpec, now: i64) -> Option
         }
     }
     None
+}
+
+/// Redis's reject_cmd_on_oom: a DENYOOM command, or EXEC of a transaction holding one.
+#[cold]
+fn denyoom(table: &super::CommandTable, conn: &ConnState, spec: &super::CommandSpec) -> bool {
+    if spec.name == "exec" {
+        return conn.multi.as_ref().is_some_and(|m| m.cmds.iter().any(|(id, _)| table.spec(*id).flags & flag::DENYOOM != 0));
+    }
+    spec.flags & flag::DENYOOM != 0
 }
 
 /// The keys a command (or, for EXEC, every queued command) touches, routed by the slot map.

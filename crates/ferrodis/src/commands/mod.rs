@@ -10,6 +10,7 @@ pub mod table;
 
 pub mod bitops;
 pub mod connection;
+pub mod evict;
 pub mod expire;
 pub mod geo;
 pub mod hash;

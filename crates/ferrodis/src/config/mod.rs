@@ -94,6 +94,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "cluster-replica-no-failover",
     "cluster-migration-barrier",
     "cluster-allow-pubsubshard-when-down",
+    "maxmemory",
+    "maxmemory-samples",
+    "maxmemory-eviction-tenacity",
+    "replica-ignore-maxmemory",
 ];
 
 const IMMUTABLE: &[&str] = &[
@@ -258,6 +262,12 @@ pub struct Hot {
     /// ferrodis's synchronous acknowledgement: `sync-replicas`, `sync-replicas-timeout` (ms).
     pub sync_replicas: AtomicI64,
     pub sync_replicas_timeout: AtomicI64,
+    /// `maxmemory` (bytes, 0 = none), the policy (`evict::POLICY_*`), samples and tenacity.
+    pub maxmemory: AtomicI64,
+    pub maxmemory_policy: std::sync::atomic::AtomicU8,
+    pub maxmemory_samples: AtomicI64,
+    pub maxmemory_tenacity: AtomicI64,
+    pub replica_ignore_maxmemory: AtomicBool,
     /// `client-output-buffer-limit replica`'s hard limit (bytes, 0: none).
     pub replica_obuf_hard: AtomicUsize,
 }
@@ -632,7 +642,28 @@ impl Config {
             "sync-replicas" => h.sync_replicas.store(int(name), Ordering::Relaxed),
             "sync-replicas-timeout" => h.sync_replicas_timeout.store(int(name), Ordering::Relaxed),
             "lfu-decay-time" => h.lfu_decay_time.store(int(name), Ordering::Relaxed),
-            "maxmemory-policy" => h.lfu_policy.store(self.get(name).unwrap_or_default().contains("lfu"), Ordering::Relaxed),
+            "maxmemory-policy" => {
+                let p = self.get(name).unwrap_or_default();
+                h.lfu_policy.store(p.contains("lfu"), Ordering::Relaxed);
+                let n = [
+                    "noeviction",
+                    "allkeys-lru",
+                    "volatile-lru",
+                    "allkeys-lfu",
+                    "volatile-lfu",
+                    "allkeys-random",
+                    "volatile-random",
+                    "volatile-ttl",
+                ]
+                .iter()
+                .position(|x| *x == p)
+                .unwrap_or(0);
+                h.maxmemory_policy.store(n as u8, Ordering::Relaxed);
+            }
+            "maxmemory" => h.maxmemory.store(int(name), Ordering::Relaxed),
+            "maxmemory-samples" => h.maxmemory_samples.store(int(name), Ordering::Relaxed),
+            "maxmemory-eviction-tenacity" => h.maxmemory_tenacity.store(int(name), Ordering::Relaxed),
+            "replica-ignore-maxmemory" => h.replica_ignore_maxmemory.store(self.get(name).as_deref() != Some("no"), Ordering::Relaxed),
             "client-output-buffer-limit" => {
                 let v = self.get(name).unwrap_or_default();
                 let p: Vec<&str> = v.split_whitespace().collect();

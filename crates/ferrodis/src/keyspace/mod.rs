@@ -306,6 +306,10 @@ impl Stripe {
     pub fn entries(&self, db: usize) -> impl Iterator<Item = &Entry> {
         self.dbs.get(db).and_then(|d| d.as_ref()).into_iter().flat_map(|d| d.slots.iter().flat_map(|s| s.iter()))
     }
+    /// This stripe's slot tables of a database (eviction samples them).
+    pub fn db_slots(&self, db: usize) -> Option<&[SlotTable]> {
+        self.dbs[db].as_ref().map(|d| &d.slots[..])
+    }
     pub fn databases(&self) -> usize {
         self.dbs.len()
     }
@@ -388,6 +392,17 @@ impl Keyspace {
         self.snapshot_active.store(false, std::sync::atomic::Ordering::Relaxed);
     }
     /// Number of keys in a database (a sum of counters).
+    /// The databases holding keys (one pass over the stripes).
+    pub fn nonempty_dbs(&self) -> Vec<usize> {
+        let mut seen = vec![false; self.databases];
+        for s in self.stripes.iter() {
+            let g = s.0.lock();
+            for (db, v) in seen.iter_mut().enumerate() {
+                *v |= g.keys(db) > 0;
+            }
+        }
+        seen.iter().enumerate().filter(|(_, v)| **v).map(|(d, _)| d).collect()
+    }
     pub fn dbsize(&self, db: usize) -> usize {
         self.stripes.iter().map(|s| s.0.lock().keys(db)).sum()
     }

@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod clients;
 pub mod cluster;
+pub mod evict;
 pub mod pubsub;
 pub mod repl;
 pub mod scripts;
@@ -72,6 +73,8 @@ pub struct State {
     pub repl: repl::Repl,
     /// Cluster mode: the slot map dispatch routes keyed commands with.
     pub cluster: cluster::Routing,
+    /// maxmemory: used memory as measured, the eviction pool, evicted keys.
+    pub evict: evict::Evict,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
@@ -158,6 +161,7 @@ impl State {
             aof_rewrite: Default::default(),
             repl: Default::default(),
             cluster: Default::default(),
+            evict: Default::default(),
         });
         st.apply_replication_limits();
         st
