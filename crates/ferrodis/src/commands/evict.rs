@@ -63,26 +63,18 @@ fn evict_slow(st: &State, max: u64, now_ms: i64) -> bool {
     let budget = time_limit_us(h.maxmemory_tenacity.load(Ordering::Relaxed));
     let dbs = nonempty_dbs(st, now_ms);
     // The measurement is at most 1 ms old (jemalloc's statistics cost too much to refresh per
-    // key): evict a few keys per command while it says we are over, which outpaces the writes
-    // that added them; the next fresh measurement stops it. So memory stays within about a
-    // millisecond of writes of `maxmemory`.
-    let mut n = 0;
-    while n < EVICT_PER_CALL {
+    // key), less an estimate of what evictions freed since: evict until that says we are under,
+    // so memory stays within about a millisecond of writes of `maxmemory`.
+    loop {
         let Some((db, key)) = pick(st, policy, &dbs, now_ms) else {
-            return n > 0 || st.evict.used(true) <= max;
+            return st.evict.used(true) <= max;
         };
-        if delete(st, db, &key, now_ms) {
-            n += 1;
-        }
-        if start.elapsed().as_micros() as u64 > budget {
-            break;
+        delete(st, db, &key, now_ms);
+        if st.evict.used(false) <= max || start.elapsed().as_micros() as u64 > budget {
+            return true;
         }
     }
-    true
 }
-
-/// Keys evicted per command while memory is over the limit.
-const EVICT_PER_CALL: usize = 3;
 
 /// The databases holding keys, recomputed at most every 100 ms (it locks every stripe).
 fn nonempty_dbs(st: &State, now_ms: i64) -> Vec<usize> {
@@ -192,6 +184,8 @@ fn delete(st: &State, db: usize, key: &[u8], now_ms: i64) -> bool {
         r
     };
     let Some(e) = removed else { return false };
+    // What the allocator gets back, roughly: the entry and what its key and value own.
+    st.evict.freed((std::mem::size_of::<crate::keyspace::Entry>() + e.key.heap_size() + e.value.heap_size()) as u64 + 16);
     drop(e);
     if st.watches.any() {
         st.watches.touch(db, key);

@@ -19,6 +19,9 @@ pub const POOL_SIZE: usize = 16;
 pub struct Evict {
     used: AtomicU64,
     measured_us: AtomicI64,
+    /// Bytes freed by evictions since the last measurement (subtracted from it), so that
+    /// commands between two measurements do not evict again what was already made room for.
+    credit: AtomicU64,
     pub pool: Mutex<Vec<Candidate>>,
     /// One thread evicts at a time; the others wait for it.
     pub running: Mutex<()>,
@@ -28,8 +31,8 @@ pub struct Evict {
 }
 
 impl Evict {
-    /// Bytes the allocator holds for us (jemalloc's `stats.allocated`), at most 1 ms old unless
-    /// `fresh`.
+    /// Bytes the allocator holds for us (jemalloc's `stats.allocated`), measured at most 1 ms
+    /// ago unless `fresh`, less what evictions freed since.
     pub fn used(&self, fresh: bool) -> u64 {
         let now = crate::util::now_us();
         if fresh || now - self.measured_us.load(Ordering::Relaxed) >= 1000 {
@@ -37,9 +40,14 @@ impl Evict {
             let _ = epoch::advance();
             let v = stats::allocated::read().unwrap_or(0) as u64;
             self.used.store(v, Ordering::Relaxed);
+            self.credit.store(0, Ordering::Relaxed);
             self.measured_us.store(now, Ordering::Relaxed);
             return v;
         }
-        self.used.load(Ordering::Relaxed)
+        self.used.load(Ordering::Relaxed).saturating_sub(self.credit.load(Ordering::Relaxed))
+    }
+    /// An eviction freed about `bytes`.
+    pub fn freed(&self, bytes: u64) {
+        self.credit.fetch_add(bytes, Ordering::Relaxed);
     }
 }
