@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod acl;
 mod aof;
 
 mod blocking;

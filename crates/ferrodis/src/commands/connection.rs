@@ -92,13 +92,34 @@ fn select(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 /// Checks credentials for the `default` user (the full ACL system comes later).
 fn check_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
-    let required = ctx.st.config.get("requirepass").unwrap_or_default();
-    let ok = user == b"default" && (required.is_empty() || required.as_bytes() == pass);
-    if ok {
-        ctx.conn.authenticated = true;
-        *ctx.conn.info.user.lock() = "default".into();
+    let Some(acl) = ctx.st.acl.get() else {
+        let required = ctx.st.config.get("requirepass").unwrap_or_default();
+        let ok = user == b"default" && (required.is_empty() || required.as_bytes() == pass);
+        ctx.conn.authenticated |= ok;
+        return ok;
+    };
+    match acl.authenticate(user, pass) {
+        Some(cell) => {
+            ctx.conn.authenticated = true;
+            *ctx.conn.info.user.lock() = cell.name();
+            ctx.conn.user = Some(cell);
+            true
+        }
+        None => {
+            let max = ctx.st.config.get_int("acllog-max-len").max(0) as usize;
+            let info = ctx.conn.info.addr.clone();
+            let entry = crate::state::acl::LogEntry::new(
+                "auth",
+                "toplevel",
+                "AUTH",
+                &String::from_utf8_lossy(user),
+                format!("addr={info}"),
+                ctx.now,
+            );
+            acl.log_denied(entry, max);
+            false
+        }
     }
-    ok
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";

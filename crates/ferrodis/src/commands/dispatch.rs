@@ -170,6 +170,19 @@ fn execute_inner(
         flag_transaction(conn);
         return Flow::Continue;
     }
+    // 2'. ACL: the user's command, key and channel permissions (one atomic load for a user
+    // allowed everything, such as the default user).
+    if let Some(u) = conn.user.as_ref().filter(|u| !u.unrestricted.load(Ordering::Acquire) && spec.flags & flag::NO_AUTH == 0).cloned() {
+        if u.deleted.load(Ordering::Relaxed) {
+            return Flow::Close;
+        }
+        if let Some(err) = super::acl::denied(st, table, conn, &u, id, argv, clock.now_ms()) {
+            out.error(&err);
+            ThreadStats::add(&ts.cmd[id].rejected, 1);
+            flag_transaction(conn);
+            return Flow::Continue;
+        }
+    }
     // 2a. Cluster mode: keyed commands go to the node serving their slot (Redis's
     // getNodeByQuery): MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN.
     if st.cluster.enabled.load(Ordering::Relaxed) && !conn.is_master {

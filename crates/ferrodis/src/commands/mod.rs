@@ -4,6 +4,7 @@
 //! the keys dispatch has already locked (through `Ctx`'s key access, which applies lazy expiry),
 //! and writes its reply. Policy (arity, auth, pause) lives only in `dispatch`.
 
+pub mod acl;
 pub mod blocking;
 pub mod dispatch;
 pub mod table;
@@ -68,6 +69,7 @@ pub fn build_table() -> CommandTable {
     t.register(connection::COMMANDS);
     t.register(server::COMMANDS);
     t.register(persistence::COMMANDS);
+    t.register(acl::COMMANDS);
     t
 }
 
@@ -114,6 +116,8 @@ pub struct ConnState {
     /// Cluster mode: ASKING was sent (for the next command only), READONLY is on.
     pub asking: bool,
     pub cluster_readonly: bool,
+    /// The ACL user this connection runs as (None: no ACL, as in unit tests).
+    pub user: Option<Arc<crate::state::acl::UserCell>>,
 }
 
 /// REPLCONF listening-port / ip-address / capa, as a replica announced them.
@@ -196,6 +200,7 @@ impl ConnState {
             replconf: ReplConf::default(),
             asking: false,
             cluster_readonly: false,
+            user: None,
         }
     }
 }

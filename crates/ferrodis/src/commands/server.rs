@@ -393,6 +393,9 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
         super::persistence::appendonly_changed(ctx.st);
     }
     ctx.st.apply_replication_limits();
+    if seen.iter().any(|k| k == "requirepass") {
+        ctx.st.sync_requirepass();
+    }
     ctx.out.ok();
 }
 

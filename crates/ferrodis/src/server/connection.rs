@@ -46,6 +46,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     st.clients.register(info.clone());
     let authenticated = !st.config.hot.requirepass_set.load(Ordering::Relaxed);
     let mut conn = ConnState::new(info.clone(), authenticated);
+    conn.user = st.acl.get().map(|a| a.default_user());
     let mut out = ReplyBuf::new(Proto::Resp2);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut req = Request::default();

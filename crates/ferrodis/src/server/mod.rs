@@ -96,6 +96,9 @@ pub fn run(config: Config) -> i32 {
     let table: Arc<CommandTable> = Arc::new(table);
     crate::replication::init(table.clone());
     let st = State::new(config, port);
+    let _ =
+        st.acl.set(crate::state::acl::Acl::new((0..table.len()).map(|id| (table.full_name(id).to_string(), table.spec(id).acl)).collect()));
+    st.sync_requirepass();
     tracing::info!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
     tracing::info!(
         "Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started (ferrodis {})",

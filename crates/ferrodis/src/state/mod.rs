@@ -2,6 +2,7 @@
 //! the client registry and server-wide flags. It sits below the command engine (layer 4) and
 //! above the keyspace, journal and config, so that commands never import `server`.
 
+pub mod acl;
 pub mod blocking;
 pub mod clients;
 pub mod cluster;
@@ -75,6 +76,8 @@ pub struct State {
     pub cluster: cluster::Routing,
     /// maxmemory: used memory as measured, the eviction pool, evicted keys.
     pub evict: evict::Evict,
+    /// ACL users, set once the command table exists (`server::run`).
+    pub acl: std::sync::OnceLock<acl::Acl>,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
@@ -123,6 +126,26 @@ pub struct LatencyEvent {
 const LATENCY_SAMPLES: usize = 160;
 
 impl State {
+    /// `requirepass` is the default user's password (Redis: resetpass, then >pass, or nopass
+    /// when empty); connections then start unauthenticated unless the default user needs none.
+    pub fn sync_requirepass(&self) {
+        let Some(acl) = self.acl.get() else { return };
+        let pass = self.config.get("requirepass").unwrap_or_default();
+        let cell = acl.default_user();
+        let mut u = cell.user.read().clone();
+        let _ = acl.apply(&mut u, "resetpass");
+        let _ = acl.apply(&mut u, &if pass.is_empty() { "nopass".to_string() } else { format!(">{pass}") });
+        cell.set(u);
+        self.sync_default_user();
+    }
+    /// Whether new connections must authenticate (the default user is off or has a password).
+    pub fn sync_default_user(&self) {
+        let Some(acl) = self.acl.get() else { return };
+        let cell = acl.default_user();
+        let u = cell.user.read();
+        self.config.hot.requirepass_set.store(!(u.enabled && u.nopass), Ordering::Relaxed);
+    }
+
     pub fn new(config: Config, tcp_port: u16) -> Arc<State> {
         let dbs = config.get_int("databases").max(1) as usize;
         let backlog = config.get_int("repl-backlog-size").max(1) as usize;
@@ -162,6 +185,7 @@ impl State {
             repl: Default::default(),
             cluster: Default::default(),
             evict: Default::default(),
+            acl: std::sync::OnceLock::new(),
         });
         st.apply_replication_limits();
         st

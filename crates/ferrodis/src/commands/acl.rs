@@ -1,0 +1,368 @@
+//! ACL (Redis's acl.c): the ACL command and the permission check dispatch runs for users not
+//! allowed everything: the command (or subcommand), its keys (read or write as the command
+//! is), its Pub/Sub channels. Denials answer Redis's NOPERM texts and go to the ACL log.
+
+use super::table::{cmd, container, flag::*, CommandSpec, NO_KEYS};
+use super::{Ctx, SYNTAX};
+use crate::state::acl::{UserCell, CATEGORIES};
+use crate::state::State;
+use crate::util::parse_i64;
+use smallvec::SmallVec;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+const A: &str = "@admin @slow @dangerous";
+
+pub static COMMANDS: &[CommandSpec] = &[container(
+    "acl",
+    -2,
+    "@slow",
+    &[
+        cmd("cat", -2, NOSCRIPT | LOADING | STALE, "@slow", NO_KEYS, cat),
+        cmd("deluser", -3, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, deluser),
+        cmd("dryrun", -4, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, dryrun),
+        cmd("genpass", -2, NOSCRIPT | LOADING | STALE, "@slow", NO_KEYS, genpass),
+        cmd("getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, getuser),
+        cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, help),
+        cmd("list", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, list),
+        cmd("load", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, no_aclfile),
+        cmd("log", -2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, log),
+        cmd("save", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, no_aclfile),
+        cmd("setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, setuser),
+        cmd("users", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, users),
+        cmd("whoami", 2, NOSCRIPT | LOADING | STALE, "@slow", NO_KEYS, whoami),
+    ],
+)];
+
+/// Channels a Pub/Sub command names: (channels, they are patterns).
+fn channels<'a>(name: &str, argv: &[&'a [u8]]) -> Option<(Vec<&'a [u8]>, bool)> {
+    match name {
+        "publish" | "spublish" => Some((vec![argv[1]], false)),
+        "subscribe" | "ssubscribe" => Some((argv[1..].to_vec(), false)),
+        "psubscribe" => Some((argv[1..].to_vec(), true)),
+        _ => None,
+    }
+}
+
+/// Why `user` may not run this command, as the error reply; None when it may.
+fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, argv: &[&[u8]]) -> Option<(&'static str, String, String)> {
+    let spec = table.spec(id);
+    if !u.allowed.get(id).copied().unwrap_or(false) {
+        let name = table.full_name(id).to_string();
+        return Some(("command", name.clone(), format!("NOPERM this user has no permissions to run the '{name}' command")));
+    }
+    if !u.all_keys {
+        let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+        spec.key_indices(argv, &mut idx);
+        let write = spec.is_write();
+        for i in idx {
+            if !u.key_allowed(argv[i], !write, write) {
+                return Some((
+                    "key",
+                    String::from_utf8_lossy(argv[i]).into_owned(),
+                    "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+                ));
+            }
+        }
+    }
+    if !u.all_channels {
+        if let Some((chs, pattern)) = channels(table.full_name(id), argv) {
+            for c in chs {
+                if !u.channel_allowed(c, pattern) {
+                    return Some((
+                        "channel",
+                        String::from_utf8_lossy(c).into_owned(),
+                        "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Dispatch's check for a user not allowed everything; logs a denial.
+#[cold]
+pub fn denied(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &super::ConnState,
+    cell: &Arc<UserCell>,
+    id: usize,
+    argv: &[&[u8]],
+    now: i64,
+) -> Option<String> {
+    let u = cell.user.read();
+    let (reason, object, err) = check(table, &u, id, argv)?;
+    if let Some(acl) = st.acl.get() {
+        let max = st.config.get_int("acllog-max-len").max(0) as usize;
+        let context = if conn.multi.is_some() { "multi" } else { "toplevel" };
+        let entry = crate::state::acl::LogEntry::new(
+            reason,
+            context,
+            &object,
+            &u.name,
+            format!("id={} addr={}", conn.info.id, conn.info.addr),
+            now,
+        );
+        acl.log_denied(entry, max);
+    }
+    Some(err)
+}
+
+fn acl<'a>(ctx: &Ctx<'a>) -> &'a crate::state::acl::Acl {
+    ctx.st.acl.get().expect("ACL is set up at start-up")
+}
+
+fn setuser(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let name = String::from_utf8_lossy(argv[2]).into_owned();
+    let a = acl(ctx);
+    let existing = a.get(&name);
+    let mut u = match &existing {
+        Some(c) => c.user.read().clone(),
+        None => a.blank(&name),
+    };
+    for r in &argv[3..] {
+        let rule = String::from_utf8_lossy(r);
+        if let Err(e) = a.apply(&mut u, &rule) {
+            ctx.out.error(&format!("ERR Error in ACL SETUSER modifier '{}': {}", rule, e));
+            return;
+        }
+    }
+    match existing {
+        Some(c) => c.set(u),
+        None => {
+            let c = Arc::new(UserCell {
+                user: parking_lot::RwLock::new(Default::default()),
+                unrestricted: Default::default(),
+                deleted: Default::default(),
+            });
+            c.set(u);
+            a.users.lock().insert(name.clone(), c);
+        }
+    }
+    if name == "default" {
+        ctx.st.sync_default_user();
+    }
+    ctx.out.ok();
+}
+
+fn getuser(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(cell) = acl(ctx).get(&String::from_utf8_lossy(argv[2])) else {
+        ctx.out.null();
+        return;
+    };
+    let u = cell.user.read().clone();
+    ctx.out.map(6);
+    ctx.out.bulk(b"flags");
+    let mut flags = vec![if u.enabled { "on" } else { "off" }];
+    if u.nopass {
+        flags.push("nopass");
+    }
+    ctx.out.array(flags.len());
+    for f in flags {
+        ctx.out.bulk(f.as_bytes());
+    }
+    ctx.out.bulk(b"passwords");
+    ctx.out.array(u.passwords.len());
+    for p in &u.passwords {
+        ctx.out.bulk(p.as_bytes());
+    }
+    ctx.out.bulk(b"commands");
+    ctx.out.bulk(u.commands_rule().as_bytes());
+    ctx.out.bulk(b"keys");
+    ctx.out.bulk(u.keys_rule().as_bytes());
+    ctx.out.bulk(b"channels");
+    ctx.out.bulk(u.channels_rule().as_bytes());
+    ctx.out.bulk(b"selectors");
+    ctx.out.array(0);
+}
+
+fn deluser(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv[2..].iter().any(|n| *n == b"default") {
+        ctx.out.error("ERR The 'default' user cannot be removed");
+        return;
+    }
+    let mut n = 0;
+    for name in &argv[2..] {
+        if let Some(c) = acl(ctx).users.lock().remove(&*String::from_utf8_lossy(name)) {
+            // Its connections are closed at their next command.
+            c.unrestricted.store(false, Ordering::Release);
+            c.deleted.store(true, Ordering::Release);
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+}
+
+fn sorted_users(ctx: &Ctx) -> Vec<Arc<UserCell>> {
+    let mut v: Vec<(String, Arc<UserCell>)> = acl(ctx).users.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().map(|(_, c)| c).collect()
+}
+
+fn list(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let lines: Vec<String> = sorted_users(ctx).iter().map(|c| c.user.read().describe()).collect();
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.bulk(l.as_bytes());
+    }
+}
+
+fn users(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let names: Vec<String> = sorted_users(ctx).iter().map(|c| c.name()).collect();
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+}
+
+fn whoami(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let name = ctx.conn.user.as_ref().map_or("default".to_string(), |u| u.name());
+    ctx.out.bulk(name.as_bytes());
+}
+
+fn cat(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() > 3 {
+        ctx.out.error(SYNTAX);
+        return;
+    }
+    let Some(c) = argv.get(2) else {
+        ctx.out.array(CATEGORIES.len());
+        for c in CATEGORIES {
+            ctx.out.bulk(c.as_bytes());
+        }
+        return;
+    };
+    let c = String::from_utf8_lossy(c).to_ascii_lowercase();
+    if !CATEGORIES.contains(&c.as_str()) {
+        ctx.out.error(&format!("ERR Unknown category '{}'", c));
+        return;
+    }
+    let tag = format!("@{c}");
+    let names: Vec<String> = (0..ctx.table.len())
+        .filter(|&id| ctx.table.spec(id).acl.split_whitespace().any(|x| x == tag))
+        .map(|id| ctx.table.full_name(id).to_string())
+        .collect();
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+}
+
+fn genpass(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let bits = match argv.get(2) {
+        None => 256,
+        Some(a) => match parse_i64(a) {
+            Some(b) if (1..=4096).contains(&b) => b,
+            _ => {
+                ctx.out.error("ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096");
+                return;
+            }
+        },
+    };
+    let chars = (bits as usize).div_ceil(4);
+    let mut s = String::new();
+    while s.len() < chars {
+        s.push_str(&crate::util::random_hex40());
+    }
+    s.truncate(chars);
+    ctx.out.bulk(s.as_bytes());
+}
+
+fn log(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let count = match argv.get(2) {
+        None => 10,
+        Some(a) if super::eq(a, "reset") => {
+            acl(ctx).log.lock().clear();
+            ctx.out.ok();
+            return;
+        }
+        Some(a) => match parse_i64(a) {
+            Some(n) if n >= 0 => n as usize,
+            _ => {
+                ctx.out.error("ERR value is out of range, must be positive");
+                return;
+            }
+        },
+    };
+    let now = ctx.now;
+    let entries: Vec<_> = acl(ctx).log.lock().iter().take(count).cloned().collect();
+    ctx.out.array(entries.len());
+    for e in entries {
+        ctx.out.map(7);
+        ctx.out.bulk(b"count");
+        ctx.out.int(e.count as i64);
+        ctx.out.bulk(b"reason");
+        ctx.out.bulk(e.reason.as_bytes());
+        ctx.out.bulk(b"context");
+        ctx.out.bulk(e.context.as_bytes());
+        ctx.out.bulk(b"object");
+        ctx.out.bulk(e.object.as_bytes());
+        ctx.out.bulk(b"username");
+        ctx.out.bulk(e.username.as_bytes());
+        ctx.out.bulk(b"age-seconds");
+        ctx.out.double_str(format!("{:.3}", (now - e.created_ms) as f64 / 1000.0).as_bytes());
+        ctx.out.bulk(b"client-info");
+        ctx.out.bulk(e.client_info.as_bytes());
+    }
+}
+
+fn dryrun(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let Some(cell) = acl(ctx).get(&String::from_utf8_lossy(argv[2])) else {
+        ctx.out.error(&format!("ERR User '{}' not found", String::from_utf8_lossy(argv[2])));
+        return;
+    };
+    let args = &argv[3..];
+    let Some(mut id) = ctx.table.lookup(args[0]) else {
+        ctx.out.error(&format!("ERR Command '{}' not found", String::from_utf8_lossy(args[0])));
+        return;
+    };
+    let spec = ctx.table.spec(id);
+    if !spec.subcommands.is_empty() && args.len() > 1 {
+        if let Some(sid) = ctx.table.lookup_sub(id, args[1]) {
+            id = sid;
+        }
+    }
+    if !ctx.table.spec(id).arity_ok(args.len()) {
+        ctx.out.error(&format!("ERR wrong number of arguments for '{}' command", ctx.table.full_name(id)));
+        return;
+    }
+    let u = cell.user.read().clone();
+    match check(ctx.table, &u, id, args) {
+        None => ctx.out.ok(),
+        Some((reason, object, _)) => {
+            let msg = match reason {
+                "command" => format!("This user has no permissions to run the '{}' command", object),
+                "key" => format!("This user has no permissions to access the '{}' key", object),
+                _ => format!("This user has no permissions to access the '{}' channel", object),
+            };
+            ctx.out.bulk(msg.as_bytes());
+        }
+    }
+}
+
+fn no_aclfile(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.error("ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.");
+}
+
+fn help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let lines = [
+        "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CAT [<category>]",
+        "DELUSER <username> [<username> ...]",
+        "DRYRUN <username> <command> [<arg> ...]",
+        "GETUSER <username>",
+        "LIST",
+        "USERS",
+        "SETUSER <username> <attribs> ...",
+        "WHOAMI",
+        "LOG [<count> | RESET]",
+        "GENPASS [<bits>]",
+        "HELP",
+    ];
+    ctx.out.array(lines.len());
+    for l in lines {
+        ctx.out.simple(l.as_bytes());
+    }
+}
