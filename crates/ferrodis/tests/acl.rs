@@ -92,3 +92,103 @@ fn requirepass_is_the_default_users_password() {
     let (mut a, mut b) = (Client::connect(ours.port), Client::connect(theirs.port));
     same(&mut a, &mut b, &[&["GET", "x"], &["AUTH", "new"], &["GET", "x"]]);
 }
+
+/// ferrodis started as `ferrodis <conf> --port P --dir D ...` (the file must come first).
+fn with_conf_unready(conf: &std::path::Path, args: &[&str]) -> Server {
+    let port = crate::harness::free_port();
+    let dir = crate::harness::tempdir("acl-conf");
+    let child = std::process::Command::new(crate::harness::FERRODIS)
+        .arg(conf)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--dir"])
+        .arg(&dir)
+        .args(args)
+        .stdout(std::fs::File::create(dir.join("log")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Server { child, port, dir }
+}
+
+fn with_conf(conf: &std::path::Path, args: &[&str]) -> Server {
+    let s = with_conf_unready(conf, args);
+    s.wait_ready();
+    s
+}
+
+/// Users from `user` lines in redis.conf and from an ACL file; ACL SAVE writes the file and ACL
+/// LOAD reads it back (refusing a wrong file as a whole); both kinds of declaration at once stop
+/// the start, as Redis.
+#[test]
+fn users_come_from_redis_conf_and_the_acl_file() {
+    let dir = crate::harness::tempdir("acl");
+    let conf = dir.join("redis.conf");
+    std::fs::write(&conf, "user default on nopass ~* &* +@all\nuser app on >apppw ~app:* +@all -flushall\n").unwrap();
+    let s = with_conf(&conf, &[]);
+    let mut c = Client::connect(s.port);
+    assert_eq!(c.text(&["AUTH", "app", "apppw"]), "+OK\r\n");
+    assert_eq!(c.text(&["FLUSHALL"]), "-NOPERM this user has no permissions to run the 'flushall' command\r\n");
+    assert_eq!(
+        c.text(&["ACL", "SAVE"]).chars().take(60).collect::<String>(),
+        "-ERR This Redis instance is not configured to use an ACL fil"
+    );
+    drop(s);
+
+    let file = dir.join("users.acl");
+    std::fs::write(&file, "# users\nuser default on nopass ~* &* +@all\n\nuser ops on >opspw ~* &* +@admin +ping\n").unwrap();
+    let s = Server::ferrodis(&["--aclfile", file.to_str().unwrap()]);
+    let mut c = Client::connect(s.port);
+    assert_eq!(c.text(&["AUTH", "ops", "opspw"]), "+OK\r\n");
+    assert_eq!(c.text(&["GET", "x"]), "-NOPERM this user has no permissions to run the 'get' command\r\n");
+    let mut admin = Client::connect(s.port);
+    assert_eq!(admin.text(&["ACL", "SETUSER", "new", "on", ">n", "+get"]), "+OK\r\n");
+    assert_eq!(admin.text(&["ACL", "SAVE"]), "+OK\r\n");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("user new on #") && saved.contains("user ops on #"), "{saved}");
+    // A wrong file is refused whole; a good one replaces the users (and drops `new`).
+    std::fs::write(&file, "user default on nopass ~* &* +@all\nuser ops on +nosuchcommand\n").unwrap();
+    assert!(admin.text(&["ACL", "LOAD"]).starts_with("-ERR "));
+    assert!(admin.text(&["ACL", "USERS"]).contains("new"));
+    std::fs::write(&file, "user default on nopass ~* &* +@all\nuser ops on >opspw ~* &* +@all\n").unwrap();
+    assert_eq!(admin.text(&["ACL", "LOAD"]), "+OK\r\n");
+    assert!(!admin.text(&["ACL", "USERS"]).contains("new"));
+    drop(s);
+
+    // Both at once: the start stops, as Redis's.
+    let mut s = with_conf_unready(&conf, &["--aclfile", file.to_str().unwrap()]);
+    let status = s.wait_exit(std::time::Duration::from_secs(20)).expect("the server exits");
+    assert!(!status.success());
+    assert!(s.log().contains("users defined in redis.conf and at the same setting an ACL file"), "{}", s.log());
+}
+
+/// A replica authenticates to its master as an ACL user (`masteruser`, `masterauth`).
+#[test]
+fn a_replica_syncs_as_an_acl_user() {
+    let master = Server::ferrodis(&[]);
+    let mut c = Client::connect(master.port);
+    assert_eq!(c.text(&["ACL", "SETUSER", "repl", "on", ">rpw", "+psync", "+replconf", "+ping"]), "+OK\r\n");
+    assert_eq!(c.text(&["ACL", "SETUSER", "default", "off"]), "+OK\r\n");
+    let mut c = Client::connect(master.port);
+    assert_eq!(c.text(&["PING"]), "-NOAUTH Authentication required.\r\n");
+    assert_eq!(c.text(&["AUTH", "repl", "rpw"]), "+OK\r\n");
+    assert_eq!(
+        c.text(&["ACL", "SETUSER", "w", "on", ">w", "+set", "~*"]),
+        "-NOPERM this user has no permissions to run the 'acl|setuser' command\r\n"
+    );
+    let mp = master.port.to_string();
+    let replica = Server::ferrodis(&[
+        "--replicaof",
+        "127.0.0.1",
+        &mp,
+        "--masteruser",
+        "repl",
+        "--masterauth",
+        "rpw",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(30), || crate::harness::field(
+        replica.port,
+        "replication",
+        "master_link_status"
+    ) == "up"));
+}

@@ -25,9 +25,9 @@ pub static COMMANDS: &[CommandSpec] = &[container(
         cmd("getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, getuser),
         cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, help),
         cmd("list", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, list),
-        cmd("load", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, no_aclfile),
+        cmd("load", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, load),
         cmd("log", -2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, log),
-        cmd("save", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, no_aclfile),
+        cmd("save", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, save),
         cmd("setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, setuser),
         cmd("users", 2, ADMIN | NOSCRIPT | LOADING | STALE, A, NO_KEYS, users),
         cmd("whoami", 2, NOSCRIPT | LOADING | STALE, "@slow", NO_KEYS, whoami),
@@ -342,7 +342,35 @@ fn dryrun(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
 }
 
-fn no_aclfile(ctx: &mut Ctx, _argv: &[&[u8]]) {
+fn aclfile(ctx: &mut Ctx) -> Option<String> {
+    let f = ctx.st.config.get("aclfile").unwrap_or_default();
+    if f.is_empty() {
+        no_aclfile(ctx);
+        return None;
+    }
+    Some(f)
+}
+
+fn load(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let Some(f) = aclfile(ctx) else { return };
+    match crate::state::acl::load_file(acl(ctx), &f) {
+        Ok(()) => {
+            ctx.st.sync_default_user();
+            ctx.out.ok()
+        }
+        Err(e) => ctx.out.error(&format!("ERR {}", e)),
+    }
+}
+
+fn save(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let Some(f) = aclfile(ctx) else { return };
+    match crate::state::acl::save_file(acl(ctx), &f) {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(&format!("ERR {}", e)),
+    }
+}
+
+fn no_aclfile(ctx: &mut Ctx) {
     ctx.out.error("ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.");
 }
 

@@ -98,6 +98,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "maxmemory-samples",
     "maxmemory-eviction-tenacity",
     "replica-ignore-maxmemory",
+    "aclfile",
 ];
 
 const IMMUTABLE: &[&str] = &[
@@ -288,6 +289,8 @@ pub struct Config {
     pub sentinel_mode: bool,
     /// `sentinel ...` lines, for the sentinel to read: (line number, the line, its arguments).
     pub sentinel_lines: Vec<(usize, String, Vec<String>)>,
+    /// `user <name> <rules...>` lines (ACL users declared in redis.conf): (the line, its arguments).
+    pub user_lines: Vec<(String, Vec<String>)>,
 }
 
 pub fn canonical(name: &str) -> String {
@@ -350,6 +353,7 @@ impl Config {
             set_names: Default::default(),
             sentinel_mode: false,
             sentinel_lines: Vec::new(),
+            user_lines: Vec::new(),
         };
         let names: Vec<String> = c.values.read().keys().cloned().collect();
         for n in names {
@@ -400,6 +404,8 @@ impl Config {
                 match name.as_str() {
                     "rename-command" if args.len() == 2 => self.renames.push((args[0].to_ascii_lowercase(), args[1].clone())),
                     "rename-command" => return Err(fatal("wrong number of arguments")),
+                    "user" if !args.is_empty() => self.user_lines.push((line.to_string(), args.to_vec())),
+                    "user" => return Err(fatal("wrong number of arguments")),
                     "include" if args.len() == 1 => {
                         let t = std::fs::read_to_string(&args[0])
                             .map_err(|e| fatal(&format!("Fatal error, can't open config file '{}': {}", args[0], e)))?;

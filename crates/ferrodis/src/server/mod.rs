@@ -54,6 +54,23 @@ fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListen
 }
 
 /// Starts the server and blocks until it shuts down; returns the process exit code.
+/// Users from `user` lines in redis.conf or from `aclfile` (not both, as Redis requires).
+fn load_acl(st: &State) -> Result<(), String> {
+    let acl = st.acl.get().expect("set just before");
+    let aclfile = st.config.get("aclfile").unwrap_or_default();
+    let lines = &st.config.user_lines;
+    if !lines.is_empty() && !aclfile.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+    }
+    if !lines.is_empty() {
+        acl.load_users(lines, |i| format!("Error in user declaration '{}'", lines[i].0))?;
+    } else if !aclfile.is_empty() {
+        crate::state::acl::load_file(acl, &aclfile).map_err(|e| format!("Aborting Redis startup because of ACL errors: {}", e))?;
+    }
+    st.sync_default_user();
+    Ok(())
+}
+
 pub fn run(config: Config) -> i32 {
     let port = config.get_int("port") as u16;
     let threads = match config.was_set("io-threads") {
@@ -99,6 +116,10 @@ pub fn run(config: Config) -> i32 {
     let _ =
         st.acl.set(crate::state::acl::Acl::new((0..table.len()).map(|id| (table.full_name(id).to_string(), table.spec(id).acl)).collect()));
     st.sync_requirepass();
+    if let Err(e) = load_acl(&st) {
+        tracing::warn!("{}", e);
+        return 1;
+    }
     tracing::info!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
     tracing::info!(
         "Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started (ferrodis {})",

@@ -322,6 +322,96 @@ impl Acl {
     }
 }
 
+impl Acl {
+    /// Users from `user` lines (redis.conf or an ACL file): every line is checked first, and
+    /// nothing changes if one is wrong. `where_` names a line for the error (e.g. "/path:3").
+    pub fn load_users(&self, lines: &[(String, Vec<String>)], where_: impl Fn(usize) -> String) -> Result<(), String> {
+        let mut users: HashMap<String, User> = HashMap::new();
+        for (i, (_, args)) in lines.iter().enumerate() {
+            let Some(name) = args.first() else {
+                return Err(format!("{}: user name missing", where_(i)));
+            };
+            if name.contains(' ') || name.is_empty() {
+                return Err(format!("{}: invalid user name", where_(i)));
+            }
+            if users.contains_key(name) {
+                return Err(format!("{}: Duplicate user '{}' found", where_(i), name));
+            }
+            let mut u = self.blank(name);
+            for r in &args[1..] {
+                self.apply(&mut u, r).map_err(|e| format!("{}: {}. ", where_(i), e))?;
+            }
+            users.insert(name.clone(), u);
+        }
+        let mut reg = self.users.lock();
+        let default = users.remove("default");
+        // Connections of users that are gone are closed; the default user always exists.
+        for (name, cell) in reg.iter() {
+            if name != "default" && !users.contains_key(name) {
+                cell.unrestricted.store(false, Ordering::Release);
+                cell.deleted.store(true, Ordering::Release);
+            }
+        }
+        reg.retain(|name, _| name == "default");
+        if let Some(d) = default {
+            reg.get("default").expect("default").set(d);
+        } else {
+            let mut d = self.blank("default");
+            for r in ["on", "nopass", "~*", "&*", "+@all"] {
+                self.apply(&mut d, r).expect("the default user's rules");
+            }
+            reg.get("default").expect("default").set(d);
+        }
+        for (name, u) in users {
+            reg.insert(name, UserCell::new(u));
+        }
+        Ok(())
+    }
+
+    /// The ACL file's text (ACL SAVE): one `user` line per user, by name.
+    pub fn file_text(&self) -> String {
+        let reg = self.users.lock();
+        let mut names: Vec<&String> = reg.keys().collect();
+        names.sort();
+        names.iter().map(|n| format!("{}\n", reg[*n].user.read().describe())).collect()
+    }
+}
+
+/// Loads an ACL file (blank lines and `#` comments skipped); errors name `path:line`.
+pub fn load_file(acl: &Acl, path: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("Error loading ACLs, opening file '{}': {}", path, e))?;
+    let mut lines = Vec::new();
+    let mut numbers = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let args: Vec<String> = t.split_whitespace().map(String::from).collect();
+        if args[0] != "user" {
+            return Err(format!("{}:{}: line should start with user keyword. ", path, i + 1));
+        }
+        lines.push((t.to_string(), args[1..].to_vec()));
+        numbers.push(i + 1);
+    }
+    acl.load_users(&lines, |i| format!("{}:{}", path, numbers[i]))
+}
+
+/// Writes the ACL file (ACL SAVE): a temporary file, fsync, rename.
+pub fn save_file(acl: &Acl, path: &str) -> Result<(), String> {
+    let tmp = format!("{}.tmp-{}", path, std::process::id());
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, acl.file_text().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    res.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("There was an error trying to save the ACLs. Please check the server logs for more information: {}", e)
+    })
+}
+
 impl LogEntry {
     pub fn new(reason: &'static str, context: &'static str, object: &str, username: &str, client_info: String, now_ms: i64) -> LogEntry {
         LogEntry {
