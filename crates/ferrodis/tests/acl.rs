@@ -192,3 +192,22 @@ fn a_replica_syncs_as_an_acl_user() {
         "master_link_status"
     ) == "up"));
 }
+
+/// Commands a script runs are checked against its caller's permissions, with Redis's errors.
+#[test]
+fn scripts_run_with_their_callers_permissions() {
+    let (ours, theirs) = both();
+    let (mut a, mut b) = (Client::connect(ours.port), Client::connect(theirs.port));
+    same(
+        &mut a,
+        &mut b,
+        &[
+            &["ACL", "SETUSER", "u", "on", ">p", "+eval", "+get", "~a*"],
+            &["AUTH", "u", "p"],
+            &["EVAL", "return redis.call('del','a')", "0"],
+            &["EVAL", "return redis.call('get','b')", "0"],
+            &["EVAL", "return redis.pcall('get','b')", "0"],
+            &["EVAL", "return redis.call('get','a')", "0"],
+        ],
+    );
+}

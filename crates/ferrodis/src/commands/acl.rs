@@ -110,6 +110,32 @@ pub fn denied(
     Some(err)
 }
 
+/// The check for a command a script runs: Redis's wording ("can't run this command or
+/// subcommand", ...), logged with the "lua" context.
+pub fn denied_in_script(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &super::ConnState,
+    cell: &Arc<UserCell>,
+    id: usize,
+    argv: &[&[u8]],
+    now: i64,
+) -> Option<&'static str> {
+    let u = cell.user.read();
+    let (reason, object, _) = check(table, &u, id, argv)?;
+    if let Some(acl) = st.acl.get() {
+        let max = st.config.get_int("acllog-max-len").max(0) as usize;
+        let entry =
+            crate::state::acl::LogEntry::new(reason, "lua", &object, &u.name, format!("id={} addr={}", conn.info.id, conn.info.addr), now);
+        acl.log_denied(entry, max);
+    }
+    Some(match reason {
+        "command" => "can't run this command or subcommand",
+        "key" => "can't access at least one of the keys mentioned in the command arguments",
+        _ => "can't publish to the channel mentioned in the command",
+    })
+}
+
 fn acl<'a>(ctx: &Ctx<'a>) -> &'a crate::state::acl::Acl {
     ctx.st.acl.get().expect("ACL is set up at start-up")
 }

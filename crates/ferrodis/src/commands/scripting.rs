@@ -506,6 +506,12 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     if readonly && spec.is_write() {
         return fail("ERR Write commands are not allowed from read-only scripts.");
     }
+    // ACL: the script runs with its caller's permissions (Redis's scriptVerifyACL).
+    if let Some(u) = ctx.conn.user.clone().filter(|u| !u.unrestricted.load(Ordering::Acquire)) {
+        if let Some(reason) = super::acl::denied_in_script(ctx.st, table, ctx.conn, &u, id, &refs, ctx.now) {
+            return fail(&format!("ERR The user executing the script {reason}"));
+        }
+    }
     if spec.is_write() && denied_on_replica(ctx) {
         return fail(READONLY_REPLICA);
     }
