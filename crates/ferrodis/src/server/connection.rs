@@ -43,6 +43,11 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     }
+    // Protected mode: with no password for the default user, only loopback clients.
+    if protected_mode_refuses(&st, &peer) {
+        let _ = sock.write_all(PROTECTED_MODE.as_bytes()).await;
+        return;
+    }
     st.clients.register(info.clone());
     let authenticated = !st.config.hot.requirepass_set.load(Ordering::Relaxed);
     let mut conn = ConnState::new(info.clone(), authenticated);
@@ -379,4 +384,39 @@ async fn flush(sock: &Socket, out: &mut ReplyBuf, ts: &ThreadStats, info: &Clien
     }
     info.obuf.store(0, Ordering::Relaxed);
     r
+}
+
+const PROTECTED_MODE: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Redis's protected mode: `protected-mode yes` and a default user without a password refuse
+/// clients that are not on the loopback interface.
+fn protected_mode_refuses(st: &State, peer: &std::net::SocketAddr) -> bool {
+    if peer.ip().is_loopback() || st.config.get("protected-mode").as_deref() != Some("yes") {
+        return false;
+    }
+    let Some(acl) = st.acl.get() else { return false };
+    let u = acl.default_user();
+    let nopass = u.user.read().nopass;
+    nopass
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn protected_mode_refuses_only_remote_clients_of_a_passwordless_default_user() {
+        let st = crate::state::State::new(crate::config::Config::new(), 0);
+        let _ = st.acl.set(crate::state::acl::Acl::new(vec![("get".into(), "@read")]));
+        let remote: std::net::SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.5:5000".parse().unwrap();
+        let local6: std::net::SocketAddr = "[::1]:5000".parse().unwrap();
+        assert!(super::protected_mode_refuses(&st, &remote));
+        assert!(!super::protected_mode_refuses(&st, &local) && !super::protected_mode_refuses(&st, &local6));
+        st.config.set_validated("requirepass", "pw".into());
+        st.sync_requirepass();
+        assert!(!super::protected_mode_refuses(&st, &remote));
+        st.config.set_validated("requirepass", "".into());
+        st.sync_requirepass();
+        st.config.set_validated("protected-mode", "no".into());
+        assert!(!super::protected_mode_refuses(&st, &remote));
+    }
 }
