@@ -81,6 +81,15 @@ fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, ar
     None
 }
 
+/// A denial in the ACL log.
+fn log_denial(st: &State, conn: &super::ConnState, user: &str, reason: &'static str, context: &'static str, object: &str, now: i64) {
+    if let Some(acl) = st.acl.get() {
+        let max = st.config.get_int("acllog-max-len").max(0) as usize;
+        let client = format!("id={} addr={}", conn.info.id, conn.info.addr);
+        acl.log_denied(crate::state::acl::LogEntry::new(reason, context, object, user, client, now), max);
+    }
+}
+
 /// Dispatch's check for a user not allowed everything; logs a denial.
 #[cold]
 pub fn denied(
@@ -94,19 +103,8 @@ pub fn denied(
 ) -> Option<String> {
     let u = cell.user.read();
     let (reason, object, err) = check(table, &u, id, argv)?;
-    if let Some(acl) = st.acl.get() {
-        let max = st.config.get_int("acllog-max-len").max(0) as usize;
-        let context = if conn.multi.is_some() { "multi" } else { "toplevel" };
-        let entry = crate::state::acl::LogEntry::new(
-            reason,
-            context,
-            &object,
-            &u.name,
-            format!("id={} addr={}", conn.info.id, conn.info.addr),
-            now,
-        );
-        acl.log_denied(entry, max);
-    }
+    let context = if conn.multi.is_some() { "multi" } else { "toplevel" };
+    log_denial(st, conn, &u.name, reason, context, &object, now);
     Some(err)
 }
 
@@ -123,12 +121,7 @@ pub fn denied_in_script(
 ) -> Option<&'static str> {
     let u = cell.user.read();
     let (reason, object, _) = check(table, &u, id, argv)?;
-    if let Some(acl) = st.acl.get() {
-        let max = st.config.get_int("acllog-max-len").max(0) as usize;
-        let entry =
-            crate::state::acl::LogEntry::new(reason, "lua", &object, &u.name, format!("id={} addr={}", conn.info.id, conn.info.addr), now);
-        acl.log_denied(entry, max);
-    }
+    log_denial(st, conn, &u.name, reason, "lua", &object, now);
     Some(match reason {
         "command" => "can't run this command or subcommand",
         "key" => "can't access at least one of the keys mentioned in the command arguments",

@@ -187,27 +187,13 @@ fn execute_inner(
     // getNodeByQuery): MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN.
     if st.cluster.enabled.load(Ordering::Relaxed) && !conn.is_master {
         if let Some(err) = cluster_route(st, table, conn, spec, argv, clock.now_ms()) {
-            out.error(&err);
-            ThreadStats::add(&ts.cmd[id].rejected, 1);
-            if spec.name == "exec" {
-                conn.multi = None;
-            } else {
-                flag_transaction(conn);
-            }
-            return Flow::Continue;
+            return reject_before_queueing(conn, out, ts, id, spec, &err);
         }
     }
     // 2a'. maxmemory: evict first; with nothing left to evict (or noeviction), commands that
     // may grow memory get OOM, as Redis's processCommand.
     if !conn.is_master && !super::evict::perform(st, clock.now_ms()) && denyoom(table, conn, spec) {
-        out.error(super::evict::OOM);
-        ThreadStats::add(&ts.cmd[id].rejected, 1);
-        if spec.name == "exec" {
-            conn.multi = None;
-        } else {
-            flag_transaction(conn);
-        }
-        return Flow::Continue;
+        return reject_before_queueing(conn, out, ts, id, spec, super::evict::OOM);
     }
     // 2b. A failed RDB save stops writes (and PING) while save points and
     // stop-writes-on-bgsave-error are on, as Redis's writeCommandsDeniedByDiskError.
@@ -430,6 +416,27 @@ fn cluster_route(
         return None;
     }
     st.cluster.route(&st.keyspace, &q, idx.iter().map(|&i| argv[i]), now)
+}
+
+/// Refuses a command before it would be queued or run: an EXEC refused so discards its
+/// transaction, any other command makes the transaction fail (Redis's flagTransaction).
+#[cold]
+fn reject_before_queueing(
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    id: usize,
+    spec: &super::CommandSpec,
+    err: &str,
+) -> Flow {
+    out.error(err);
+    ThreadStats::add(&ts.cmd[id].rejected, 1);
+    if spec.name == "exec" {
+        conn.multi = None;
+    } else {
+        flag_transaction(conn);
+    }
+    Flow::Continue
 }
 
 /// A command rejected while queuing makes EXEC fail (Redis's flagTransaction).
