@@ -468,6 +468,24 @@ mod tests {
         assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
     }
 
+    proptest::proptest! {
+        /// Random bytes, and valid messages with random bytes written over them, are decoded or
+        /// refused, never panicked on.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+                                    at in 0usize..2400, patch in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = Msg::decode(&bytes);
+            let _ = frame_len(&bytes);
+            let mut b = header(PING, Body::Ping { gossip: vec![], hostname: Some("h".into()) }).encode();
+            for (i, x) in patch.iter().enumerate() {
+                if let Some(c) = b.get_mut(at + i) {
+                    *c = *x;
+                }
+            }
+            let _ = Msg::decode(&b);
+        }
+    }
+
     #[test]
     fn malformed_input_is_refused_not_panicked_on() {
         let m = header(PING, Body::Ping { gossip: vec![], hostname: None });

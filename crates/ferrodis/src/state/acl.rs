@@ -510,6 +510,22 @@ mod tests {
         ])
     }
 
+    proptest::proptest! {
+        /// Random rules are applied or refused with a reason, never panicked on, and the user
+        /// they leave can always be described and checked.
+        #[test]
+        fn random_rules_never_panic(rules in proptest::collection::vec("[-+~%&<>#!@|RWa-z*?0-9]{0,12}", 0..12)) {
+            let a = acl();
+            let mut u = a.blank("fuzz");
+            for r in &rules {
+                let _ = a.apply(&mut u, r);
+            }
+            let _ = u.describe();
+            let _ = u.key_allowed(b"key", true, true);
+            let _ = u.channel_allowed(b"ch", true);
+        }
+    }
+
     #[test]
     fn rules_grant_what_they_say() {
         let a = acl();
