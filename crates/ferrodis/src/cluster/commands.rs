@@ -3,7 +3,7 @@
 
 use super::bus::{self, SLOTS};
 use super::gossip::Bus;
-use super::node::{name_str, random_name, ClusterState};
+use super::node::{name_str, random_name};
 use super::Shared;
 use crate::commands::table::{cmd, container, flag::*, CommandSpec, NO_KEYS};
 use crate::commands::{eq, Ctx, NOT_INT};
@@ -137,10 +137,7 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) {
         "HELP",
         "    Print this help.",
     ];
-    ctx.out.array(lines.len());
-    for l in lines {
-        ctx.out.simple(l.as_bytes());
-    }
+    crate::commands::reply_help(ctx, &lines);
 }
 
 fn info(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -702,7 +699,7 @@ fn reset_state(b: &mut Bus, hard: bool) {
     b.s.todo_update_state = true;
 }
 
-fn node_reply(ctx: &mut Ctx, c: &ClusterState, n: &super::node::Node) {
+fn node_reply(ctx: &mut Ctx, n: &super::node::Node) {
     ctx.out.array(4);
     ctx.out.bulk(n.ip.as_bytes());
     ctx.out.int(n.port as i64);
@@ -714,7 +711,6 @@ fn node_reply(ctx: &mut Ctx, c: &ClusterState, n: &super::node::Node) {
         ctx.out.bulk(b"hostname");
         ctx.out.bulk(n.hostname.as_bytes());
     }
-    let _ = c;
 }
 
 fn slots(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -739,9 +735,9 @@ fn slots(ctx: &mut Ctx, _argv: &[&[u8]]) {
         ctx.out.array(3 + reps.len());
         ctx.out.int(a as i64);
         ctx.out.int(b as i64);
-        node_reply(ctx, &c, master);
+        node_reply(ctx, master);
         for r in reps {
-            node_reply(ctx, &c, &c.nodes[&r]);
+            node_reply(ctx, &c.nodes[&r]);
         }
     }
 }

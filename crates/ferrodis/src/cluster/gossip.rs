@@ -242,7 +242,6 @@ impl Bus<'_> {
 
     /// Makes this node a replica of `master` (Redis's clusterSetMaster).
     pub fn set_my_master(&mut self, master: Name) {
-        let myself = self.s.myself;
         let (ip, port, shard) = match self.s.nodes.get(&master) {
             Some(m) => (m.ip.clone(), m.port, m.shard_id),
             None => return,
@@ -258,7 +257,6 @@ impl Bus<'_> {
             self.s.migrating[j] = None;
             self.s.importing[j] = None;
         }
-        let _ = myself;
         self.reset_manual_failover();
         self.fx.actions.push(Action::SetMaster(ip, port));
         self.s.todo_save = true;

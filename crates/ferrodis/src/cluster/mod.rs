@@ -121,11 +121,12 @@ pub fn start(st: Arc<State>, mut cs: ClusterState, listener: std::net::TcpListen
     if let Some((ip, port)) = master {
         crate::replication::set_master(&st, &ip, port);
     }
-    sh.with_bus(|_| {});
     {
         let mut c = sh.c.lock();
         save_config(&sh, &mut c);
+        publish_slots(&st, &c);
     }
+    sh.with_bus(|_| {});
     std::thread::Builder::new()
         .name("cluster".into())
         .spawn(move || {
@@ -215,10 +216,13 @@ impl Shared {
                     }
                 }
             }
+            // Slot ownership and addresses change only with the configuration (which sets
+            // todo_save); the state, roles and healthy replicas are refreshed every time.
             if c.todo_save {
                 save_config(self, &mut c);
+                publish_slots(&self.st, &c);
             }
-            publish_routing(&self.st, &c);
+            publish_state(&self.st, &c);
             actions = std::mem::take(&mut fx.actions);
         }
         for a in actions {
@@ -267,16 +271,13 @@ fn delete_slots(st: &State, slots: &[usize]) {
     }
 }
 
-/// Copies the slot map and the addresses into the routing table dispatch reads.
-pub fn publish_routing(st: &State, c: &ClusterState) {
+/// Copies the slot map and the nodes' addresses into the routing table dispatch reads.
+pub fn publish_slots(st: &State, c: &ClusterState) {
     let r = &st.cluster;
-    let idx = |n: Option<bus::Name>| n.and_then(|n| c.nodes.get(&n)).map_or(0, |n| n.idx);
     for n in c.nodes.values() {
         r.set_addr(n.idx, &n.ip, n.port);
     }
-    let me = c.me();
-    r.me.store(me.idx, Ordering::Relaxed);
-    r.my_master.store(if me.is_replica() { idx(me.slaveof) } else { 0 }, Ordering::Relaxed);
+    let idx = |n: Option<bus::Name>| n.and_then(|n| c.nodes.get(&n)).map_or(0, |n| n.idx);
     for j in 0..bus::SLOTS {
         let route =
             crate::state::cluster::SlotRoute { owner: idx(c.slots[j]), migrating: idx(c.migrating[j]), importing: idx(c.importing[j]) };
@@ -284,6 +285,15 @@ pub fn publish_routing(st: &State, c: &ClusterState) {
             r.set_slot(j, route);
         }
     }
+}
+
+/// Copies this node's place, the cluster state and the healthy replicas into the routing table.
+pub fn publish_state(st: &State, c: &ClusterState) {
+    let r = &st.cluster;
+    let me = c.me();
+    r.me.store(me.idx, Ordering::Relaxed);
+    let master = if me.is_replica() { me.slaveof.and_then(|m| c.nodes.get(&m)).map_or(0, |m| m.idx) } else { 0 };
+    r.my_master.store(master, Ordering::Relaxed);
     let healthy = c
         .nodes
         .values()

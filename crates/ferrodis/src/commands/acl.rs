@@ -82,12 +82,30 @@ fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, ar
 }
 
 /// A denial in the ACL log.
-fn log_denial(st: &State, conn: &super::ConnState, user: &str, reason: &'static str, context: &'static str, object: &str, now: i64) {
+fn log_denial(st: &State, conn: &super::ConnState, user: &str, reason: &'static str, context: &'static str, object: &str) {
+    let now = crate::util::now_ms();
     if let Some(acl) = st.acl.get() {
         let max = st.config.get_int("acllog-max-len").max(0) as usize;
         let client = format!("id={} addr={}", conn.info.id, conn.info.addr);
         acl.log_denied(crate::state::acl::LogEntry::new(reason, context, object, user, client, now), max);
     }
+}
+
+/// Why `cell`'s user may not run this command, logged with `context` ("toplevel", "multi",
+/// "lua"): (the reason, the NOPERM reply). None when it may.
+fn denial(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &super::ConnState,
+    cell: &Arc<UserCell>,
+    id: usize,
+    argv: &[&[u8]],
+    context: &'static str,
+) -> Option<(&'static str, String)> {
+    let u = cell.user.read();
+    let (reason, object, err) = check(table, &u, id, argv)?;
+    log_denial(st, conn, &u.name, reason, context, &object);
+    Some((reason, err))
 }
 
 /// Dispatch's check for a user not allowed everything; logs a denial.
@@ -99,13 +117,9 @@ pub fn denied(
     cell: &Arc<UserCell>,
     id: usize,
     argv: &[&[u8]],
-    now: i64,
 ) -> Option<String> {
-    let u = cell.user.read();
-    let (reason, object, err) = check(table, &u, id, argv)?;
     let context = if conn.multi.is_some() { "multi" } else { "toplevel" };
-    log_denial(st, conn, &u.name, reason, context, &object, now);
-    Some(err)
+    denial(st, table, conn, cell, id, argv, context).map(|(_, err)| err)
 }
 
 /// The check for a command a script runs: Redis's wording ("can't run this command or
@@ -117,11 +131,8 @@ pub fn denied_in_script(
     cell: &Arc<UserCell>,
     id: usize,
     argv: &[&[u8]],
-    now: i64,
 ) -> Option<&'static str> {
-    let u = cell.user.read();
-    let (reason, object, _) = check(table, &u, id, argv)?;
-    log_denial(st, conn, &u.name, reason, "lua", &object, now);
+    let (reason, _) = denial(st, table, conn, cell, id, argv, "lua")?;
     Some(match reason {
         "command" => "can't run this command or subcommand",
         "key" => "can't access at least one of the keys mentioned in the command arguments",
@@ -408,8 +419,5 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) {
         "GENPASS [<bits>]",
         "HELP",
     ];
-    ctx.out.array(lines.len());
-    for l in lines {
-        ctx.out.simple(l.as_bytes());
-    }
+    crate::commands::reply_help(ctx, &lines);
 }

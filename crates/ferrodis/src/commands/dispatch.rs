@@ -176,7 +176,7 @@ fn execute_inner(
         if u.deleted.load(Ordering::Relaxed) {
             return Flow::Close;
         }
-        if let Some(err) = super::acl::denied(st, table, conn, &u, id, argv, clock.now_ms()) {
+        if let Some(err) = super::acl::denied(st, table, conn, &u, id, argv) {
             out.error(&err);
             ThreadStats::add(&ts.cmd[id].rejected, 1);
             flag_transaction(conn);

@@ -508,7 +508,7 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
     }
     // ACL: the script runs with its caller's permissions (Redis's scriptVerifyACL).
     if let Some(u) = ctx.conn.user.clone().filter(|u| !u.unrestricted.load(Ordering::Acquire)) {
-        if let Some(reason) = super::acl::denied_in_script(ctx.st, table, ctx.conn, &u, id, &refs, ctx.now) {
+        if let Some(reason) = super::acl::denied_in_script(ctx.st, table, ctx.conn, &u, id, &refs) {
             return fail(&format!("ERR The user executing the script {reason}"));
         }
     }

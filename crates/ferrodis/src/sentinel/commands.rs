@@ -618,10 +618,7 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) {
         "HELP",
         "    Print this help.",
     ];
-    ctx.out.array(lines.len());
-    for l in lines {
-        ctx.out.simple(l.as_bytes());
-    }
+    crate::commands::reply_help(ctx, &lines);
 }
 
 /// INFO in sentinel mode: server, clients, stats, CPU and the Sentinel section.
