@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod journal;
 pub mod keyspace;
+pub mod net;
 pub mod persistence;
 pub mod replication;
 pub mod sentinel;

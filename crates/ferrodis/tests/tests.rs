@@ -20,4 +20,5 @@ mod real_clients;
 mod replication;
 mod robustness;
 mod sentinel;
+mod tls;
 mod transactions;

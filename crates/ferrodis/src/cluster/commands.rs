@@ -204,7 +204,7 @@ fn myshardid(ctx: &mut Ctx, _argv: &[&[u8]]) {
 
 fn nodes(ctx: &mut Ctx, _argv: &[&[u8]]) {
     let Some(sh) = cluster(ctx) else { return };
-    let s = sh.c.lock().nodes_text();
+    let s = sh.c.lock().nodes_text(!ctx.conn.tls);
     ctx.out.verbatim(s.as_bytes());
 }
 
@@ -494,7 +494,7 @@ fn replicas(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error("ERR The specified node is not a master");
         return;
     }
-    let lines: Vec<String> = c.replicas_of(&n).iter().map(|r| c.describe(&c.nodes[r], true)).collect();
+    let lines: Vec<String> = c.replicas_of(&n).iter().map(|r| c.describe(&c.nodes[r], true, !ctx.conn.tls)).collect();
     drop(c);
     ctx.out.array(lines.len());
     for l in lines {
@@ -702,7 +702,7 @@ fn reset_state(b: &mut Bus, hard: bool) {
 fn node_reply(ctx: &mut Ctx, n: &super::node::Node) {
     ctx.out.array(4);
     ctx.out.bulk(n.ip.as_bytes());
-    ctx.out.int(n.port as i64);
+    ctx.out.int(n.client_port(!ctx.conn.tls) as i64);
     ctx.out.bulk(&n.name);
     if n.hostname.is_empty() {
         ctx.out.map(0);
@@ -766,12 +766,24 @@ fn shards(ctx: &mut Ctx, _argv: &[&[u8]]) {
         for n in members {
             let n = &c.nodes[&n];
             let offset = if n.name == c.myself { my_offset } else { n.repl_offset };
-            let fields = 7 + usize::from(!n.hostname.is_empty());
+            // tls-cluster: "tls-port" is the node's port, "port" its plaintext one (if any).
+            let tls_cluster = ctx.st.config.get("tls-cluster").as_deref() == Some("yes");
+            let ports = usize::from(!tls_cluster || n.pport != 0) + usize::from(tls_cluster);
+            let fields = 6 + ports + usize::from(!n.hostname.is_empty());
             ctx.out.map(fields);
             ctx.out.bulk(b"id");
             ctx.out.bulk(&n.name);
-            ctx.out.bulk(b"port");
-            ctx.out.int(n.port as i64);
+            if tls_cluster {
+                if n.pport != 0 {
+                    ctx.out.bulk(b"port");
+                    ctx.out.int(n.pport as i64);
+                }
+                ctx.out.bulk(b"tls-port");
+                ctx.out.int(n.port as i64);
+            } else {
+                ctx.out.bulk(b"port");
+                ctx.out.int(n.port as i64);
+            }
             ctx.out.bulk(b"ip");
             ctx.out.bulk(n.ip.as_bytes());
             ctx.out.bulk(b"endpoint");

@@ -53,6 +53,8 @@ pub struct Env {
     pub migration_barrier: i64,
     pub announce_ip: String,
     pub port: u16,
+    /// With tls-cluster: the plaintext client port (`port` is then the TLS one); else 0.
+    pub pport: u16,
     pub cport: u16,
     pub hostname: String,
     /// Keys per slot (for the dirty-slot check when a slot is taken from us).
@@ -95,7 +97,7 @@ impl Bus<'_> {
             myslots: master.map(|m| m.slots.clone()).unwrap_or_default(),
             slaveof: me.slaveof.unwrap_or(NULL_NAME),
             myip: self.env.announce_ip.clone(),
-            pport: 0,
+            pport: self.env.pport,
             cport: self.env.cport,
             flags: me.flags,
             state: if self.s.state_ok { 0 } else { 1 },
@@ -418,6 +420,7 @@ impl Bus<'_> {
             }
             n.repl_offset = m.offset;
             n.repl_offset_time = now;
+            n.pport = m.pport;
             // A replica in a manual failover learns its paused master's offset.
             if self.my_master() == Some(sn) && m.mflags[0] & bus::MF_PAUSED != 0 && self.s.mf_end != 0 && self.s.mf_master_offset == -1 {
                 self.s.mf_master_offset = m.offset as i64;

@@ -73,6 +73,23 @@ fn config_path(cfg: &crate::config::Config) -> std::path::PathBuf {
 }
 
 /// The bus port: `cluster-port`, or the client port + 10000.
+/// The client port the cluster announces: the tls-port with tls-cluster, as Redis.
+pub fn client_port(cfg: &crate::config::Config, tcp_port: u16) -> u16 {
+    match cfg.get("tls-cluster").as_deref() == Some("yes") {
+        true => cfg.get_int("tls-port") as u16,
+        false => tcp_port,
+    }
+}
+
+/// With tls-cluster, the plaintext port announced beside the TLS one (Redis's `pport`); else 0.
+fn plain_port(cfg: &crate::config::Config, tcp_port: u16) -> u16 {
+    match cfg.get("tls-cluster").as_deref() == Some("yes") {
+        true => tcp_port,
+        false => 0,
+    }
+}
+
+/// The bus port for client port `port` (the one `client_port` gives).
 pub fn bus_port(cfg: &crate::config::Config, port: u16) -> u16 {
     match cfg.get_int("cluster-port") {
         0 => port.wrapping_add(10000),
@@ -81,8 +98,7 @@ pub fn bus_port(cfg: &crate::config::Config, port: u16) -> u16 {
 }
 
 /// Binds the bus port (so a port in use fails the start, as Redis does).
-pub fn listen(cfg: &crate::config::Config, port: u16) -> std::io::Result<std::net::TcpListener> {
-    let cport = bus_port(cfg, port);
+pub fn listen(cfg: &crate::config::Config, cport: u16) -> std::io::Result<std::net::TcpListener> {
     let bind = cfg.get("bind").unwrap_or_default();
     let addr = bind.split_whitespace().next().map(|a| a.trim_start_matches('-')).filter(|a| *a != "*" && *a != "::*").unwrap_or("0.0.0.0");
     let addr = if addr.contains(':') { format!("[{}]:{}", addr, cport) } else { format!("{}:{}", addr, cport) };
@@ -93,11 +109,12 @@ pub fn listen(cfg: &crate::config::Config, port: u16) -> std::io::Result<std::ne
 
 /// Starts the cluster: its state becomes the routing table, its thread runs the bus.
 pub fn start(st: Arc<State>, mut cs: ClusterState, listener: std::net::TcpListener) {
-    let port = st.tcp_port;
+    let port = client_port(&st.config, st.tcp_port);
     let cport = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     {
         let me = cs.me_mut();
         me.port = announce_port(&st, port);
+        me.pport = plain_port(&st.config, st.tcp_port);
         me.cport = announce_bus_port(&st, cport);
         let ip = st.config.get("cluster-announce-ip").unwrap_or_default();
         if !ip.is_empty() {
@@ -182,7 +199,8 @@ impl Shared {
             allow_replica_migration: yes("cluster-allow-replica-migration"),
             migration_barrier: st.config.get_int("cluster-migration-barrier"),
             announce_ip: st.config.get("cluster-announce-ip").unwrap_or_default(),
-            port: announce_port(st, st.tcp_port),
+            port: announce_port(st, client_port(&st.config, st.tcp_port)),
+            pport: plain_port(&st.config, st.tcp_port),
             cport: self.c.lock().me().cport,
             hostname: st.config.get("cluster-announce-hostname").unwrap_or_default(),
             keys_in_slot: Box::new(move |slot| keys_in_slot(&keys_st, slot)),
@@ -275,7 +293,7 @@ fn delete_slots(st: &State, slots: &[usize]) {
 pub fn publish_slots(st: &State, c: &ClusterState) {
     let r = &st.cluster;
     for n in c.nodes.values() {
-        r.set_addr(n.idx, &n.ip, n.port);
+        r.set_addr(n.idx, &n.ip, n.port, n.pport);
     }
     let idx = |n: Option<bus::Name>| n.and_then(|n| c.nodes.get(&n)).map_or(0, |n| n.idx);
     for j in 0..bus::SLOTS {
@@ -334,7 +352,21 @@ async fn run(sh: Arc<Shared>, listener: std::net::TcpListener) {
             loop {
                 if let Ok((s, peer)) = listener.accept().await {
                     let _ = s.set_nodelay(true);
-                    tokio::task::spawn_local(inbound(sh.clone(), s, peer));
+                    let sh = sh.clone();
+                    tokio::task::spawn_local(async move {
+                        // tls-cluster: the bus speaks TLS both ways.
+                        let s = match sh.st.tls_if("tls-cluster") {
+                            None => crate::net::Stream::Plain(s),
+                            Some(tls) => match crate::net::accept(&tls, s, link_timeout(&sh)).await {
+                                Ok(s) => crate::net::Stream::Server(Box::new(s)),
+                                Err(e) => {
+                                    tracing::debug!("Error accepting cluster node connection: {}", e);
+                                    return;
+                                }
+                            },
+                        };
+                        inbound(sh, s, peer).await
+                    });
                 }
             }
         });
@@ -423,9 +455,9 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-async fn inbound(sh: Arc<Shared>, mut s: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+async fn inbound(sh: Arc<Shared>, mut s: crate::net::Stream, peer: std::net::SocketAddr) {
     let peer_ip = peer.ip().to_string();
-    let local_ip = s.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let local_ip = s.tcp().local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let mut buf = Vec::new();
     while let Ok(Some(replies)) = read_frames(&sh, &mut s, &mut buf, None, &peer_ip, &local_ip).await {
         for r in replies {
@@ -433,23 +465,28 @@ async fn inbound(sh: Arc<Shared>, mut s: tokio::net::TcpStream, peer: std::net::
                 return;
             }
         }
+        if s.flush().await.is_err() {
+            return;
+        }
     }
 }
 
+fn link_timeout(sh: &Shared) -> std::time::Duration {
+    std::time::Duration::from_millis(sh.st.config.get_int("cluster-node-timeout").clamp(100, 5000) as u64)
+}
+
 async fn outbound(sh: Arc<Shared>, id: u64, ip: String, cport: u16, mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
-    let timeout = std::time::Duration::from_millis(sh.st.config.get_int("cluster-node-timeout").clamp(100, 5000) as u64);
-    let conn = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ip.as_str(), cport))).await;
-    let s = match conn {
-        Ok(Ok(s)) => s,
-        _ => {
+    let tls = sh.st.tls_if("tls-cluster");
+    let s = match crate::net::connect(&ip, cport, tls.as_deref(), link_timeout(&sh)).await {
+        Ok(s) => s,
+        Err(_) => {
             drop_link(&sh, id);
             return;
         }
     };
-    let _ = s.set_nodelay(true);
-    let peer_ip = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let local_ip = s.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let (mut r, mut w) = s.into_split();
+    let peer_ip = s.tcp().peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let local_ip = s.tcp().local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let (mut r, mut w) = tokio::io::split(s);
     // First message: MEET to a node met by CLUSTER MEET, else PING.
     sh.with_bus(|b| {
         let Some(name) = node_of_link(b.s, id) else { return };
@@ -465,7 +502,7 @@ async fn outbound(sh: Arc<Shared>, id: u64, ip: String, cport: u16, mut rx: toki
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Some(b) => if w.write_all(&b).await.is_err() { break },
+                Some(b) => if w.write_all(&b).await.is_err() || w.flush().await.is_err() { break },
                 None => break,
             },
             res = read_frames(&sh, &mut r, &mut buf, Some(id), &peer_ip, &local_ip) => match res {

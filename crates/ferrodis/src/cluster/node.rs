@@ -80,6 +80,14 @@ impl Node {
     pub fn is_master(&self) -> bool {
         self.flags & bus::F_MASTER != 0
     }
+    /// The port a client is told: the plaintext one for a plaintext client where the node has
+    /// one (tls-cluster), else the node's port.
+    pub fn client_port(&self, plain: bool) -> u16 {
+        match plain && self.pport != 0 {
+            true => self.pport,
+            false => self.port,
+        }
+    }
     pub fn is_replica(&self) -> bool {
         self.flags & bus::F_SLAVE != 0
     }
@@ -310,9 +318,10 @@ impl ClusterState {
     }
 
     /// One line of CLUSTER NODES / nodes.conf (Redis's clusterGenNodeDescription).
-    pub fn describe(&self, n: &Node, now_link_states: bool) -> String {
+    /// `plain`: for a plaintext client of a tls-cluster node, which is told plaintext ports.
+    pub fn describe(&self, n: &Node, now_link_states: bool, plain: bool) -> String {
         let mut s = String::with_capacity(128);
-        let _ = write!(s, "{} {}:{}@{}", n.name_str(), n.ip, n.port, n.cport);
+        let _ = write!(s, "{} {}:{}@{}", n.name_str(), n.ip, n.client_port(plain), n.cport);
         if !n.hostname.is_empty() {
             let _ = write!(s, ",{}", n.hostname);
         }
@@ -348,13 +357,13 @@ impl ClusterState {
     }
 
     /// CLUSTER NODES (myself first, then the others by name).
-    pub fn nodes_text(&self) -> String {
+    pub fn nodes_text(&self, plain: bool) -> String {
         let mut names: Vec<&Name> = self.nodes.keys().collect();
         names.sort_by_key(|n| (**n != self.myself, **n));
         let mut s = String::new();
         for n in names {
             let node = &self.nodes[n];
-            s.push_str(&self.describe(node, true));
+            s.push_str(&self.describe(node, true, plain));
             s.push('\n');
         }
         s
@@ -366,7 +375,7 @@ impl ClusterState {
         names.sort_by_key(|n| (**n != self.myself, **n));
         let mut s = String::new();
         for n in names {
-            s.push_str(&self.describe(&self.nodes[n], false));
+            s.push_str(&self.describe(&self.nodes[n], false, false));
             s.push('\n');
         }
         let _ = writeln!(s, "vars currentEpoch {} lastVoteEpoch {}", self.current_epoch, self.last_vote_epoch);

@@ -396,6 +396,7 @@ fn cluster_route(
         asking: conn.asking || spec.flags & flag::ASKING != 0,
         is_migrate: spec.name == "migrate",
         pubsub_shard: matches!(spec.name, "spublish" | "ssubscribe" | "sunsubscribe"),
+        plain: !conn.tls,
     };
     let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
     if spec.name == "exec" {

@@ -116,6 +116,8 @@ pub struct ConnState {
     /// Cluster mode: ASKING was sent (for the next command only), READONLY is on.
     pub asking: bool,
     pub cluster_readonly: bool,
+    /// The client came in on the tls-port (with tls-cluster, others are told plaintext ports).
+    pub tls: bool,
     /// The ACL user this connection runs as (None: no ACL, as in unit tests).
     pub user: Option<Arc<crate::state::acl::UserCell>>,
 }
@@ -200,6 +202,7 @@ impl ConnState {
             replconf: ReplConf::default(),
             asking: false,
             cluster_readonly: false,
+            tls: false,
             user: None,
         }
     }

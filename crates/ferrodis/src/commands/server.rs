@@ -386,8 +386,29 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
     }
     let aof_changed = updates.iter().any(|(k, _)| k == "appendonly");
+    let tls_changed = updates.iter().find(|(k, _)| k.starts_with("tls-")).map(|(k, _)| k.clone());
+    let old: Vec<(String, String)> = updates.iter().map(|(k, _)| (k.clone(), cfg.get(k).unwrap_or_default())).collect();
     for (k, v) in updates {
         cfg.set_validated(&k, v);
+    }
+    // TLS is rebuilt from the new values; if that fails, nothing of this CONFIG SET stays.
+    if let Some(name) = tls_changed {
+        if crate::net::tls::wanted(cfg) {
+            match crate::net::tls::configure(cfg) {
+                Ok(t) => *ctx.st.tls.write() = Some(t),
+                Err(e) => {
+                    tracing::warn!("{}", e);
+                    for (k, v) in old {
+                        cfg.set_validated(&k, v);
+                    }
+                    ctx.out.error(&format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration. Check server logs.",
+                        name
+                    ));
+                    return;
+                }
+            }
+        }
     }
     if aof_changed {
         super::persistence::appendonly_changed(ctx.st);

@@ -14,6 +14,22 @@ const DEFAULTS: &str = include_str!("defaults.tsv");
 /// Options whose value changes ferrodis's behaviour today.
 pub const IMPLEMENTED: &[&str] = &[
     "port",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-auth-clients",
+    "tls-replication",
+    "tls-cluster",
+    "tls-protocols",
+    "tls-ciphers",
+    "tls-ciphersuites",
+    "tls-prefer-server-ciphers",
+    "tls-session-caching",
+    "tls-session-cache-size",
     "bind",
     "databases",
     "requirepass",
@@ -523,6 +539,13 @@ impl Config {
                 return Ok(format!("{} {}", args[0], args[1]));
             }
             _ if multi => return Ok(args.join(" ")),
+            // An enum with a boolean-looking default.
+            "tls-auth-clients" => {
+                return match one.to_ascii_lowercase().as_str() {
+                    v @ ("yes" | "no" | "optional") => Ok(v.to_string()),
+                    _ => Err("argument(s) must be one of the following: no, yes, optional".into()),
+                };
+            }
             _ => {}
         }
         if def == "yes" || def == "no" {

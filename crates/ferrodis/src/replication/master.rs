@@ -14,19 +14,19 @@
 
 use crate::commands::ReplConf;
 use crate::journal::Reader;
+use crate::net::Stream;
 use crate::state::repl::ReplicaLink;
 use crate::state::{ClientInfo, State};
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Serves a replica on `stream` until it goes away. `psync` is PSYNC's (replid, offset), None
 /// for the old SYNC.
-pub async fn serve(stream: std::net::TcpStream, info: Arc<ClientInfo>, conf: ReplConf, psync: Option<(Vec<u8>, i64)>, st: Arc<State>) {
-    let Ok(stream) = stream.set_nonblocking(true).and_then(|_| TcpStream::from_std(stream)) else { return };
+pub async fn serve(stream: Stream, info: Arc<ClientInfo>, conf: ReplConf, psync: Option<(Vec<u8>, i64)>, st: Arc<State>) {
     info.repl_kind.store(crate::state::clients::KIND_REPLICA, Ordering::Relaxed);
     let ip = conf.ip.clone().unwrap_or_else(|| info.addr.rsplit_once(':').map_or(info.addr.clone(), |(h, _)| h.to_string()));
     let link = Arc::new(ReplicaLink {
@@ -48,7 +48,7 @@ pub async fn serve(stream: std::net::TcpStream, info: Arc<ClientInfo>, conf: Rep
 }
 
 async fn run(
-    mut stream: TcpStream,
+    mut stream: Stream,
     info: &ClientInfo,
     conf: &ReplConf,
     psync: Option<(Vec<u8>, i64)>,
@@ -60,7 +60,7 @@ async fn run(
         Some(r) => {
             let replid = st.repl.ids.lock().replid.clone();
             let line = if conf.capa_psync2 { format!("+CONTINUE {replid}\r\n") } else { "+CONTINUE\r\n".to_string() };
-            stream.write_all(line.as_bytes()).await?;
+            send(&mut stream, line.as_bytes()).await?;
             st.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
@@ -107,7 +107,7 @@ fn try_partial(st: &State, replid: &[u8], offset: i64) -> Option<Arc<Reader>> {
 
 /// Sends a snapshot and returns the reader placed at its instant.
 async fn full_resync(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     conf: &ReplConf,
     psync: bool,
     st: &Arc<State>,
@@ -160,18 +160,18 @@ async fn full_resync(
     let (reader, offset, replid) = started;
     tracing::info!("Starting BGSAVE for SYNC with target: {}", if diskless { "replicas sockets" } else { "disk" });
     if psync {
-        stream.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
+        send(stream, format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes()).await?;
     }
     *link.state.lock() = "send_bulk";
     if diskless {
         let mark = crate::util::random_hex40();
-        stream.write_all(format!("$EOF:{mark}\r\n").as_bytes()).await?;
+        send(stream, format!("$EOF:{mark}\r\n").as_bytes()).await?;
         while let Some(chunk) = rx.recv().await {
-            stream.write_all(&chunk).await?;
+            send(stream, &chunk).await?;
         }
         let r = worker.join().unwrap_or_else(|_| Err("the snapshot thread panicked".into()));
         r.map_err(std::io::Error::other)?;
-        stream.write_all(mark.as_bytes()).await?;
+        send(stream, mark.as_bytes()).await?;
     } else {
         // The file is written first: keep the replica's link alive with newlines meanwhile.
         let worker = tokio::task::spawn_blocking(move || worker.join().unwrap_or_else(|_| Err("the snapshot thread panicked".into())));
@@ -179,13 +179,13 @@ async fn full_resync(
         let r = loop {
             tokio::select! {
                 r = &mut worker => break r.unwrap_or_else(|e| Err(e.to_string())),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => stream.write_all(b"\n").await?,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => send(stream, b"\n").await?,
             }
         };
         let path = tmp.expect("disk mode has a file");
         let sent = async {
             let len = r.map_err(std::io::Error::other)?;
-            stream.write_all(format!("${len}\r\n").as_bytes()).await?;
+            send(stream, format!("${len}\r\n").as_bytes()).await?;
             // A local file: reading it a chunk at a time is quick next to the socket.
             let mut f = std::fs::File::open(&path)?;
             let mut chunk = vec![0u8; CHUNK];
@@ -194,7 +194,7 @@ async fn full_resync(
                 if n == 0 {
                     break;
                 }
-                stream.write_all(&chunk[..n]).await?;
+                send(stream, &chunk[..n]).await?;
             }
             Ok::<_, std::io::Error>(())
         }
@@ -240,8 +240,34 @@ impl std::io::Write for ChannelWriter {
 }
 
 /// The live stream: journal bytes out, acknowledgements in.
-async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &State, link: &ReplicaLink) -> std::io::Result<()> {
-    let (mut rd, mut wr) = stream.into_split();
+async fn feed(stream: Stream, info: &ClientInfo, reader: Arc<Reader>, st: &State, link: &ReplicaLink) -> std::io::Result<()> {
+    match stream {
+        // Plain TCP splits without a lock; TLS shares one session between the halves.
+        Stream::Plain(s) => {
+            let (rd, wr) = s.into_split();
+            feed_io(rd, wr, info, reader, st, link).await
+        }
+        s => {
+            let (rd, wr) = tokio::io::split(s);
+            feed_io(rd, wr, info, reader, st, link).await
+        }
+    }
+}
+
+/// Writes and flushes (a TLS stream keeps its records until flushed).
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> std::io::Result<()> {
+    w.write_all(data).await?;
+    w.flush().await
+}
+
+async fn feed_io<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut rd: R,
+    mut wr: W,
+    info: &ClientInfo,
+    reader: Arc<Reader>,
+    st: &State,
+    link: &ReplicaLink,
+) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(CHUNK);
     let mut inbuf = BytesMut::with_capacity(4096);
     let timeout_ms = || st.config.get_int("repl-timeout").max(1) * 1000;
@@ -267,7 +293,7 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
                 }
             };
             tokio::select! {
-                r = tokio::time::timeout(Duration::from_millis(timeout_ms() as u64), wr.write_all(&out)) => match r {
+                r = tokio::time::timeout(Duration::from_millis(timeout_ms() as u64), send(&mut wr, &out)) => match r {
                     Ok(r) => r?,
                     Err(_) => return Err(std::io::Error::other("timeout writing to the replica")),
                 },
@@ -282,11 +308,12 @@ async fn feed(stream: TcpStream, info: &ClientInfo, reader: Arc<Reader>, st: &St
             if st.repl.getack_pending.load(Ordering::Relaxed) || now - last_read_ms >= 100 {
                 last_read_ms = now;
                 inbuf.reserve(4096);
-                match rd.try_read_buf(&mut inbuf) {
-                    Ok(0) => return Err(std::io::Error::other("closed by the replica")),
-                    Ok(_) => read_acks(&mut inbuf, st, info, link),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                // A zero timeout polls the read once: what has arrived, without waiting.
+                match tokio::time::timeout(Duration::ZERO, rd.read_buf(&mut inbuf)).await {
+                    Ok(Ok(0)) => return Err(std::io::Error::other("closed by the replica")),
+                    Ok(Ok(_)) => read_acks(&mut inbuf, st, info, link),
+                    Err(_) => {}
+                    Ok(Err(e)) => return Err(e),
                 }
             }
             continue;

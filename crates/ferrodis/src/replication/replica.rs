@@ -12,6 +12,7 @@
 
 use crate::commands::dispatch::{execute, Flow};
 use crate::commands::{CommandTable, ConnState};
+use crate::net::Stream;
 use crate::state::repl::LinkState;
 use crate::state::{ClientInfo, State, ThreadStats};
 use bytes::{Buf, BytesMut};
@@ -19,7 +20,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 type Res<T> = Result<T, String>;
 
@@ -87,7 +87,7 @@ async fn run(st: Arc<State>, table: Arc<CommandTable>, gen: u64) {
 }
 
 /// Reads one line (without its CRLF) from the master, buffering what follows.
-async fn read_line(s: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> Res<String> {
+async fn read_line(s: &mut Stream, buf: &mut BytesMut, timeout: Duration) -> Res<String> {
     loop {
         if let Some(p) = buf.iter().position(|&c| c == b'\n') {
             let line = String::from_utf8_lossy(&buf[..p]).trim_end_matches('\r').to_string();
@@ -101,7 +101,7 @@ async fn read_line(s: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> 
     }
 }
 
-async fn read_more(s: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> Res<usize> {
+async fn read_more(s: &mut Stream, buf: &mut BytesMut, timeout: Duration) -> Res<usize> {
     buf.reserve(64 * 1024);
     match tokio::time::timeout(timeout, s.read_buf(buf)).await {
         Err(_) => Err("Timeout connecting to the MASTER...".into()),
@@ -111,13 +111,14 @@ async fn read_more(s: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> 
     }
 }
 
-async fn send(s: &mut TcpStream, args: &[&[u8]]) -> Res<()> {
+async fn send(s: &mut Stream, args: &[&[u8]]) -> Res<()> {
     let mut b = Vec::new();
     resp::encode_command(&mut b, args);
-    s.write_all(&b).await.map_err(|e| format!("Error writing to MASTER: {e}"))
+    s.write_all(&b).await.map_err(|e| format!("Error writing to MASTER: {e}"))?;
+    s.flush().await.map_err(|e| format!("Error writing to MASTER: {e}"))
 }
 
-async fn command(s: &mut TcpStream, buf: &mut BytesMut, timeout: Duration, args: &[&[u8]]) -> Res<String> {
+async fn command(s: &mut Stream, buf: &mut BytesMut, timeout: Duration, args: &[&[u8]]) -> Res<String> {
     send(s, args).await?;
     read_line(s, buf, timeout).await
 }
@@ -134,12 +135,13 @@ async fn session(
 ) -> Res<()> {
     let timeout = Duration::from_secs(st.config.get_int("repl-timeout").max(1) as u64);
     set_state(st, gen, |m| m.state = LinkState::Connecting);
-    let mut s = match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("Error condition on socket for SYNC: {e}")),
-        Err(_) => return Err("Timeout connecting to the MASTER...".into()),
+    // tls-replication: the link to the master is TLS, checked against tls-ca-cert-file.
+    let tls = st.tls_if("tls-replication");
+    let mut s = match crate::net::connect(host, port, tls.as_deref(), timeout).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err("Timeout connecting to the MASTER...".into()),
+        Err(e) => return Err(format!("Error condition on socket for SYNC: {e}")),
     };
-    let _ = s.set_nodelay(true);
     tracing::info!("MASTER <-> REPLICA sync started");
     set_state(st, gen, |m| m.state = LinkState::Handshake);
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -165,6 +167,7 @@ async fn session(
         }
     }
     let announce_port = match st.config.get_int("replica-announce-port") {
+        0 if tls.is_some() => st.config.get_int("tls-port"),
         0 => st.tcp_port as i64,
         p => p,
     };
@@ -246,7 +249,7 @@ async fn session(
 
 /// Reads the RDB payload after +FULLRESYNC: `$EOF:<mark>` ... `<mark>`, or `$<len>` and the bytes.
 /// Newlines before it are the master's keepalives.
-async fn receive_payload(st: &State, gen: u64, s: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> Res<Vec<u8>> {
+async fn receive_payload(st: &State, gen: u64, s: &mut Stream, buf: &mut BytesMut, timeout: Duration) -> Res<Vec<u8>> {
     set_state(st, gen, |m| {
         m.state = LinkState::Transfer;
         m.sync_read = 0;
@@ -357,17 +360,17 @@ async fn stream(
     table: &CommandTable,
     ts: &ThreadStats,
     gen: u64,
-    mut s: TcpStream,
+    mut s: Stream,
     mut buf: BytesMut,
     applier: &mut Applier,
 ) -> Res<()> {
-    let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = s.tcp().peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let now = crate::util::now_ms();
     let info = Arc::new(ClientInfo {
         id: st.clients.next_id(),
         addr: peer,
-        laddr: s.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        fd: std::os::fd::AsRawFd::as_raw_fd(&s),
+        laddr: s.tcp().local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        fd: std::os::fd::AsRawFd::as_raw_fd(s.tcp()),
         created_ms: now,
         last_interaction_ms: now.into(),
         resp: 2.into(),
@@ -393,7 +396,7 @@ async fn apply_loop(
     table: &CommandTable,
     ts: &ThreadStats,
     gen: u64,
-    s: &mut TcpStream,
+    s: &mut Stream,
     buf: &mut BytesMut,
     conn: &mut ConnState,
     info: &ClientInfo,
@@ -481,6 +484,6 @@ async fn apply_loop(
     }
 }
 
-async fn send_ack(s: &mut TcpStream, st: &State) -> Res<()> {
+async fn send_ack(s: &mut Stream, st: &State) -> Res<()> {
     send(s, &[b"REPLCONF", b"ACK", st.journal.offset().to_string().as_bytes()]).await
 }

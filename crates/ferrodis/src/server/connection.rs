@@ -18,19 +18,21 @@ use std::sync::Arc;
 const FLUSH_AT: usize = 64 * 1024;
 
 pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<CommandTable>, ts: Arc<ThreadStats>) {
-    let _ = sock.get_ref().set_nodelay(true);
     let keepalive = st.config.get_int("tcp-keepalive");
-    if keepalive > 0 {
-        let sref = socket2::SockRef::from(sock.get_ref());
-        let _ = sref.set_keepalive(true);
-        let _ = sref.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(keepalive as u64)));
-    }
+    let laddr = sock.with_sock(|s| {
+        let _ = s.set_nodelay(true);
+        if keepalive > 0 {
+            let _ = s.set_keepalive(true);
+            let _ = s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(keepalive as u64)));
+        }
+        s.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.to_string()).unwrap_or_default()
+    });
     let now = crate::util::now_ms();
     let info = Arc::new(ClientInfo {
         id: st.clients.next_id(),
         addr: peer.to_string(),
-        laddr: sock.get_ref().local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        fd: std::os::fd::AsRawFd::as_raw_fd(sock.get_ref()),
+        laddr,
+        fd: sock.fd(),
         created_ms: now,
         last_interaction_ms: now.into(),
         resp: 2.into(),
@@ -51,6 +53,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     st.clients.register(info.clone());
     let authenticated = !st.config.hot.requirepass_set.load(Ordering::Relaxed);
     let mut conn = ConnState::new(info.clone(), authenticated);
+    conn.tls = sock.is_tls();
     conn.user = st.acl.get().map(|a| a.default_user());
     let mut out = ReplyBuf::new(Proto::Resp2);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -260,7 +263,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     crate::commands::pubsub::unsubscribe_all(&st, &mut conn);
     if let Some(psync) = to_replication {
         let conf = std::mem::take(&mut conn.replconf);
-        crate::replication::master::serve(sock.into_std(), info.clone(), conf, psync, st.clone()).await;
+        if let Ok(stream) = sock.into_stream() {
+            crate::replication::master::serve(stream, info.clone(), conf, psync, st.clone()).await;
+        }
     }
     st.clients.unregister(info.id);
 }

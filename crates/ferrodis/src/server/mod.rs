@@ -120,6 +120,16 @@ pub fn run(config: Config) -> i32 {
         tracing::warn!("{}", e);
         return 1;
     }
+    if crate::net::tls::wanted(&st.config) {
+        match crate::net::tls::configure(&st.config) {
+            Ok(t) => *st.tls.write() = Some(t),
+            Err(e) => {
+                tracing::warn!("{}", e);
+                tracing::warn!("Failed to configure TLS. Check logs for more info.");
+                return 1;
+            }
+        }
+    }
     tracing::info!("oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo");
     tracing::info!(
         "Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid={}, just started (ferrodis {})",
@@ -137,36 +147,45 @@ pub fn run(config: Config) -> i32 {
 
     // Listeners first, so that a port in use fails the start as Redis does.
     let backlog = st.config.get_int("tcp-backlog").clamp(1, 65535) as i32;
+    // (listener, is it the tls-port's)
     let mut listeners = Vec::new();
-    if port != 0 {
+    let tls_port = st.config.get_int("tls-port") as u16;
+    for (port, tls, kind) in [(port, false, "TCP"), (tls_port, true, "TLS")] {
+        if port == 0 {
+            continue;
+        }
+        let before = listeners.len();
         for (addr, optional) in bind_addrs(&st.config, port) {
             match listen(addr, backlog) {
-                Ok(l) => listeners.push(l),
+                Ok(l) => listeners.push((l, tls)),
                 Err(e)
                     if optional && (e.kind() == std::io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(libc::EAFNOSUPPORT)) => {}
                 Err(e) => {
-                    tracing::warn!("Warning: Could not create server TCP listening socket {}: bind: {}", addr, e);
-                    tracing::warn!("Failed listening on port {} (TCP), aborting.", port);
+                    tracing::warn!("Warning: Could not create server {} listening socket {}: bind: {}", kind, addr, e);
+                    tracing::warn!("Failed listening on port {} ({}), aborting.", port, kind.to_lowercase());
                     return 1;
                 }
             }
         }
-        if listeners.is_empty() {
-            tracing::warn!("Failed listening on port {} (TCP), aborting.", port);
+        if listeners.len() == before {
+            tracing::warn!("Failed listening on port {} ({}), aborting.", port, kind.to_lowercase());
             return 1;
         }
     }
 
     // The cluster bus's port (client port + 10000 unless cluster-port says otherwise).
     let bus_listener = match cluster.is_some() {
-        true => match crate::cluster::listen(&st.config, port) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!("Could not bind the cluster bus port {}: {}", crate::cluster::bus_port(&st.config, port), e);
-                tracing::warn!("Failed listening on port {} (TCP), aborting.", crate::cluster::bus_port(&st.config, port));
-                return 1;
+        true => {
+            let cport = crate::cluster::bus_port(&st.config, crate::cluster::client_port(&st.config, port));
+            match crate::cluster::listen(&st.config, cport) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("Could not bind the cluster bus port {}: {}", cport, e);
+                    tracing::warn!("Failed listening on port {} (TCP), aborting.", cport);
+                    return 1;
+                }
             }
-        },
+        }
         false => None,
     };
 
@@ -198,7 +217,7 @@ pub fn run(config: Config) -> i32 {
     // Worker threads.
     let mut senders = Vec::new();
     for i in 0..threads {
-        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let (tx, rx) = mpsc::unbounded_channel::<Accepted>();
         senders.push(tx);
         let st = st.clone();
         let table = table.clone();
@@ -228,7 +247,7 @@ pub fn run(config: Config) -> i32 {
             port
         );
         tracing::info!("Server initialized");
-        for (next, l) in listeners.into_iter().enumerate() {
+        for (next, (l, tls)) in listeners.into_iter().enumerate() {
             let l = tokio::net::TcpListener::from_std(l).expect("listener");
             let senders = senders.clone();
             let st = st.clone();
@@ -240,7 +259,7 @@ pub fn run(config: Config) -> i32 {
                             st.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                             if let Ok(s) = s.into_std() {
                                 next = (next + 1) % senders.len();
-                                let _ = senders[next].send((s, peer));
+                                let _ = senders[next].send((s, peer, tls));
                             }
                         }
                         Err(e) => {
@@ -252,6 +271,9 @@ pub fn run(config: Config) -> i32 {
             });
         }
         tracing::info!("Ready to accept connections tcp");
+        if tls_port != 0 {
+            tracing::info!("Ready to accept connections tls");
+        }
         tokio::spawn(cron::run(st.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
@@ -319,18 +341,35 @@ fn sentinel_table() -> CommandTable {
     t
 }
 
-async fn worker(
-    mut rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    st: Arc<State>,
-    table: Arc<CommandTable>,
-    ts: Arc<ThreadStats>,
-) {
-    while let Some((s, peer)) = rx.recv().await {
+/// An accepted connection: the socket, the peer, and whether it came in on the tls-port.
+type Accepted = (std::net::TcpStream, SocketAddr, bool);
+
+async fn worker(mut rx: mpsc::UnboundedReceiver<Accepted>, st: Arc<State>, table: Arc<CommandTable>, ts: Arc<ThreadStats>) {
+    while let Some((s, peer, tls)) = rx.recv().await {
         let (st, table, ts) = (st.clone(), table.clone(), ts.clone());
         tokio::task::spawn_local(async move {
-            if let Ok(s) = io::Socket::new(s) {
+            let sock = match tls {
+                false => io::Socket::new(s),
+                true => tls_accept(&st, s, peer).await,
+            };
+            if let Ok(s) = sock {
                 connection::serve(s, peer, st, table, ts).await;
             }
         });
+    }
+}
+
+/// The TLS handshake of a client of the tls-port, with the context as it is now.
+async fn tls_accept(st: &State, s: std::net::TcpStream, peer: SocketAddr) -> std::io::Result<io::Socket> {
+    let tls = st.tls.read().clone().ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
+    s.set_nonblocking(true)?;
+    let s = tokio::net::TcpStream::from_std(s)?;
+    // A client that never finishes its handshake does not hold the slot forever.
+    match crate::net::accept(&tls, s, std::time::Duration::from_secs(10)).await {
+        Ok(s) => Ok(io::Socket::tls(s)),
+        Err(e) => {
+            tracing::debug!("Error accepting a client connection: {} (addr={})", e, peer);
+            Err(e)
+        }
     }
 }

@@ -23,8 +23,8 @@ pub struct Routing {
     pub enabled: AtomicBool,
     /// Per slot: owner (bits 0..16), migrating to (16..32), importing from (32..48).
     slots: Box<[AtomicU64]>,
-    /// Index → (ip, port) for MOVED and ASK.
-    addrs: RwLock<Vec<(String, u16)>>,
+    /// Index → (ip, port, plaintext port or 0) for MOVED and ASK.
+    addrs: RwLock<Vec<(String, u16, u16)>>,
     /// This node's index + 1.
     pub me: AtomicU32,
     /// Our master's index + 1 when we are a replica, else 0.
@@ -77,6 +77,8 @@ pub struct Query {
     pub is_migrate: bool,
     /// SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE: channels, not keys; a replica serves its shard's.
     pub pubsub_shard: bool,
+    /// A plaintext client: redirected to a node's plaintext port where it has one (tls-cluster).
+    pub plain: bool,
 }
 
 impl Routing {
@@ -100,20 +102,21 @@ impl Routing {
         SlotRoute { owner: (w & 0xffff) as u32, migrating: ((w >> 16) & 0xffff) as u32, importing: ((w >> 32) & 0xffff) as u32 }
     }
     /// Sets node `idx`'s address (idx as given to `set_slot`, i.e. index + 1).
-    pub fn set_addr(&self, idx: u32, ip: &str, port: u16) {
+    pub fn set_addr(&self, idx: u32, ip: &str, port: u16, pport: u16) {
         let mut a = self.addrs.write();
         let i = idx as usize;
         if a.len() <= i {
-            a.resize(i + 1, (String::new(), 0));
+            a.resize(i + 1, (String::new(), 0, 0));
         }
-        if a[i].0 != ip || a[i].1 != port {
-            a[i] = (ip.to_string(), port);
+        if a[i].0 != ip || a[i].1 != port || a[i].2 != pport {
+            a[i] = (ip.to_string(), port, pport);
         }
     }
-    fn addr(&self, idx: u32) -> String {
+    fn addr(&self, idx: u32, plain: bool) -> String {
         let a = self.addrs.read();
         match a.get(idx as usize) {
-            Some((ip, port)) => format!("{}:{}", ip, port),
+            Some((ip, _, pport)) if plain && *pport != 0 => format!("{}:{}", ip, pport),
+            Some((ip, port, _)) => format!("{}:{}", ip, port),
             None => ":0".into(),
         }
     }
@@ -170,7 +173,7 @@ impl Routing {
             return None;
         }
         if migrating && missing > 0 {
-            return Some(format!("ASK {} {}", slot, self.addr(r.migrating)));
+            return Some(format!("ASK {} {}", slot, self.addr(r.migrating, q.plain)));
         }
         if importing && q.asking {
             if multiple_keys && missing > 0 {
@@ -185,7 +188,7 @@ impl Routing {
         if (q.readonly || q.pubsub_shard) && !q.is_write && master != 0 && master == r.owner {
             return None;
         }
-        Some(format!("MOVED {} {}", slot, self.addr(r.owner)))
+        Some(format!("MOVED {} {}", slot, self.addr(r.owner, q.plain)))
     }
 }
 
@@ -200,7 +203,7 @@ mod tests {
     use super::*;
 
     fn q(is_write: bool) -> Query {
-        Query { db: 0, is_write, readonly: false, asking: false, is_migrate: false, pubsub_shard: false }
+        Query { db: 0, is_write, readonly: false, asking: false, is_migrate: false, pubsub_shard: false, plain: true }
     }
 
     #[test]
@@ -209,8 +212,8 @@ mod tests {
         let r = Routing::default();
         r.me.store(1, Ordering::Relaxed);
         r.ok.store(true, Ordering::Relaxed);
-        r.set_addr(1, "127.0.0.1", 7000);
-        r.set_addr(2, "127.0.0.1", 7001);
+        r.set_addr(1, "127.0.0.1", 7000, 0);
+        r.set_addr(2, "127.0.0.1", 7001, 0);
         let foo = crate::util::key_slot(b"foo");
         let bar = crate::util::key_slot(b"bar");
         assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some("CLUSTERDOWN Hash slot not served".into()));

@@ -78,6 +78,8 @@ pub struct State {
     pub evict: evict::Evict,
     /// ACL users, set once the command table exists (`server::run`).
     pub acl: std::sync::OnceLock<acl::Acl>,
+    /// The TLS contexts (`tls-*` directives) when TLS is configured; replaced on CONFIG SET.
+    pub tls: parking_lot::RwLock<Option<Arc<crate::net::Tls>>>,
     /// This State itself, for work that outlives a command (BGSAVE's thread).
     me: std::sync::Weak<State>,
 }
@@ -126,6 +128,15 @@ pub struct LatencyEvent {
 const LATENCY_SAMPLES: usize = 160;
 
 impl State {
+    /// The TLS context for outbound links when `directive` (`tls-replication`, `tls-cluster`)
+    /// is yes; None for plain TCP.
+    pub fn tls_if(&self, directive: &str) -> Option<Arc<crate::net::Tls>> {
+        match self.config.get(directive).as_deref() == Some("yes") {
+            true => self.tls.read().clone(),
+            false => None,
+        }
+    }
+
     /// `requirepass` is the default user's password (Redis: resetpass, then >pass, or nopass
     /// when empty); connections then start unauthenticated unless the default user needs none.
     pub fn sync_requirepass(&self) {
@@ -186,6 +197,7 @@ impl State {
             cluster: Default::default(),
             evict: Default::default(),
             acl: std::sync::OnceLock::new(),
+            tls: parking_lot::RwLock::new(None),
         });
         st.apply_replication_limits();
         st
