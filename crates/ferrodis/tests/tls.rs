@@ -350,3 +350,62 @@ fn bad_tls_configuration_stops_the_start() {
         }
     }
 }
+
+/// A sentinel (ferrodis, then Redis Sentinel 7.0) with tls-replication watches a TLS master and
+/// replica, both ferrodis, and fails the master over after a kill -9.
+#[test]
+fn sentinel_fails_over_tls_servers() {
+    require_redis();
+    let dir = tempdir("tls-certs");
+    let certs = make_certs(&dir);
+    for bin in [FERRODIS, "redis-sentinel"] {
+        let common = ["--tls-replication", "yes", "--repl-diskless-sync-delay", "0"];
+        let (mut master, mtp) = start_tls(FERRODIS, &certs, &common);
+        let mut a = common.to_vec();
+        let mref = mtp.to_string();
+        a.extend(["--replicaof", "127.0.0.1", &mref]);
+        let (replica, rtp) = start_tls(FERRODIS, &certs, &a);
+        assert!(wait_until(LONG, || field(replica.port, "replication", "master_link_status") == "up"), "{}", replica.log());
+        let (sport, stp) = (free_port(), free_port());
+        let sdir = tempdir("tls-sentinel");
+        let conf = sdir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sport}\nbind 127.0.0.1\ndir {}\ntls-port {stp}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-replication yes\nsentinel monitor m 127.0.0.1 {mtp} 1\nsentinel down-after-milliseconds m 1000\n\
+                 sentinel failover-timeout m 5000\n",
+                sdir.display(),
+                certs.cert.display(),
+                certs.key.display(),
+                certs.ca.display()
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new(bin)
+            .arg(&conf)
+            .arg("--sentinel")
+            .current_dir(&sdir)
+            .stdout(std::fs::File::create(sdir.join("log")).expect("log"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a sentinel");
+        let sentinel = Server { child, port: sport, dir: sdir };
+        sentinel.wait_ready();
+        // It sees the replica through the master's INFO, over TLS.
+        let sees_replica = wait_until(LONG, || {
+            q::<Vec<redis::Value>>(sport, &["SENTINEL", "REPLICAS", "m"]).is_ok_and(|r| !r.is_empty())
+                && q::<Vec<String>>(sport, &["SENTINEL", "MASTER", "m"]).is_ok_and(|m| !m.join(" ").contains("disconnected"))
+        });
+        assert!(sees_replica, "{bin}: no replica seen\n{}", sentinel.log());
+        let _ = master.child.kill();
+        let _ = master.child.wait();
+        let promoted = wait_until(LONG, || {
+            q::<Vec<String>>(sport, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m"]).is_ok_and(|a| a.get(1) == Some(&rtp.to_string()))
+                && field(replica.port, "replication", "role") == "master"
+        });
+        assert!(promoted, "{bin}: no failover\n{}\n{}", sentinel.log(), replica.log());
+        assert_eq!(tls_cli(rtp, &certs, Some(true), &["SET", "after", "failover"]), "OK");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,7 +11,6 @@ use resp::Reply;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Which instance a task serves: its master's name, its kind and key, and the task's id.
 #[derive(Clone, Debug)]
@@ -34,21 +33,19 @@ pub struct Params {
 }
 
 pub struct Conn {
-    s: TcpStream,
+    s: crate::net::Stream,
     buf: Vec<u8>,
     out: Vec<u8>,
 }
 
 impl Conn {
-    pub async fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<Conn> {
-        let s = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-        let _ = s.set_nodelay(true);
+    /// With `tls` (tls-replication), the link is TLS, as Redis Sentinel's links are then.
+    pub async fn connect(host: &str, port: u16, tls: Option<&crate::net::Tls>, timeout: Duration) -> std::io::Result<Conn> {
+        let s = crate::net::connect(host, port, tls, timeout).await?;
         Ok(Conn { s, buf: Vec::new(), out: Vec::new() })
     }
     pub fn local_ip(&self) -> String {
-        self.s.local_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+        self.s.tcp().local_addr().map(|a| a.ip().to_string()).unwrap_or_default()
     }
     pub fn queue(&mut self, args: &[Vec<u8>]) {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
@@ -57,7 +54,8 @@ impl Conn {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         let r = self.s.write_all(&self.out).await;
         self.out.clear();
-        r
+        r?;
+        self.s.flush().await
     }
     pub async fn read(&mut self, timeout: Duration) -> std::io::Result<Reply> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -91,8 +89,8 @@ fn args(a: &[&str]) -> Vec<Vec<u8>> {
 
 /// Connects and says who we are (AUTH when configured, CLIENT SETNAME); the replies are read
 /// and dropped, as Redis Sentinel does (a wrong password shows as failing PINGs).
-async fn open(p: &Params) -> std::io::Result<Conn> {
-    let mut c = Conn::connect(&p.host, p.port, Duration::from_millis(1000)).await?;
+async fn open(p: &Params, tls: Option<&crate::net::Tls>) -> std::io::Result<Conn> {
+    let mut c = Conn::connect(&p.host, p.port, tls, Duration::from_millis(1000)).await?;
     let mut n = 1;
     if let Some((user, pass)) = &p.auth {
         match user {
@@ -113,7 +111,8 @@ async fn open(p: &Params) -> std::io::Result<Conn> {
 async fn connect(sh: &Shared, r: &InstRef) -> Option<(Params, Conn)> {
     loop {
         let p = monitor::link_params(&mut sh.s.lock(), r)?;
-        match open(&p).await {
+        let tls = sh.st.tls_if("tls-replication");
+        match open(&p, tls.as_deref()).await {
             Ok(c) => return Some((p, c)),
             Err(_) if monitor::set_link(&mut sh.s.lock(), r, false) => tokio::time::sleep(Duration::from_millis(PING_PERIOD as u64)).await,
             Err(_) => return None,

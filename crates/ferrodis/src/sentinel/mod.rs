@@ -47,7 +47,12 @@ pub fn prepare(cfg: &crate::config::Config) -> Result<Sentinel, String> {
     if let Err(e) = std::fs::OpenOptions::new().append(true).open(&file) {
         return Err(format!("Sentinel config file {} is not writable: {}. Exiting...", file, e));
     }
-    let mut s = Sentinel::new(file, cfg.get_int("port") as u16);
+    // With tls-replication, the other sentinels are told the TLS port (Redis's hello).
+    let port = match (cfg.get("tls-replication").as_deref(), cfg.get_int("tls-port")) {
+        (Some("yes"), tp) if tp != 0 => tp,
+        _ => cfg.get_int("port"),
+    };
+    let mut s = Sentinel::new(file, port as u16);
     config::load(&mut s, &cfg.sentinel_lines)?;
     Ok(s)
 }
