@@ -44,12 +44,32 @@ fn channels<'a>(name: &str, argv: &[&'a [u8]]) -> Option<(Vec<&'a [u8]>, bool)> 
     }
 }
 
-/// Why `user` may not run this command, as the error reply; None when it may.
+/// Why `user` may not run this command, as the error reply; None when it may. The user's own
+/// permissions and each selector are tried; when none allows the command, the denial is the
+/// most relevant one, as Redis picks it (channel over key over command, then the later argument).
 fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, argv: &[&[u8]]) -> Option<(&'static str, String, String)> {
+    let mut worst: Option<((u8, usize), (&'static str, String, String))> = None;
+    for sel in std::iter::once(u).chain(u.selectors.iter()) {
+        let (rank, denial) = check_selector(table, sel, id, argv)?;
+        if worst.as_ref().is_none_or(|(r, _)| rank > *r) {
+            worst = Some((rank, denial));
+        }
+    }
+    worst.map(|(_, d)| d)
+}
+
+/// One set of permissions: None when it allows the command, else ((relevance, argument), denial).
+#[allow(clippy::type_complexity)]
+fn check_selector(
+    table: &super::CommandTable,
+    u: &crate::state::acl::User,
+    id: usize,
+    argv: &[&[u8]],
+) -> Option<((u8, usize), (&'static str, String, String))> {
     let spec = table.spec(id);
     if !u.allowed.get(id).copied().unwrap_or(false) {
         let name = table.full_name(id).to_string();
-        return Some(("command", name.clone(), format!("NOPERM this user has no permissions to run the '{name}' command")));
+        return Some(((1, 0), ("command", name.clone(), format!("NOPERM this user has no permissions to run the '{name}' command"))));
     }
     if !u.all_keys {
         let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
@@ -58,21 +78,27 @@ fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, ar
         for i in idx {
             if !u.key_allowed(argv[i], !write, write) {
                 return Some((
-                    "key",
-                    String::from_utf8_lossy(argv[i]).into_owned(),
-                    "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+                    (2, i),
+                    (
+                        "key",
+                        String::from_utf8_lossy(argv[i]).into_owned(),
+                        "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+                    ),
                 ));
             }
         }
     }
     if !u.all_channels {
         if let Some((chs, pattern)) = channels(table.full_name(id), argv) {
-            for c in chs {
+            for (i, c) in chs.into_iter().enumerate() {
                 if !u.channel_allowed(c, pattern) {
                     return Some((
-                        "channel",
-                        String::from_utf8_lossy(c).into_owned(),
-                        "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+                        (4, i + 1),
+                        (
+                            "channel",
+                            String::from_utf8_lossy(c).into_owned(),
+                            "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+                        ),
                     ));
                 }
             }
@@ -152,9 +178,16 @@ fn setuser(ctx: &mut Ctx, argv: &[&[u8]]) {
         Some(c) => c.user.read().clone(),
         None => a.blank(&name),
     };
-    for r in &argv[3..] {
-        let rule = String::from_utf8_lossy(r);
-        if let Err(e) = a.apply(&mut u, &rule) {
+    let words: Vec<String> = argv[3..].iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect();
+    let rules = match crate::state::acl::merge_selectors(&words) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.out.error(&format!("ERR {}", e));
+            return;
+        }
+    };
+    for rule in &rules {
+        if let Err(e) = a.apply(&mut u, rule) {
             ctx.out.error(&format!("ERR Error in ACL SETUSER modifier '{}': {}", rule, e));
             return;
         }
@@ -185,10 +218,7 @@ fn getuser(ctx: &mut Ctx, argv: &[&[u8]]) {
     let u = cell.user.read().clone();
     ctx.out.map(6);
     ctx.out.bulk(b"flags");
-    let mut flags = vec![if u.enabled { "on" } else { "off" }];
-    if u.nopass {
-        flags.push("nopass");
-    }
+    let flags = u.flags();
     ctx.out.array(flags.len());
     for f in flags {
         ctx.out.bulk(f.as_bytes());
@@ -205,7 +235,16 @@ fn getuser(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.out.bulk(b"channels");
     ctx.out.bulk(u.channels_rule().as_bytes());
     ctx.out.bulk(b"selectors");
-    ctx.out.array(0);
+    ctx.out.array(u.selectors.len());
+    for sel in &u.selectors {
+        ctx.out.map(3);
+        ctx.out.bulk(b"commands");
+        ctx.out.bulk(sel.commands_rule().as_bytes());
+        ctx.out.bulk(b"keys");
+        ctx.out.bulk(sel.keys_rule().as_bytes());
+        ctx.out.bulk(b"channels");
+        ctx.out.bulk(sel.channels_rule().as_bytes());
+    }
 }
 
 fn deluser(ctx: &mut Ctx, argv: &[&[u8]]) {

@@ -1,6 +1,7 @@
-//! ACL users (Redis's acl.c, without selectors): passwords (SHA-256), on/off, command
-//! permissions by category, command and subcommand, key patterns with read/write (`~`, `%R~`,
-//! `%W~`), channel patterns (`&`), the rules as ACL LIST shows them, and the ACL log.
+//! ACL users (Redis's acl.c): passwords (SHA-256), on/off, command permissions by category,
+//! command and subcommand, key patterns with read/write (`~`, `%R~`, `%W~`), channel patterns
+//! (`&`), selectors (`(...)`: more sets of permissions, any one of which may allow a command),
+//! the rules as ACL LIST shows them, and the ACL log.
 //!
 //! Plain data: the command table reaches it as (full name, categories) pairs at start-up, so
 //! this module needs nothing above `state`.
@@ -41,6 +42,9 @@ pub struct User {
     pub name: String,
     pub enabled: bool,
     pub nopass: bool,
+    /// `sanitize-payload` (Some(true)) or `skip-sanitize-payload` (Some(false)), as flags only:
+    /// RESTORE payloads are always checked in full.
+    pub sanitize: Option<bool>,
     /// SHA-256 of each password, as 64 lowercase hex characters.
     pub passwords: Vec<String>,
     /// Per command id (commands and subcommands): allowed.
@@ -52,6 +56,9 @@ pub struct User {
     pub all_keys: bool,
     pub channels: Vec<Vec<u8>>,
     pub all_channels: bool,
+    /// Selectors: each a set of permissions (only the permission fields are used); a command
+    /// is allowed when the user's own permissions or one selector's allow all of it.
+    pub selectors: Vec<User>,
 }
 
 /// A user shared by the registry and the connections authenticated as it: changes apply at once.
@@ -178,9 +185,28 @@ impl Acl {
                 let name = u.name.clone();
                 *u = self.blank(&name);
                 u.command_rules = vec!["-@all".into()];
+                u.sanitize = Some(true);
             }
+            "sanitize-payload" => u.sanitize = Some(true),
+            "skip-sanitize-payload" => u.sanitize = Some(false),
+            "clearselectors" => u.selectors.clear(),
             _ => {
-                if let Some(p) = rule.strip_prefix('>') {
+                if let Some(inner) = rule.strip_prefix('(') {
+                    let inner = inner.strip_suffix(')').ok_or("Unmatched parenthesis in acl selector starting at '('.")?;
+                    let mut s = self.blank("");
+                    for r in inner.split_whitespace() {
+                        let lower = r.to_ascii_lowercase();
+                        let permission = matches!(
+                            lower.as_str(),
+                            "allkeys" | "resetkeys" | "allchannels" | "resetchannels" | "allcommands" | "nocommands"
+                        ) || r.starts_with(['~', '%', '&', '+', '-']);
+                        if !permission {
+                            return Err("Syntax error".into());
+                        }
+                        self.apply(&mut s, r)?;
+                    }
+                    u.selectors.push(s);
+                } else if let Some(p) = rule.strip_prefix('>') {
                     let h = sha256_hex(p.as_bytes());
                     if !u.passwords.contains(&h) {
                         u.passwords.push(h);
@@ -322,6 +348,31 @@ impl Acl {
     }
 }
 
+/// Joins the words of a selector split by spaces (`(~a:*`, `+get)`) into one rule, as Redis
+/// does for `user` lines and ACL SETUSER.
+pub fn merge_selectors<S: AsRef<str>>(words: &[S]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut open: Option<String> = None;
+    for w in words {
+        let w = w.as_ref();
+        match open.as_mut() {
+            Some(acc) => {
+                acc.push(' ');
+                acc.push_str(w);
+                if w.ends_with(')') {
+                    out.push(open.take().expect("open"));
+                }
+            }
+            None if w.starts_with('(') && !w.ends_with(')') => open = Some(w.to_string()),
+            None => out.push(w.to_string()),
+        }
+    }
+    match open {
+        Some(acc) => Err(format!("Unmatched parenthesis in acl selector starting at '{}'.", acc.split(' ').next().unwrap_or_default())),
+        None => Ok(out),
+    }
+}
+
 impl Acl {
     /// Users from `user` lines (redis.conf or an ACL file): every line is checked first, and
     /// nothing changes if one is wrong. `where_` names a line for the error (e.g. "/path:3").
@@ -338,7 +389,8 @@ impl Acl {
                 return Err(format!("{}: Duplicate user '{}' found", where_(i), name));
             }
             let mut u = self.blank(name);
-            for r in &args[1..] {
+            let rules = merge_selectors(&args[1..]).map_err(|e| format!("{}: {}", where_(i), e))?;
+            for r in &rules {
                 self.apply(&mut u, r).map_err(|e| format!("{}: {}. ", where_(i), e))?;
             }
             users.insert(name.clone(), u);
@@ -431,27 +483,50 @@ impl User {
     /// ACL LIST's line for this user.
     pub fn describe(&self) -> String {
         let mut s = format!("user {} {}", self.name, if self.enabled { "on" } else { "off" });
-        if self.nopass {
-            s.push_str(" nopass");
+        for f in &self.flags()[1..] {
+            s.push(' ');
+            s.push_str(f);
         }
         for p in &self.passwords {
             s.push_str(&format!(" #{p}"));
         }
+        s.push(' ');
+        s.push_str(&self.describe_permissions());
+        for sel in &self.selectors {
+            s.push_str(&format!(" ({})", sel.describe_permissions()));
+        }
+        s
+    }
+    /// The flags, in Redis's order (ACL GETUSER's "flags").
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut f = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            f.push("nopass");
+        }
+        match self.sanitize {
+            Some(false) => f.push("skip-sanitize-payload"),
+            Some(true) => f.push("sanitize-payload"),
+            None => {}
+        }
+        f
+    }
+    /// Keys, channels and commands, as ACL LIST writes a user's or a selector's permissions.
+    pub fn describe_permissions(&self) -> String {
+        let mut s = String::new();
         let keys = self.keys_rule();
         if !keys.is_empty() {
-            s.push(' ');
             s.push_str(&keys);
+            s.push(' ');
         }
         // As Redis: "resetchannels" before any channel pattern unless every channel is allowed.
-        s.push_str(if self.all_channels { " " } else { " resetchannels" });
+        if !self.all_channels {
+            s.push_str("resetchannels ");
+        }
         let ch = self.channels_rule();
         if !ch.is_empty() {
-            if !self.all_channels {
-                s.push(' ');
-            }
             s.push_str(&ch);
+            s.push(' ');
         }
-        s.push(' ');
         s.push_str(&self.commands_rule());
         s
     }
@@ -514,7 +589,7 @@ mod tests {
         /// Random rules are applied or refused with a reason, never panicked on, and the user
         /// they leave can always be described and checked.
         #[test]
-        fn random_rules_never_panic(rules in proptest::collection::vec("[-+~%&<>#!@|RWa-z*?0-9]{0,12}", 0..12)) {
+        fn random_rules_never_panic(rules in proptest::collection::vec("[-+~%&<>#!@|RWa-z*?0-9() ]{0,12}", 0..12)) {
             let a = acl();
             let mut u = a.blank("fuzz");
             for r in &rules {
