@@ -44,11 +44,14 @@ fn channels<'a>(name: &str, argv: &[&'a [u8]]) -> Option<(Vec<&'a [u8]>, bool)> 
     }
 }
 
+/// A denial: (reason for the ACL log, the object denied, the NOPERM reply).
+type Denial = (&'static str, String, String);
+
 /// Why `user` may not run this command, as the error reply; None when it may. The user's own
 /// permissions and each selector are tried; when none allows the command, the denial is the
 /// most relevant one, as Redis picks it (channel over key over command, then the later argument).
-fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, argv: &[&[u8]]) -> Option<(&'static str, String, String)> {
-    let mut worst: Option<((u8, usize), (&'static str, String, String))> = None;
+fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, argv: &[&[u8]]) -> Option<Denial> {
+    let mut worst: Option<((u8, usize), Denial)> = None;
     for sel in std::iter::once(u).chain(u.selectors.iter()) {
         let (rank, denial) = check_selector(table, sel, id, argv)?;
         if worst.as_ref().is_none_or(|(r, _)| rank > *r) {
@@ -59,13 +62,7 @@ fn check(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, ar
 }
 
 /// One set of permissions: None when it allows the command, else ((relevance, argument), denial).
-#[allow(clippy::type_complexity)]
-fn check_selector(
-    table: &super::CommandTable,
-    u: &crate::state::acl::User,
-    id: usize,
-    argv: &[&[u8]],
-) -> Option<((u8, usize), (&'static str, String, String))> {
+fn check_selector(table: &super::CommandTable, u: &crate::state::acl::User, id: usize, argv: &[&[u8]]) -> Option<((u8, usize), Denial)> {
     let spec = table.spec(id);
     if !u.allowed.get(id).copied().unwrap_or(false) {
         let name = table.full_name(id).to_string();
