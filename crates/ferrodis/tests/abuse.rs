@@ -99,3 +99,46 @@ fn a_client_that_never_reads_is_held_back_and_others_are_served() {
     drop(conn);
     assert_eq!(Client::connect(port).text(&["PING"]), "+PONG\r\n");
 }
+
+/// maxmemory-clients: three clients each hold MBs of an unfinished bulk; past the limit, the
+/// one holding the most is disconnected, never one with CLIENT NO-EVICT on; others keep being
+/// served. The same outcome on redis-server 7.0 (which reserves a big bulk's announced size at
+/// once, where ferrodis grows the buffer as the bytes come).
+#[test]
+fn clients_past_maxmemory_clients_are_evicted_biggest_first_except_no_evict() {
+    for bin in ["ferrodis", "redis-server"] {
+        let srv = match bin {
+            "ferrodis" => Server::ferrodis(&["--maxmemory-clients", "32mb"]),
+            _ => Server::redis(&["--maxmemory-clients", "32mb"]),
+        };
+        let stat = |name: &str| -> u64 {
+            let info = Client::connect(srv.port).text(&["INFO", "stats"]);
+            info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        };
+        let mut keep = Client::connect(srv.port);
+        assert_eq!(keep.text(&["CLIENT", "NO-EVICT", "on"]), "+OK\r\n");
+        let mut small = Client::connect(srv.port);
+        let mut big = Client::connect(srv.port);
+        // 10 MB, 2 MB and up to 30 MB of 40 MB bulks; a write to an evicted client may fail.
+        for (c, mb) in [(&mut keep, 10usize), (&mut small, 2), (&mut big, 30)] {
+            let _ = c.s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$40000000\r\n");
+            for _ in 0..mb {
+                if c.s.write_all(&vec![b'x'; 1 << 20]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stat("evicted_clients") == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(stat("evicted_clients") >= 1, "{bin}: no client evicted");
+        assert!(big.closed(), "{bin}: the biggest client is evicted");
+        // The protected client is still there, and new clients are served.
+        let list = Client::connect(srv.port).text(&["CLIENT", "LIST"]);
+        assert!(list.lines().any(|l| l.contains("flags=e")), "{bin}: the NO-EVICT client is gone:\n{list}");
+        assert_eq!(Client::connect(srv.port).text(&["PING"]), "+PONG\r\n");
+        drop((keep, small));
+    }
+}

@@ -539,6 +539,13 @@ impl Config {
                 return Ok(format!("{} {}", args[0], args[1]));
             }
             _ if multi => return Ok(args.join(" ")),
+            // A size, or a percentage of maxmemory.
+            "maxmemory-clients" if one.ends_with('%') => {
+                return match one[..one.len() - 1].parse::<u32>() {
+                    Ok(p) => Ok(format!("{}%", p)),
+                    Err(_) => Err("argument must be a memory or percent value".into()),
+                };
+            }
             // An enum with a boolean-looking default.
             "tls-auth-clients" => {
                 return match one.to_ascii_lowercase().as_str() {

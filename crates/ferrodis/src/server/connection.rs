@@ -205,6 +205,14 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             break;
         }
         info.qbuf.store(rbuf.len(), Ordering::Relaxed);
+        // maxmemory-clients: what this client's buffers hold now, and eviction when all are past it.
+        let mem = rbuf.capacity() + out.buf.capacity();
+        if mem != info.mem.load(Ordering::Relaxed) && st.clients.set_mem(&info, mem) {
+            st.clients.evict();
+            if info.is_killed() {
+                break;
+            }
+        }
         // Synchronous acknowledgement: the write's reply leaves once enough replicas have it.
         if !sync_writes.is_empty() {
             let timeout = st.config.hot.sync_replicas_timeout.load(Ordering::Relaxed).max(0) as u64;

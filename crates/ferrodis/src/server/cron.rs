@@ -25,6 +25,7 @@ pub async fn run(st: Arc<State>) {
         }
         if last_sample.elapsed() >= Duration::from_millis(100) {
             last_sample = Instant::now();
+            clients_limit(&st);
             let s = &st.stats;
             let totals = [s.sum(|t| &t.commands), s.sum(|t| &t.net_in), s.sum(|t| &t.net_out)];
             s.instantaneous.lock().sample(totals);
@@ -44,6 +45,20 @@ pub async fn run(st: Arc<State>) {
                 }
             }
         }
+    }
+}
+
+/// `maxmemory-clients` in bytes: a size, or a percentage of maxmemory; and eviction if the
+/// limit came down below what clients hold.
+fn clients_limit(st: &State) {
+    let v = st.config.get("maxmemory-clients").unwrap_or_default();
+    let limit = match v.strip_suffix('%') {
+        Some(p) => (st.config.get_int("maxmemory").max(0) as f64 * p.parse::<f64>().unwrap_or(0.0) / 100.0) as usize,
+        None => v.parse::<usize>().unwrap_or(0),
+    };
+    st.clients.mem_limit.store(limit, Ordering::Relaxed);
+    if limit > 0 && st.clients.mem_total.load(Ordering::Relaxed) > limit {
+        st.clients.evict();
     }
 }
 

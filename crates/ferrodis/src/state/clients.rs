@@ -27,6 +27,8 @@ pub struct ClientInfo {
     pub commands: AtomicU64,
     pub killed: AtomicBool,
     pub no_evict: AtomicBool,
+    /// Bytes its buffers hold (query buffer and reply buffer capacity), as last reported.
+    pub mem: AtomicUsize,
     /// Waiting in a blocking command (CLIENT LIST's flag `b`).
     pub blocked: AtomicBool,
     /// Pub/Sub subscriptions: channels, patterns, shard channels.
@@ -91,6 +93,8 @@ impl ClientInfo {
             (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000,
             if self.blocked.load(Ordering::Relaxed) {
                 "b"
+            } else if self.no_evict.load(Ordering::Relaxed) && self.repl_kind.load(Ordering::Relaxed) == 0 {
+                "e"
             } else if self.repl_kind.load(Ordering::Relaxed) == KIND_MASTER {
                 "M"
             } else if self.repl_kind.load(Ordering::Relaxed) == KIND_REPLICA {
@@ -107,7 +111,7 @@ impl ClientInfo {
             qbuf,
             16384usize.saturating_sub(qbuf),
             obuf,
-            qbuf + obuf + 16384 * 2,
+            (qbuf + obuf).max(self.mem.load(Ordering::Relaxed)),
             match self.last_cmd.load(Ordering::Relaxed) {
                 0 => "NULL".to_string(),
                 id => cmd_name(id - 1),
@@ -124,6 +128,12 @@ impl ClientInfo {
 pub struct Clients {
     next_id: AtomicU64,
     map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// The buffers of every client but replication links (INFO's mem_clients_normal).
+    pub mem_total: AtomicUsize,
+    /// `maxmemory-clients` in bytes (a percentage already applied to maxmemory); 0: no limit.
+    pub mem_limit: AtomicUsize,
+    /// Clients evicted for `maxmemory-clients` (INFO's evicted_clients).
+    pub evicted: AtomicU64,
 }
 
 impl Clients {
@@ -134,7 +144,52 @@ impl Clients {
         self.map.lock().insert(c.id, c);
     }
     pub fn unregister(&self, id: u64) {
-        self.map.lock().remove(&id);
+        if let Some(c) = self.map.lock().remove(&id) {
+            self.set_mem(&c, 0);
+        }
+    }
+    /// A client's buffers now hold `bytes`; true when all clients together are past
+    /// `maxmemory-clients` (then `evict` is due).
+    pub fn set_mem(&self, c: &ClientInfo, bytes: usize) -> bool {
+        let old = c.mem.swap(bytes, Ordering::Relaxed);
+        if c.repl_kind.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let total = match bytes >= old {
+            true => self.mem_total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old),
+            false => self.mem_total.fetch_sub(old - bytes, Ordering::Relaxed) - (old - bytes),
+        };
+        let limit = self.mem_limit.load(Ordering::Relaxed);
+        limit > 0 && total > limit
+    }
+    /// Redis 7's client eviction: while all clients' buffers are past `maxmemory-clients`,
+    /// the client holding the most is disconnected (never replication links, nor clients
+    /// with CLIENT NO-EVICT on). Returns how many were evicted.
+    pub fn evict(&self) -> usize {
+        let limit = self.mem_limit.load(Ordering::Relaxed);
+        let map = self.map.lock();
+        let mut total = self.mem_total.load(Ordering::Relaxed);
+        if limit == 0 || total <= limit {
+            return 0;
+        }
+        let mut candidates: Vec<&Arc<ClientInfo>> = map
+            .values()
+            .filter(|c| c.repl_kind.load(Ordering::Relaxed) == 0 && !c.no_evict.load(Ordering::Relaxed) && !c.is_killed())
+            .collect();
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.mem.load(Ordering::Relaxed)));
+        let mut n = 0;
+        for c in candidates {
+            if total <= limit {
+                break;
+            }
+            let m = c.mem.load(Ordering::Relaxed);
+            tracing::debug!("Evicting client: id={} addr={} tot-mem={}", c.id, c.addr, m);
+            c.kill_locked();
+            total = total.saturating_sub(m);
+            n += 1;
+        }
+        self.evicted.fetch_add(n as u64, Ordering::Relaxed);
+        n
     }
     pub fn count(&self) -> usize {
         self.map.lock().len()
