@@ -237,8 +237,15 @@ pub fn configure(cfg: &Config) -> Result<Arc<Tls>, String> {
             builder.with_client_cert_verifier(v.build().map_err(|e| e.to_string())?)
         }
     };
-    let mut server =
-        builder.with_single_cert(certs.clone(), key.clone_key()).map_err(|e| format!("Failed to load private key: {}: {}", key_file, e))?;
+    let mut server = builder.with_single_cert(certs.clone(), key.clone_key()).map_err(|e| match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(ref o)) if format!("{:?}", o).contains("UnsupportedCertVersion") => {
+            format!(
+                "Failed to load certificate: {}: an X.509 v1 certificate is not supported; make a v3 one (openssl x509 -req ... -extfile with a keyUsage line)",
+                cert_file
+            )
+        }
+        e => format!("Failed to load private key: {}: {}", key_file, e),
+    })?;
     server.session_storage = match yes(cfg, "tls-session-caching") {
         true => rustls::server::ServerSessionMemoryCache::new(cfg.get_int("tls-session-cache-size").clamp(1, 1 << 24) as usize),
         false => Arc::new(rustls::server::NoServerSessionStorage {}),
