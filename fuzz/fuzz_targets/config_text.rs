@@ -4,8 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
+    // `include` reads the file it names (which could be /dev/zero): not the parser's business.
+    if let Ok(text) = std::str::from_utf8(data).map(|t| t.replace("include", "incl")) {
         let mut cfg = ferrodis::config::Config::new();
-        let _ = cfg.load_text(text);
+        let _ = cfg.load_text(&text);
     }
 });
