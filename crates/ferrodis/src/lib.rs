@@ -7,6 +7,8 @@
 //! - `keyspace`: 16384 slot tables per database, grouped into lock stripes.
 //! - `persistence`: RDB save (fork-less snapshots) and load; values to and from the `rdb` crate.
 //! - `config`: redis.conf / argv parsing and the option table.
+//! - `net`: plain or TLS streams and the TLS contexts (`tls-*`), for replication, the cluster
+//!   bus and Sentinel's links.
 //! - `state`: process-wide shared state (keyspace, journal, config, stats, clients).
 //! - `commands`: the command table, `dispatch` (the one gatekeeper), and one file per family.
 //! - `server`: listeners, worker threads, connections, cron, logging.
