@@ -104,8 +104,13 @@ fn tls_cli(port: u16, certs: &Certs, client_cert: Option<bool>, cmd: &[&str]) ->
 /// Starts `bin` with a TLS port beside its plain one (retrying on other ports if one was taken
 /// meanwhile); returns the server and its TLS port.
 fn start_tls(bin: &str, certs: &Certs, extra: &[&str]) -> (Server, u16) {
+    start_tls_on(bin, certs, extra, free_port)
+}
+
+/// `start_tls` with TLS ports from `pick`.
+fn start_tls_on(bin: &str, certs: &Certs, extra: &[&str], pick: fn() -> u16) -> (Server, u16) {
     for _ in 0..5 {
-        let tls_port = free_port();
+        let tls_port = pick();
         let mut args = certs.server_args(tls_port);
         args.extend(extra.iter().map(|s| s.to_string()));
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
@@ -230,30 +235,10 @@ fn cluster_tls_port() -> u16 {
 fn a_tls_cluster_forms_routes_and_fails_over() {
     let dir = tempdir("tls-certs");
     let certs = make_certs(&dir);
-    let mut nodes: Vec<(Server, u16)> = Vec::new();
-    for _ in 0..6 {
-        let mut started = None;
-        for _ in 0..5 {
-            let tp = cluster_tls_port();
-            let mut args = certs.server_args(tp);
-            for a in ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--tls-cluster", "yes", "--tls-replication", "yes"] {
-                args.push(a.into());
-            }
-            args.extend(["--repl-diskless-sync-delay".to_string(), "0".into()]);
-            let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-            let mut s = launch(FERRODIS, &a, tempdir("tls-cluster"));
-            let up = wait_until(Duration::from_secs(20), || {
-                matches!(s.child.try_wait(), Ok(None))
-                    && q::<Vec<String>>(s.port, &["CONFIG", "GET", "dir"])
-                        .is_ok_and(|v| v.get(1).is_some_and(|d| Path::new(d) == s.dir.as_path()))
-            });
-            if up && tls_cli(tp, &certs, Some(true), &["PING"]) == "PONG" {
-                started = Some((s, tp));
-                break;
-            }
-        }
-        nodes.push(started.expect("a TLS cluster node starts"));
-    }
+    let args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--tls-cluster", "yes", "--tls-replication", "yes"];
+    let mut args = args.to_vec();
+    args.extend(["--repl-diskless-sync-delay", "0"]);
+    let mut nodes: Vec<(Server, u16)> = (0..6).map(|_| start_tls_on(FERRODIS, &certs, &args, cluster_tls_port)).collect();
     let logs = |nodes: &[(Server, u16)]| nodes.iter().map(|(s, _)| format!("--- {} ---\n{}", s.port, s.log())).collect::<String>();
     let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
     args.extend(nodes.iter().map(|(_, tp)| format!("127.0.0.1:{tp}")));

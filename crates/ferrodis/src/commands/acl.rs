@@ -225,22 +225,20 @@ fn getuser(ctx: &mut Ctx, argv: &[&[u8]]) {
     for p in &u.passwords {
         ctx.out.bulk(p.as_bytes());
     }
-    ctx.out.bulk(b"commands");
-    ctx.out.bulk(u.commands_rule().as_bytes());
-    ctx.out.bulk(b"keys");
-    ctx.out.bulk(u.keys_rule().as_bytes());
-    ctx.out.bulk(b"channels");
-    ctx.out.bulk(u.channels_rule().as_bytes());
+    permissions_reply(ctx, &u);
     ctx.out.bulk(b"selectors");
     ctx.out.array(u.selectors.len());
     for sel in &u.selectors {
         ctx.out.map(3);
-        ctx.out.bulk(b"commands");
-        ctx.out.bulk(sel.commands_rule().as_bytes());
-        ctx.out.bulk(b"keys");
-        ctx.out.bulk(sel.keys_rule().as_bytes());
-        ctx.out.bulk(b"channels");
-        ctx.out.bulk(sel.channels_rule().as_bytes());
+        permissions_reply(ctx, sel);
+    }
+}
+
+/// GETUSER's "commands", "keys" and "channels" fields of a user or a selector.
+fn permissions_reply(ctx: &mut Ctx, u: &crate::state::acl::User) {
+    for (name, rule) in [("commands", u.commands_rule()), ("keys", u.keys_rule()), ("channels", u.channels_rule())] {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.bulk(rule.as_bytes());
     }
 }
 

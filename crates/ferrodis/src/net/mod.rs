@@ -77,7 +77,10 @@ pub async fn connect(host: &str, port: u16, tls: Option<&Tls>, timeout: Duration
         let _ = s.set_nodelay(true);
         match tls {
             None => Ok(Stream::Plain(s)),
-            Some(t) => Ok(Stream::Client(Box::new(t.connector.connect(server_name(host)?, s).await?))),
+            Some(t) => {
+                let c = t.connector.as_ref().ok_or_else(|| io::Error::other("no tls-ca-cert-file to verify the peer with"))?;
+                Ok(Stream::Client(Box::new(c.connect(server_name(host)?, s).await?)))
+            }
         }
     };
     tokio::time::timeout(timeout, work).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))?

@@ -21,7 +21,9 @@ use std::sync::Arc;
 /// The TLS contexts the configuration describes.
 pub struct Tls {
     pub acceptor: tokio_rustls::TlsAcceptor,
-    pub connector: tokio_rustls::TlsConnector,
+    /// None without CA certificates (only possible with `tls-auth-clients no` and no
+    /// replication or cluster TLS): nothing could be verified, so nothing connects out.
+    pub connector: Option<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -260,60 +262,20 @@ pub fn configure(cfg: &Config) -> Result<Arc<Tls>, String> {
         ),
         _ => (certs, key),
     };
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone());
-    let verifier: Arc<dyn ServerCertVerifier> = match inner.build() {
-        Ok(v) => Arc::new(ChainOnly(v)),
-        // No CA at all (tls-auth-clients no and no replication or cluster TLS): the client side
-        // is never used; any outbound TLS link then fails its handshake.
-        Err(_) => Arc::new(Refuse),
+    let connector = match rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone()).build() {
+        Ok(v) => {
+            let client = ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&versions)
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnly(v)))
+                .with_client_auth_cert(ccerts, ckey)
+                .map_err(|e| e.to_string())?;
+            Some(tokio_rustls::TlsConnector::from(Arc::new(client)))
+        }
+        Err(_) => None,
     };
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(ccerts, ckey)
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(Tls {
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
-        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
-    }))
-}
-
-/// A verifier for a context without CA certificates: refuses every server.
-#[derive(Debug)]
-struct Refuse;
-
-impl ServerCertVerifier for Refuse {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
-    }
+    Ok(Arc::new(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)), connector }))
 }
 
 #[cfg(test)]
