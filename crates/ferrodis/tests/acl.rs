@@ -258,6 +258,16 @@ fn selectors_answer_as_redis() {
             &["ACL", "SETUSER", "sel", "clearselectors"],
             &["ACL", "DRYRUN", "sel", "set", "cache:1", "v"],
             &["ACL", "GETUSER", "sel"],
+            // acl-pubsub-default: what new users, `reset` and new selectors get for channels.
+            &["CONFIG", "SET", "acl-pubsub-default", "allchannels"],
+            &["ACL", "SETUSER", "newbie", "on", "nopass", "+publish", "(+subscribe)"],
+            &["ACL", "GETUSER", "newbie"],
+            &["ACL", "DRYRUN", "newbie", "publish", "anything", "m"],
+            &["ACL", "SETUSER", "sel", "reset"],
+            &["CONFIG", "SET", "acl-pubsub-default", "resetchannels"],
+            &["ACL", "SETUSER", "later", "on", "nopass", "+publish"],
+            &["ACL", "DRYRUN", "later", "publish", "anything", "m"],
+            &["ACL", "LIST"],
         ],
     );
 }

@@ -419,6 +419,9 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
     if seen.iter().any(|k| k == "requirepass") {
         ctx.st.sync_requirepass();
     }
+    if seen.iter().any(|k| k == "acl-pubsub-default") {
+        ctx.st.sync_acl_pubsub_default();
+    }
     ctx.out.ok();
 }
 

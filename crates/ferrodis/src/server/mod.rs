@@ -116,6 +116,7 @@ pub fn run(config: Config) -> i32 {
     let _ =
         st.acl.set(crate::state::acl::Acl::new((0..table.len()).map(|id| (table.full_name(id).to_string(), table.spec(id).acl)).collect()));
     st.sync_requirepass();
+    st.sync_acl_pubsub_default();
     if let Err(e) = load_acl(&st) {
         tracing::warn!("{}", e);
         return 1;

@@ -107,6 +107,8 @@ pub struct Acl {
     commands: Vec<(String, &'static str)>,
     pub users: Mutex<HashMap<String, Arc<UserCell>>>,
     pub log: Mutex<VecDeque<LogEntry>>,
+    /// `acl-pubsub-default allchannels`: new users, `reset` and new selectors allow every channel.
+    pub all_channels_default: AtomicBool,
 }
 
 pub fn sha256_hex(s: &[u8]) -> String {
@@ -117,7 +119,12 @@ pub fn sha256_hex(s: &[u8]) -> String {
 impl Acl {
     /// The registry with the `default` user (on, nopass, every command, key and channel).
     pub fn new(commands: Vec<(String, &'static str)>) -> Acl {
-        let acl = Acl { commands, users: Mutex::new(HashMap::new()), log: Mutex::new(VecDeque::new()) };
+        let acl = Acl {
+            commands,
+            users: Mutex::new(HashMap::new()),
+            log: Mutex::new(VecDeque::new()),
+            all_channels_default: AtomicBool::new(false),
+        };
         let mut d = acl.blank("default");
         for r in ["on", "nopass", "~*", "&*", "+@all"] {
             acl.apply(&mut d, r).expect("the default user's rules");
@@ -127,8 +134,16 @@ impl Acl {
     }
 
     /// A new user as ACL SETUSER creates it: off, no password, no commands, keys or channels.
+    /// Every channel too with `acl-pubsub-default allchannels`.
     pub fn blank(&self, name: &str) -> User {
-        User { name: name.to_string(), allowed: vec![false; self.commands.len()], ..Default::default() }
+        let all = self.all_channels_default.load(Ordering::Relaxed);
+        User {
+            name: name.to_string(),
+            allowed: vec![false; self.commands.len()],
+            all_channels: all,
+            channels: if all { vec![b"*".to_vec()] } else { Vec::new() },
+            ..Default::default()
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<UserCell>> {

@@ -137,6 +137,13 @@ impl State {
         }
     }
 
+    /// `acl-pubsub-default` into the ACL registry (what new users get for channels).
+    pub fn sync_acl_pubsub_default(&self) {
+        if let Some(acl) = self.acl.get() {
+            let all = self.config.get("acl-pubsub-default").as_deref() == Some("allchannels");
+            acl.all_channels_default.store(all, Ordering::Relaxed);
+        }
+    }
     /// `requirepass` is the default user's password (Redis: resetpass, then >pass, or nopass
     /// when empty); connections then start unauthenticated unless the default user needs none.
     pub fn sync_requirepass(&self) {
