@@ -128,7 +128,8 @@ impl ClientInfo {
 pub struct Clients {
     next_id: AtomicU64,
     map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
-    /// The buffers of every client but replication links (INFO's mem_clients_normal).
+    /// The buffers every connection reported, replication links included (a replica's is what
+    /// it held when PSYNC handed it over; INFO's mem_clients_normal).
     pub mem_total: AtomicUsize,
     /// `maxmemory-clients` in bytes (a percentage already applied to maxmemory); 0: no limit.
     pub mem_limit: AtomicUsize,
@@ -152,9 +153,6 @@ impl Clients {
     /// `maxmemory-clients` (then `evict` is due).
     pub fn set_mem(&self, c: &ClientInfo, bytes: usize) -> bool {
         let old = c.mem.swap(bytes, Ordering::Relaxed);
-        if c.repl_kind.load(Ordering::Relaxed) != 0 {
-            return false;
-        }
         let total = match bytes >= old {
             true => self.mem_total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old),
             false => self.mem_total.fetch_sub(old - bytes, Ordering::Relaxed) - (old - bytes),
@@ -210,5 +208,29 @@ impl Clients {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clients' total comes back to zero when they leave, whatever they became meanwhile
+    /// (a connection handed to replication keeps what it reported as a normal client).
+    #[test]
+    fn client_memory_total_balances_and_reports_the_limit() {
+        let clients = Clients::default();
+        let a = Arc::new(ClientInfo { id: 1, ..Default::default() });
+        let b = Arc::new(ClientInfo { id: 2, ..Default::default() });
+        clients.register(a.clone());
+        clients.register(b.clone());
+        clients.mem_limit.store(100, Ordering::Relaxed);
+        assert!(!clients.set_mem(&a, 60));
+        assert!(clients.set_mem(&b, 50));
+        b.repl_kind.store(KIND_REPLICA, Ordering::Relaxed);
+        assert!(!clients.set_mem(&a, 40));
+        clients.unregister(1);
+        clients.unregister(2);
+        assert_eq!(clients.mem_total.load(Ordering::Relaxed), 0);
     }
 }
