@@ -73,23 +73,16 @@ fn config_path(cfg: &crate::config::Config) -> std::path::PathBuf {
 }
 
 /// The bus port: `cluster-port`, or the client port + 10000.
-/// The client port the cluster announces: the tls-port with tls-cluster, as Redis.
-pub fn client_port(cfg: &crate::config::Config, tcp_port: u16) -> u16 {
+/// The ports the cluster knows this node by, as Redis: (client port, plaintext port `pport`).
+/// With tls-cluster, the tls-port and the plain port; else the plain port and 0.
+pub fn client_ports(cfg: &crate::config::Config, tcp_port: u16) -> (u16, u16) {
     match cfg.get("tls-cluster").as_deref() == Some("yes") {
-        true => cfg.get_int("tls-port") as u16,
-        false => tcp_port,
+        true => (cfg.get_int("tls-port") as u16, tcp_port),
+        false => (tcp_port, 0),
     }
 }
 
-/// With tls-cluster, the plaintext port announced beside the TLS one (Redis's `pport`); else 0.
-fn plain_port(cfg: &crate::config::Config, tcp_port: u16) -> u16 {
-    match cfg.get("tls-cluster").as_deref() == Some("yes") {
-        true => tcp_port,
-        false => 0,
-    }
-}
-
-/// The bus port for client port `port` (the one `client_port` gives).
+/// The bus port for client port `port` (the first of `client_ports`).
 pub fn bus_port(cfg: &crate::config::Config, port: u16) -> u16 {
     match cfg.get_int("cluster-port") {
         0 => port.wrapping_add(10000),
@@ -109,12 +102,12 @@ pub fn listen(cfg: &crate::config::Config, cport: u16) -> std::io::Result<std::n
 
 /// Starts the cluster: its state becomes the routing table, its thread runs the bus.
 pub fn start(st: Arc<State>, mut cs: ClusterState, listener: std::net::TcpListener) {
-    let port = client_port(&st.config, st.tcp_port);
+    let (port, pport) = client_ports(&st.config, st.tcp_port);
     let cport = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     {
         let me = cs.me_mut();
         me.port = announce_port(&st, port);
-        me.pport = plain_port(&st.config, st.tcp_port);
+        me.pport = pport;
         me.cport = announce_bus_port(&st, cport);
         let ip = st.config.get("cluster-announce-ip").unwrap_or_default();
         if !ip.is_empty() {
@@ -187,6 +180,7 @@ impl Shared {
         };
         let yes = |k: &str| st.config.get(k).is_some_and(|v| v == "yes");
         let keys_st = st.clone();
+        let (port, pport) = client_ports(&st.config, st.tcp_port);
         Env {
             now,
             node_timeout: st.config.get_int("cluster-node-timeout").max(1),
@@ -199,8 +193,8 @@ impl Shared {
             allow_replica_migration: yes("cluster-allow-replica-migration"),
             migration_barrier: st.config.get_int("cluster-migration-barrier"),
             announce_ip: st.config.get("cluster-announce-ip").unwrap_or_default(),
-            port: announce_port(st, client_port(&st.config, st.tcp_port)),
-            pport: plain_port(&st.config, st.tcp_port),
+            port: announce_port(st, port),
+            pport,
             cport: self.c.lock().me().cport,
             hostname: st.config.get("cluster-announce-hostname").unwrap_or_default(),
             keys_in_slot: Box::new(move |slot| keys_in_slot(&keys_st, slot)),

@@ -389,7 +389,11 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let aof_changed = updates.iter().any(|(k, _)| k == "appendonly");
     let tls_changed = updates.iter().find(|(k, _)| k.starts_with("tls-")).map(|(k, _)| k.clone());
-    let old: Vec<(String, String)> = updates.iter().map(|(k, _)| (k.clone(), cfg.get(k).unwrap_or_default())).collect();
+    // The values before, to put back if the new TLS configuration does not build.
+    let old: Vec<(String, String)> = match tls_changed {
+        Some(_) => updates.iter().map(|(k, _)| (k.clone(), cfg.get(k).unwrap_or_default())).collect(),
+        None => Vec::new(),
+    };
     for (k, v) in updates {
         cfg.set_validated(&k, v);
     }

@@ -177,7 +177,7 @@ pub fn run(config: Config) -> i32 {
     // The cluster bus's port (client port + 10000 unless cluster-port says otherwise).
     let bus_listener = match cluster.is_some() {
         true => {
-            let cport = crate::cluster::bus_port(&st.config, crate::cluster::client_port(&st.config, port));
+            let cport = crate::cluster::bus_port(&st.config, crate::cluster::client_ports(&st.config, port).0);
             match crate::cluster::listen(&st.config, cport) {
                 Ok(l) => Some(l),
                 Err(e) => {
