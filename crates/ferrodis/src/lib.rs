@@ -2,6 +2,7 @@
 //!
 //! Code map (layers, bottom up; imports point down only — see ARCHITECTURE.md):
 //! - `util`: number parsing/formatting, glob matching, hash slots, clock.
+//! - `crash`: panics contained (a command's, answered with an error) or fatal (a bug report, abort).
 //! - `types`: values and their encodings; pure data structures.
 //! - `journal`: the one ordered write stream (replication offset, backlog).
 //! - `keyspace`: 16384 slot tables per database, grouped into lock stripes.
@@ -19,6 +20,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod crash;
 pub mod journal;
 pub mod keyspace;
 pub mod net;

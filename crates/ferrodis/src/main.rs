@@ -101,5 +101,9 @@ fn main() {
         eprintln!("{}", e);
         std::process::exit(1);
     }
+    // A panic is contained to the client command that caused it, or it stops the process with
+    // a bug report: never a half-alive server (see ferrodis::crash).
+    ferrodis::crash::install_hook();
+    ferrodis::crash::load_failpoints();
     std::process::exit(ferrodis::server::run(config));
 }

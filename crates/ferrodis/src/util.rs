@@ -3,6 +3,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Stack of the threads that run commands: a script's reply or a MessagePack value may nest
+/// thousands of levels deep (up to Lua's stack limit, as in Redis) and is converted recursively.
+/// Only the pages used are committed.
+pub const COMMAND_THREAD_STACK: usize = 32 * 1024 * 1024;
+
 /// Milliseconds since the Unix epoch.
 #[inline]
 pub fn now_ms() -> i64 {

@@ -42,6 +42,8 @@ type ReadyKeys = SmallVec<[(usize, Vec<u8>); 1]>;
 
 /// Serves the waiters of every ready key, and of the keys those services make ready.
 pub fn serve_ready(st: &State, table: &CommandTable, ts: &ThreadStats, ready: impl IntoIterator<Item = (usize, Vec<u8>)>) {
+    // Serving pops for the waiters is a write: a panic here is fatal (crate::crash).
+    let _writing = crate::crash::WriteGuard::enter();
     let mut queue: VecDeque<(usize, Vec<u8>)> = ready.into_iter().collect();
     while let Some((db, key)) = queue.pop_front() {
         while let Some(w) = st.blocking.first(db, &key) {

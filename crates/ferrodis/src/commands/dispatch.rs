@@ -83,6 +83,64 @@ pub fn execute(
     execute_timed(st, table, conn, out, ts, argv, &mut Clock::new())
 }
 
+/// `execute_timed` for a client's connection, in a containment zone (`crate::crash`): a panic
+/// in a command that was not writing is answered with an error, logged with a bug report, and
+/// closes this connection while the server goes on; a panic during a write aborts the process
+/// with the report. (The replication link and AOF loading call `execute_timed` outside any zone,
+/// so a panic there is always fatal: they must apply every command.)
+pub fn execute_client(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    argv: &[&[u8]],
+    clock: &mut Clock,
+) -> Flow {
+    let reply_start = out.buf.len();
+    match crate::crash::contained(|| execute_timed(st, table, conn, out, ts, argv, clock)) {
+        Ok(flow) => flow,
+        Err(p) => command_panicked(st, table, conn, out, argv, reply_start, p),
+    }
+}
+
+/// A contained panic: the fatal path when a write was under way, else the error reply, the
+/// report in the log, and the connection closed.
+#[cold]
+fn command_panicked(
+    st: &State,
+    table: &super::CommandTable,
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    argv: &[&[u8]],
+    reply_start: usize,
+    p: crate::crash::Panic,
+) -> Flow {
+    let name = match table.lookup(argv[0]) {
+        Some(id) => table.full_name(id).to_string(),
+        None => String::from_utf8_lossy(argv[0]).to_lowercase(),
+    };
+    let info = &conn.info;
+    let mut client = vec![format!("id={} addr={} laddr={} db={} cmd={}", info.id, info.addr, info.laddr, conn.db, name)];
+    client.push(format!("argc: '{}'", argv.len()));
+    for (i, a) in argv.iter().enumerate().take(16) {
+        let a: String = String::from_utf8_lossy(a).chars().take(128).collect();
+        client.push(format!("argv[{i}]: '{a}'"));
+    }
+    if p.during_write {
+        crate::crash::fatal(&p, &client);
+    }
+    for line in crate::crash::report(&p, false, &client) {
+        tracing::warn!("{line}");
+    }
+    st.stats.record_error("ERR");
+    out.buf.truncate(reply_start);
+    out.error(&format!(
+        "ERR internal error while running '{name}': the command was stopped before it changed anything and this connection is closed (see the server log)"
+    ));
+    Flow::Close
+}
+
 /// `execute` with the connection's clock (the hot path).
 pub fn execute_timed(
     st: &State,
@@ -453,7 +511,12 @@ pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8
     ctx.dirty = 0;
     ctx.custom_propagated = false;
     let reply_at = ctx.conn.pubsub.is_some().then_some(ctx.out.buf.len());
+    // A panic while a write handler runs is fatal (crate::crash): the keyspace, the journal and
+    // the replicas might no longer agree.
+    let writing = spec.is_write().then(crate::crash::WriteGuard::enter);
     (spec.handler)(ctx, argv);
+    crate::crash::failpoint(spec.name);
+    drop(writing);
     let dirty = ctx.dirty();
     if (dirty > 0 && spec.is_write()) || !ctx.deferred.is_empty() {
         super::notify::fire(ctx, spec.name, argv, dirty > 0 && spec.is_write());

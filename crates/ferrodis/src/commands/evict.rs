@@ -59,6 +59,8 @@ fn evict_slow(st: &State, max: u64, now_ms: i64) -> bool {
     }
     // One evictor at a time; the others go on (the one running makes room for them too).
     let Some(_one) = st.evict.running.try_lock() else { return true };
+    // Evicting deletes keys and journals their DELs: a panic here is fatal (crate::crash).
+    let _writing = crate::crash::WriteGuard::enter();
     let start = std::time::Instant::now();
     let budget = time_limit_us(h.maxmemory_tenacity.load(Ordering::Relaxed));
     let dbs = nonempty_dbs(st, now_ms);

@@ -9,6 +9,7 @@
 //! whatever keys it touches, and its effects go to the journal as one MULTI ... EXEC block.
 
 use super::dispatch::run_handler;
+use super::lua_libs::Args;
 use super::table::{cmd, container, flag::*, CommandSpec, Keys, NO_KEYS};
 use super::{eq, Ctx, NOT_INT};
 use crate::state::scripts::{self, Library};
@@ -170,9 +171,17 @@ fn version_num(v: &str) -> i64 {
 
 /// An error raised inside a script as Redis formats it ("<msg> script: ..., on @user_script:N.").
 fn lua_raise(lua: &Lua, msg: &str) -> mlua::Error {
-    let line = lua.inspect_stack(1).map(|d| d.curr_line()).unwrap_or(0);
+    let line = script_line(lua);
     mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}{msg}"))
 }
+
+/// The line of the script code that is calling (0 when a C function such as pcall called).
+fn script_line(lua: &Lua) -> i64 {
+    super::lua_libs::calling_line(lua)
+}
+
+/// The private table of Rust functions the Lua wrappers call (`lua_libs::install`).
+const IMPL_KEY: &str = "ferrodis.impl";
 
 /// The one integer argument of redis.setresp / redis.set_repl, or Redis's error.
 fn one_int_arg(lua: &Lua, args: &mlua::MultiValue, name: &str) -> mlua::Result<i64> {
@@ -204,7 +213,16 @@ fn new_lua() -> mlua::Result<Lua> {
         g.raw_set(name, LuaValue::Nil)?;
     }
     let redis = lua.create_table()?;
-    redis.set("sha1hex", lua.create_function(|_, s: mlua::String| Ok(sha1hex(&s.as_bytes())))?)?;
+    redis.set(
+        "sha1hex",
+        lua.create_function(|lua, a: mlua::MultiValue| match (a.len(), a.front()) {
+            (1, Some(LuaValue::String(s))) => Ok(sha1hex(&s.as_bytes())),
+            (1, Some(LuaValue::Integer(n))) => Ok(sha1hex(n.to_string().as_bytes())),
+            (1, Some(LuaValue::Number(n))) => Ok(sha1hex(super::lua_libs::fmt_num(*n).as_bytes())),
+            (1, _) => Ok(sha1hex(b"")),
+            _ => Err(lua_raise(lua, "ERR wrong number of arguments")),
+        })?,
+    )?;
     redis.set(
         "error_reply",
         lua.create_function(|lua, s: mlua::String| {
@@ -269,7 +287,8 @@ fn new_lua() -> mlua::Result<Lua> {
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.set("debug", lua.create_function(|_, _: mlua::MultiValue| Ok(()))?)?;
     g.raw_set("redis", redis)?;
-    super::lua_libs::install(&lua)?;
+    let imp = super::lua_libs::install(&lua)?;
+    lua.set_named_registry_value(IMPL_KEY, imp)?;
     lua.load(PRELUDE).set_name("@prelude").exec()?;
     Ok(lua)
 }
@@ -375,88 +394,182 @@ fn one_line(s: &[u8]) -> Vec<u8> {
     s.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect()
 }
 
-/// A Lua value as Redis replies it to the client. Booleans follow the script's protocol
-/// (redis.setresp): RESP2 scripts return 1 or null, RESP3 scripts a boolean. Tables with a
-/// `double`, `big_number`, `map`, `set` or `verbatim_string` field become those RESP3 types
-/// (RESP2 clients get their RESP2 forms).
-fn lua_to_reply(out: &mut ReplyBuf, v: &LuaValue) {
-    match v {
-        LuaValue::Nil => out.null(),
-        LuaValue::Boolean(b) if SCRIPT_RESP.with(|c| c.get()) == 3 => out.boolean(*b),
-        LuaValue::Boolean(true) => out.int(1),
-        LuaValue::Boolean(false) => out.null(),
-        LuaValue::Integer(n) => out.int(*n),
-        LuaValue::Number(f) => out.int(f.trunc() as i64),
-        LuaValue::String(s) => out.bulk(&s.as_bytes()),
-        LuaValue::Table(t) => {
-            if let Ok(LuaValue::String(e)) = t.raw_get::<LuaValue>("err") {
-                let e = String::from_utf8_lossy(&one_line(&e.as_bytes())).into_owned();
-                return out.error(&e);
+/// How deep a script's reply may nest. Redis converts it on Lua's stack and answers
+/// "reached lua stack limit" in place of a value where `lua_checkstack` fails: at this depth for
+/// a script's result (so a table that contains itself is an error 7995 arrays down, not a crash).
+const REPLY_MAX_DEPTH: usize = 7995;
+
+/// A Lua value as Redis replies it to the client (luaReplyToRedisReply). Booleans follow the
+/// script's protocol (redis.setresp): RESP2 scripts return 1 or null, RESP3 scripts a boolean.
+/// Tables with an `err` or `ok` field are errors and status replies; with a `double`,
+/// `big_number`, `map`, `set` or `verbatim_string` field, those RESP3 types (RESP2 clients get
+/// their RESP2 forms); any other table is an array up to its first nil.
+///
+/// The value is walked on Lua's own stack with the raw C API, as Redis does, rather than through
+/// mlua values: mlua holds a reference per live value (at most ~8000 in all), which a deep or
+/// wide reply would exhaust.
+fn lua_to_reply(lua: &Lua, out: &mut ReplyBuf, v: LuaValue) {
+    let resp3 = SCRIPT_RESP.with(|c| c.get()) == 3;
+    let at = out.buf.len();
+    // SAFETY: the closure reads the value exec_raw pushed with raw accessors only (no
+    // metamethods, so no Lua error can unwind through it: the only allocations are the field
+    // names, with no memory limit set), and leaves the stack empty.
+    let r = unsafe {
+        lua.exec_raw::<()>(v, |l| {
+            raw_reply::value(l, out, 0, resp3);
+            mlua::ffi::lua_settop(l, 0);
+        })
+    };
+    if r.is_err() {
+        out.buf.truncate(at);
+        out.error("ERR reached lua stack limit");
+    }
+}
+
+mod raw_reply {
+    use super::{one_line, REPLY_MAX_DEPTH};
+    use mlua::ffi;
+    use resp::ReplyBuf;
+    use std::ffi::CStr;
+
+    /// The bytes of the string (or number) at `idx`.
+    unsafe fn bytes<'a>(l: *mut ffi::lua_State, idx: i32) -> &'a [u8] {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        if p.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(p as *const u8, len)
+    }
+
+    /// Pushes `t[name]` (raw) for the table on top; returns its type.
+    unsafe fn field(l: *mut ffi::lua_State, name: &CStr) -> i32 {
+        ffi::lua_pushstring(l, name.as_ptr());
+        ffi::lua_rawget(l, -2);
+        ffi::lua_type(l, -1)
+    }
+
+    /// Converts the value on top of the stack and pops it.
+    pub unsafe fn value(l: *mut ffi::lua_State, out: &mut ReplyBuf, depth: usize, resp3: bool) {
+        if depth >= REPLY_MAX_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
+            out.error("ERR reached lua stack limit");
+        } else {
+            match ffi::lua_type(l, -1) {
+                ffi::LUA_TSTRING => out.bulk(bytes(l, -1)),
+                ffi::LUA_TBOOLEAN => {
+                    let b = ffi::lua_toboolean(l, -1) != 0;
+                    match (resp3, b) {
+                        (true, b) => out.boolean(b),
+                        (false, true) => out.int(1),
+                        (false, false) => out.null(),
+                    }
+                }
+                ffi::LUA_TNUMBER => out.int(ffi::lua_tonumber(l, -1).trunc() as i64),
+                ffi::LUA_TTABLE => table(l, out, depth, resp3),
+                _ => out.null(),
             }
-            if let Ok(LuaValue::String(s)) = t.raw_get::<LuaValue>("ok") {
-                return out.simple(&one_line(&s.as_bytes()));
+        }
+        ffi::lua_pop(l, 1);
+    }
+
+    /// Counts the pairs of the table on top (lua_next, no references kept).
+    unsafe fn count_pairs(l: *mut ffi::lua_State) -> usize {
+        let mut n = 0;
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, -2) != 0 {
+            ffi::lua_pop(l, 1);
+            n += 1;
+        }
+        n
+    }
+
+    unsafe fn table(l: *mut ffi::lua_State, out: &mut ReplyBuf, depth: usize, resp3: bool) {
+        if field(l, c"err") == ffi::LUA_TSTRING {
+            let e = String::from_utf8_lossy(&one_line(bytes(l, -1))).into_owned();
+            ffi::lua_pop(l, 1);
+            return out.error(&e);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"ok") == ffi::LUA_TSTRING {
+            out.simple(&one_line(bytes(l, -1)));
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"double") == ffi::LUA_TNUMBER {
+            out.double_str(crate::util::fmt_g17(ffi::lua_tonumber(l, -1)).as_bytes());
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"big_number") == ffi::LUA_TSTRING {
+            let s = one_line(bytes(l, -1));
+            ffi::lua_pop(l, 1);
+            if out.resp3() {
+                out.raw(b"(");
+                out.raw(&s);
+                return out.raw(b"\r\n");
             }
-            match t.raw_get::<LuaValue>("double") {
-                Ok(LuaValue::Number(d)) => return out.double_str(crate::util::fmt_g17(d).as_bytes()),
-                Ok(LuaValue::Integer(d)) => return out.double_str(crate::util::fmt_g17(d as f64).as_bytes()),
-                _ => {}
+            return out.bulk(&s);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"map") == ffi::LUA_TTABLE {
+            out.map(count_pairs(l));
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -2) != 0 {
+                // table, key, value: the key is converted from a copy, so lua_next can go on.
+                ffi::lua_pushvalue(l, -2);
+                value(l, out, depth + 1, resp3);
+                value(l, out, depth + 1, resp3);
             }
-            if let Ok(LuaValue::String(s)) = t.raw_get::<LuaValue>("big_number") {
-                let s = one_line(&s.as_bytes());
-                if out.resp3() {
-                    out.raw(b"(");
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"set") == ffi::LUA_TTABLE {
+            out.set(count_pairs(l));
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -2) != 0 {
+                ffi::lua_pop(l, 1);
+                ffi::lua_pushvalue(l, -1);
+                value(l, out, depth + 1, resp3);
+            }
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if field(l, c"verbatim_string") == ffi::LUA_TTABLE {
+            let f = field(l, c"format");
+            let fmt = (f == ffi::LUA_TSTRING).then(|| bytes(l, -1).to_vec());
+            ffi::lua_pop(l, 1);
+            let t = field(l, c"string");
+            let text = (t == ffi::LUA_TSTRING).then(|| bytes(l, -1).to_vec());
+            ffi::lua_pop(l, 2);
+            if let (Some(f), Some(s)) = (fmt, text) {
+                if out.resp3() && f.len() == 3 {
+                    out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
+                    out.raw(&f);
+                    out.raw(b":");
                     out.raw(&s);
                     return out.raw(b"\r\n");
                 }
                 return out.bulk(&s);
             }
-            if let Ok(LuaValue::Table(m)) = t.raw_get::<LuaValue>("map") {
-                let pairs: Vec<(LuaValue, LuaValue)> = m.pairs::<LuaValue, LuaValue>().filter_map(Result::ok).collect();
-                out.map(pairs.len());
-                for (k, v) in &pairs {
-                    lua_to_reply(out, k);
-                    lua_to_reply(out, v);
-                }
-                return;
-            }
-            if let Ok(LuaValue::Table(s)) = t.raw_get::<LuaValue>("set") {
-                let members: Vec<LuaValue> = s.pairs::<LuaValue, LuaValue>().filter_map(|p| p.ok().map(|(k, _)| k)).collect();
-                out.set(members.len());
-                for m in &members {
-                    lua_to_reply(out, m);
-                }
-                return;
-            }
-            if let Ok(LuaValue::Table(vt)) = t.raw_get::<LuaValue>("verbatim_string") {
-                if let (Ok(LuaValue::String(f)), Ok(LuaValue::String(s))) =
-                    (vt.raw_get::<LuaValue>("format"), vt.raw_get::<LuaValue>("string"))
-                {
-                    let (f, s) = (f.as_bytes(), s.as_bytes());
-                    if out.resp3() && f.len() == 3 {
-                        out.raw(format!("={}\r\n", s.len() + 4).as_bytes());
-                        out.raw(&f);
-                        out.raw(b":");
-                        out.raw(&s);
-                        return out.raw(b"\r\n");
-                    }
-                    return out.bulk(&s);
-                }
-            }
-            let mut items = Vec::new();
-            let mut i = 1;
-            while let Ok(v) = t.raw_get::<LuaValue>(i) {
-                if v.is_nil() {
-                    break;
-                }
-                items.push(v);
-                i += 1;
-            }
-            out.array(items.len());
-            for v in &items {
-                lua_to_reply(out, v);
-            }
+        } else {
+            ffi::lua_pop(l, 1);
         }
-        _ => out.null(),
+        // An array: up to the first nil.
+        let mut n = 0;
+        loop {
+            ffi::lua_rawgeti(l, -1, n as i64 + 1);
+            let nil = ffi::lua_type(l, -1) == ffi::LUA_TNIL;
+            ffi::lua_pop(l, 1);
+            if nil {
+                break;
+            }
+            n += 1;
+        }
+        out.array(n);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, -1, i as i64);
+            value(l, out, depth + 1, resp3);
+        }
     }
 }
 
@@ -464,8 +577,8 @@ fn lua_to_reply(out: &mut ReplyBuf, v: &LuaValue) {
 const MARK: char = '\u{1}';
 
 /// redis.call / redis.pcall: runs one command inside the script's context.
-fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, readonly: bool) -> mlua::Result<LuaValue> {
-    let line = lua.inspect_stack(1).map(|d| d.curr_line()).unwrap_or(0);
+fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: bool) -> mlua::Result<LuaValue> {
+    let line = script_line(lua);
     let fail = |msg: &str| -> mlua::Result<LuaValue> {
         if raise {
             Err(mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}{msg}")))
@@ -476,11 +589,11 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
         }
     };
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
+    for i in 1..=args.len() {
+        match args.get(i).unwrap_or(LuaValue::Nil) {
             LuaValue::String(s) => argv.push(s.as_bytes().to_vec()),
             LuaValue::Integer(n) => argv.push(n.to_string().into_bytes()),
-            LuaValue::Number(f) => argv.push(crate::util::fmt_g17(*f).into_bytes()),
+            LuaValue::Number(f) => argv.push(crate::util::fmt_g17(f).into_bytes()),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
@@ -542,6 +655,11 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: mlua::MultiValue, raise: bool, r
 
 /// Formats a script failure as Redis 7.0 does: "<error> script: <sha>, on @user_script:<line>."
 fn script_error(e: &mlua::Error, sha: &str, chunk: &str) -> String {
+    // A Rust callback's error comes wrapped with a traceback: what Redis shows is its cause.
+    let mut e = e;
+    while let mlua::Error::CallbackError { cause, .. } = e {
+        e = cause;
+    }
     let text = e.to_string();
     if let Some(start) = text.find(MARK) {
         let rest = &text[start + 1..];
@@ -604,8 +722,63 @@ fn with_lua<R>(ctx: &mut Ctx, f: impl FnOnce(&mut Ctx, &mut ThreadLua) -> R) -> 
                 }
             }
         }
-        Some(f(ctx, slot.as_mut().expect("set above")))
+        // A panic inside a script (contained by dispatch) drops this thread's Lua state: the next
+        // script gets a fresh one rather than whatever the unwinding left behind.
+        struct ResetOnPanic<'a>(&'a mut Option<ThreadLua>);
+        impl Drop for ResetOnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    *self.0 = None;
+                }
+            }
+        }
+        let guard = ResetOnPanic(&mut slot);
+        Some(f(ctx, guard.0.as_mut().expect("set above")))
     })
+}
+
+/// Marks a script as running for as long as it lives (BUSY for other clients, SCRIPT KILL,
+/// FUNCTION STATS), and clears the mark on every way out, a panic included: a script that
+/// failed must never leave the server answering BUSY.
+struct Running<'l> {
+    lua: &'l Lua,
+}
+
+impl<'l> Running<'l> {
+    /// None when a script is already running on this thread (a script inside EXEC's script).
+    fn start(lua: &'l Lua, function: Option<&str>, argv: &[&[u8]]) -> Option<Running<'l>> {
+        if scripts::RUNNING_SINCE.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        scripts::KILL.store(false, Ordering::Release);
+        scripts::WROTE.store(false, Ordering::Release);
+        *scripts::RUNNING_CALL.lock() = Some((function.map(str::to_string), argv.iter().map(|a| a.to_vec()).collect()));
+        scripts::RUNNING_SINCE.store(crate::util::now_ms().max(1), Ordering::Release);
+        // SCRIPT KILL: a hook checks the request every 10k instructions.
+        lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, |_, dbg| {
+            if scripts::KILL.load(Ordering::Acquire) {
+                let line = dbg.curr_line();
+                return Err(mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}ERR Script killed by user with SCRIPT KILL...")));
+            }
+            Ok(mlua::VmState::Continue)
+        });
+        Some(Running { lua })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.lua.remove_hook();
+        *scripts::RUNNING_CALL.lock() = None;
+        scripts::RUNNING_SINCE.store(0, Ordering::Release);
+    }
+}
+
+/// The Lua heap a script may use: `maxmemory` when set (a script that allocates without bound
+/// fails with "not enough memory" instead of taking the process past the limit), else unbounded.
+fn lua_memory_limit(ctx: &Ctx, lua: &Lua) {
+    let max = ctx.st.config.hot.maxmemory.load(Ordering::Relaxed).max(0) as usize;
+    let _ = lua.set_memory_limit(max);
 }
 
 /// Runs a compiled script or function body with KEYS/ARGV (as globals for scripts, as arguments
@@ -634,29 +807,18 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
         ctx.capture = Some(Vec::new());
     }
     // SCRIPT KILL support: other clients see BUSY past busy-reply-threshold (dispatch) and may
-    // ask this script to stop; a hook checks the request every 10k instructions.
-    let outer = scripts::RUNNING_SINCE.load(Ordering::Acquire) != 0;
-    if !outer {
-        scripts::KILL.store(false, Ordering::Release);
-        scripts::WROTE.store(false, Ordering::Release);
-        *scripts::RUNNING_CALL.lock() =
-            Some((as_function.then(|| origin.name.to_string()), origin.argv.iter().map(|a| a.to_vec()).collect()));
-        scripts::RUNNING_SINCE.store(crate::util::now_ms().max(1), Ordering::Release);
-        lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, |_, dbg| {
-            if scripts::KILL.load(Ordering::Acquire) {
-                let line = dbg.curr_line();
-                return Err(mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}ERR Script killed by user with SCRIPT KILL...")));
-            }
-            Ok(mlua::VmState::Continue)
-        });
-    }
+    // ask this script to stop.
+    let running = Running::start(lua, as_function.then_some(origin.name), origin.argv);
+    lua_memory_limit(ctx, lua);
     SCRIPT_RESP.with(|c| c.set(2));
     SCRIPT_REPL.with(|c| c.set(3));
+    let imp: Option<Table> = lua.named_registry_value(IMPL_KEY).ok();
     let cell = RefCell::new(&mut *ctx);
     let result: mlua::Result<LuaValue> = lua.scope(|scope| {
+        let Some(imp) = imp else { return Err(mlua::Error::RuntimeError("ERR Lua state without its libraries".into())) };
         let redis: Table = g.raw_get("redis")?;
-        let call = scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
-        let pcall = scope.create_function_mut(|lua, a: mlua::MultiValue| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
+        let call = scope.create_function_mut(|lua, a: Args| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
+        let pcall = scope.create_function_mut(|lua, a: Args| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
         let acl_check = scope.create_function(|lua, a: mlua::MultiValue| {
             let Some(LuaValue::String(name)) = a.front() else {
                 return Err(lua_raise(lua, "ERR Please specify at least one argument for this redis lib call"));
@@ -667,28 +829,25 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
                 None => Err(lua_raise(lua, "ERR Invalid command passed to redis.acl_check_cmd()")),
             }
         })?;
-        redis.raw_set("call", call)?;
-        redis.raw_set("pcall", pcall)?;
+        imp.raw_set("call", call)?;
+        imp.raw_set("pcall", pcall)?;
         redis.raw_set("acl_check_cmd", acl_check)?;
         let r = if as_function { f.call::<LuaValue>((kt, at)) } else { f.call::<LuaValue>(()) };
-        redis.raw_set("call", LuaValue::Nil)?;
-        redis.raw_set("pcall", LuaValue::Nil)?;
+        imp.raw_set("call", LuaValue::Nil)?;
+        imp.raw_set("pcall", LuaValue::Nil)?;
         redis.raw_set("acl_check_cmd", LuaValue::Nil)?;
         r
     });
     let ctx = cell.into_inner();
-    if !outer {
-        lua.remove_hook();
-        scripts::RUNNING_SINCE.store(0, Ordering::Release);
-        *scripts::RUNNING_CALL.lock() = None;
-    }
+    drop(running);
+    let _ = lua.set_memory_limit(0);
     if !nested {
         super::multi::flush_capture(ctx);
         ctx.capture = None;
     }
     ctx.conn.deny_blocking = was_denying;
     match result {
-        Ok(v) => lua_to_reply(ctx.out, &v),
+        Ok(v) => lua_to_reply(lua, ctx.out, v),
         Err(e) => {
             let msg = script_error(&e, origin.name, origin.chunk);
             ctx.out.error(&msg)

@@ -25,7 +25,7 @@ type Res<T> = Result<T, String>;
 
 /// Starts the link task for generation `gen` (it ends when the generation moves on).
 pub fn start(st: Arc<State>, table: Arc<CommandTable>, gen: u64) {
-    let spawned = std::thread::Builder::new().name("replica-link".into()).spawn(move || {
+    let spawned = std::thread::Builder::new().name("replica-link".into()).stack_size(crate::util::COMMAND_THREAD_STACK).spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(run(st, table, gen));
     });

@@ -3,7 +3,7 @@
 // PERF-CRITICAL
 
 use super::io::Socket;
-use crate::commands::dispatch::{execute_timed, Clock, Flow};
+use crate::commands::dispatch::{execute_client, Clock, Flow};
 use crate::commands::{CommandTable, ConnState, Handoff};
 use crate::state::blocking::Waiter;
 use crate::state::{ClientInfo, State, ThreadStats};
@@ -150,7 +150,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         continue;
                     }
                     let (woff, reply_at) = (conn.woff, out.buf.len());
-                    match execute_timed(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock) {
+                    match execute_client(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock) {
                         Flow::Continue => {}
                         Flow::Close => close = true,
                         Flow::Paused => {
@@ -266,6 +266,13 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     }
     if conn.monitor.is_some() {
         st.remove_monitor(info.id);
+    }
+    // A command that registered a waiter and then failed (a contained panic) leaves no trace.
+    if let Some((w, _)) = conn.blocked.take() {
+        if w.claim() {
+            st.blocking.remove(&w);
+        }
+        info.blocked.store(false, Ordering::Relaxed);
     }
     crate::commands::multi::unwatch_all(&st, &mut conn);
     crate::commands::pubsub::unsubscribe_all(&st, &mut conn);

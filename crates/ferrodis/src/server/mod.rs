@@ -226,6 +226,7 @@ pub fn run(config: Config) -> i32 {
         st.stats.register_thread(ts.clone());
         std::thread::Builder::new()
             .name(format!("ferrodis-io-{}", i))
+            .stack_size(crate::util::COMMAND_THREAD_STACK)
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
                 let local = tokio::task::LocalSet::new();

@@ -7,34 +7,49 @@
 //! an array, any other a map; tables nested deeper than 16 levels encode as nil, as do functions
 //! and other values MessagePack has no form for.
 
-use super::{arg_error, lua_error};
-use mlua::{Lua, MultiValue, Table, Value};
+use super::{arg_error, lua_error, Args, Results, Where};
+use mlua::{Lua, Table, Value};
 
 const MAX_NESTING: usize = 16;
+/// lua-cmsgpack's limits, which come from Lua's stack (8000 slots) as Redis's Lua has it: at most
+/// this many arguments to `pack`, ...
+const MAX_PACK_ARGS: usize = 4000;
+/// ... objects returned by `unpack` (and by `unpack_one`/`unpack_limit`, the offset aside), ...
+const MAX_RESULTS: usize = 7999;
+const MAX_RESULTS_LIMITED: usize = 7998;
+/// ... and levels of nested arrays and maps decoded.
+const MAX_DECODE_DEPTH: usize = 3999;
 
-pub fn install(lua: &Lua) -> mlua::Result<()> {
+/// `pack` and the `unpack` functions are trampolines (`super::install`): their Rust halves
+/// are in `imp`.
+pub fn install(lua: &Lua, imp: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
-    t.set(
-        "pack",
-        lua.create_function(|lua, args: MultiValue| {
+    imp.raw_set(
+        "mp_pack",
+        lua.create_function(|lua, args: Args| {
             if args.is_empty() {
                 return Err(arg_error(lua, 0, "pack", "MessagePack pack needs input."));
             }
+            if args.len() > MAX_PACK_ARGS {
+                return Err(arg_error(lua, 0, "pack", "Too many arguments for MessagePack pack."));
+            }
             let mut out = Vec::new();
-            for a in args.iter() {
-                encode(a, &mut out, 0)?;
+            for i in 1..=args.len() {
+                encode(&args.get(i).unwrap_or(Value::Nil), &mut out, 0)?;
             }
             Ok(mlua::BString::from(out))
         })?,
     )?;
-    t.set("unpack", lua.create_function(|lua, s: mlua::String| unpack(lua, &s.as_bytes(), 0, 0, false))?)?;
-    t.set(
-        "unpack_one",
-        lua.create_function(|lua, (s, offset): (mlua::String, Option<i64>)| unpack(lua, &s.as_bytes(), 1, offset.unwrap_or(0), true))?,
+    imp.raw_set("mp_unpack", lua.create_function(|lua, (_at, s): (Where, mlua::String)| unpack(lua, &s.as_bytes(), 0, 0, false))?)?;
+    imp.raw_set(
+        "mp_unpack_one",
+        lua.create_function(|lua, (_at, s, offset): (Where, mlua::String, Option<i64>)| {
+            unpack(lua, &s.as_bytes(), 1, offset.unwrap_or(0), true)
+        })?,
     )?;
-    t.set(
-        "unpack_limit",
-        lua.create_function(|lua, (s, limit, offset): (mlua::String, i64, Option<i64>)| {
+    imp.raw_set(
+        "mp_unpack_limit",
+        lua.create_function(|lua, (_at, s, limit, offset): (Where, mlua::String, i64, Option<i64>)| {
             unpack(lua, &s.as_bytes(), limit, offset.unwrap_or(0), true)
         })?,
     )?;
@@ -143,27 +158,28 @@ fn encode_len(n: usize, base: u8, wide: u8, out: &mut Vec<u8>) {
 }
 
 fn encode_table(t: &Table, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> {
-    let pairs: Vec<(Value, Value)> = t.clone().pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-    // An array when every key is a positive integer and they are exactly 1..n.
-    let mut max = 0f64;
-    let is_array = pairs.iter().all(|(k, _)| match as_number(k) {
-        Some(n) if n > 0.0 && n.fract() == 0.0 => {
-            max = max.max(n);
-            true
+    // First pass: the size, and whether the keys are exactly 1..n (an array). No key or value is
+    // kept: a table may hold more entries than mlua can hold references.
+    let (mut count, mut max, mut all_positive_ints) = (0usize, 0f64, true);
+    t.for_each::<Value, Value>(|k, _| {
+        count += 1;
+        match as_number(&k) {
+            Some(n) if n > 0.0 && n.fract() == 0.0 => max = f64::max(max, n),
+            _ => all_positive_ints = false,
         }
-        _ => false,
-    }) && max == pairs.len() as f64;
-    if is_array {
-        encode_len(pairs.len(), 0x90, 0xdc, out);
-        for i in 1..=pairs.len() {
+        Ok(())
+    })?;
+    if all_positive_ints && max == count as f64 {
+        encode_len(count, 0x90, 0xdc, out);
+        for i in 1..=count {
             encode(&t.raw_get::<Value>(i)?, out, level + 1)?;
         }
     } else {
-        encode_len(pairs.len(), 0x80, 0xde, out);
-        for (k, v) in &pairs {
-            encode(k, out, level + 1)?;
-            encode(v, out, level + 1)?;
-        }
+        encode_len(count, 0x80, 0xde, out);
+        t.for_each::<Value, Value>(|k, v| {
+            encode(&k, out, level + 1)?;
+            encode(&v, out, level + 1)
+        })?;
     }
     Ok(())
 }
@@ -172,6 +188,8 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, level: usize) -> mlua::Result<()> 
 enum Bad {
     Missing,
     Format,
+    /// Nested deeper than Redis's Lua stack allows: the function lua-cmsgpack names.
+    TooDeep(&'static str),
     Lua(mlua::Error),
 }
 
@@ -184,6 +202,7 @@ impl From<mlua::Error> for Bad {
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -262,6 +281,16 @@ fn string(lua: &Lua, r: &mut Reader, n: usize) -> Result<Value, Bad> {
 
 /// An array (indices 1..n) or a map of `n` entries.
 fn table(lua: &Lua, r: &mut Reader, n: usize, map: bool) -> Result<Value, Bad> {
+    if r.depth >= MAX_DECODE_DEPTH {
+        return Err(Bad::TooDeep(if map { "mp_decode_to_lua_hash" } else { "mp_decode_to_lua_array" }));
+    }
+    r.depth += 1;
+    let t = table_entries(lua, r, n, map);
+    r.depth -= 1;
+    t
+}
+
+fn table_entries(lua: &Lua, r: &mut Reader, n: usize, map: bool) -> Result<Value, Bad> {
     let t = lua.create_table()?;
     for i in 1..=n {
         let k = if map { decode(lua, r)? } else { Value::Number(i as f64) };
@@ -276,7 +305,7 @@ fn table(lua: &Lua, r: &mut Reader, n: usize, map: bool) -> Result<Value, Bad> {
 
 /// Decodes up to `limit` objects (0: all) from `offset`; with `with_offset`, the next offset (or
 /// -1 when the input is used up) comes first.
-fn unpack(lua: &Lua, b: &[u8], limit: i64, offset: i64, with_offset: bool) -> mlua::Result<MultiValue> {
+fn unpack(lua: &Lua, b: &[u8], limit: i64, offset: i64, with_offset: bool) -> mlua::Result<Results> {
     if offset < 0 || limit < 0 {
         // (lua-cmsgpack prints the input's length as the "limit".)
         return Err(lua_error(lua, &format!("Invalid request to unpack with offset of {offset} and limit of {}.", b.len())));
@@ -284,19 +313,32 @@ fn unpack(lua: &Lua, b: &[u8], limit: i64, offset: i64, with_offset: bool) -> ml
     if offset as usize > b.len() {
         return Err(lua_error(lua, &format!("Start offset {offset} greater than input length {}.", b.len())));
     }
-    let mut r = Reader { b, pos: offset as usize };
-    let mut out = MultiValue::new();
-    while (limit == 0 || (out.len() as i64) < limit) && r.pos < b.len() {
+    let mut r = Reader { b, pos: offset as usize, depth: 0 };
+    let mut out = Results::new(lua)?;
+    // With an offset to return, it goes first: its slot is filled in at the end.
+    if with_offset {
+        out.push(Value::Nil)?;
+    }
+    let mut count = 0i64;
+    while (limit == 0 || count < limit) && r.pos < b.len() {
+        if !with_offset && count as usize >= MAX_RESULTS {
+            return Err(lua_error(lua, "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"));
+        }
+        if with_offset && count as usize >= MAX_RESULTS_LIMITED {
+            return Err(lua_error(lua, "stack overflow (in function mp_unpack_full)"));
+        }
         match decode(lua, &mut r) {
-            Ok(v) => out.push_back(v),
+            Ok(v) => out.push(v)?,
             Err(Bad::Missing) => return Err(lua_error(lua, "Missing bytes in input.")),
             Err(Bad::Format) => return Err(lua_error(lua, "Bad data format in input.")),
+            Err(Bad::TooDeep(f)) => return Err(lua_error(lua, &format!("stack overflow (in function {f})"))),
             Err(Bad::Lua(e)) => return Err(e),
         }
+        count += 1;
     }
     if with_offset {
         let next = if r.pos < b.len() { r.pos as f64 } else { -1.0 };
-        out.push_front(Value::Number(next));
+        out.set_first(Value::Number(next))?;
     }
     Ok(out)
 }

@@ -3,18 +3,179 @@
 //! tables as `{}`, sparse arrays refused as lua-cjson refuses them), and in their own files
 //! `cmsgpack` (MessagePack) and `struct` (binary packing).
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{ffi, Function, Lua, MultiValue, Table, Value};
+use std::cell::RefCell;
+use std::ffi::c_int;
 
 mod cmsgpack;
 mod structlib;
 
+thread_local! {
+    /// Where the Lua code that called the running wrapped function is (see `Where`).
+    static WHERE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The calling code's place as luaL_where prints it ("user_script:3: ", or "" for a C caller
+/// such as pcall), which a trampoline (below) passes as the first argument of the Rust function
+/// it calls: that function is two frames away from the script, and a script's `return f(...)`
+/// may have replaced its own frame (a tail call), so only the trampoline can still see it. While
+/// a `Where` lives, errors raised from the libraries use it.
+pub struct Where {
+    prev: Option<String>,
+}
+
+impl mlua::FromLua for Where {
+    fn from_lua(v: Value, _: &Lua) -> mlua::Result<Self> {
+        let at = match v {
+            Value::String(s) => s.to_string_lossy(),
+            _ => String::new(),
+        };
+        Ok(Where { prev: WHERE.with(|w| w.replace(Some(at))) })
+    }
+}
+
+impl Drop for Where {
+    fn drop(&mut self) {
+        WHERE.with(|w| *w.borrow_mut() = self.prev.take());
+    }
+}
+
+/// The line of the script code calling the running library function or redis.call (0 when a C
+/// function such as pcall made the call).
+pub fn calling_line(lua: &Lua) -> i64 {
+    let at = caller(lua);
+    at.trim_end_matches(": ").rsplit(':').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// Where the calling Lua code is, as luaL_where prints it ("user_script:3: "), for errors raised
 /// from these libraries.
 fn caller(lua: &Lua) -> String {
+    if let Some(at) = WHERE.with(|w| w.borrow().clone()) {
+        return at;
+    }
     lua.inspect_stack(1)
         .filter(|d| d.curr_line() > 0)
         .map(|d| format!("{}:{}: ", d.source().short_src.as_deref().unwrap_or("?"), d.curr_line()))
         .unwrap_or_default()
+}
+
+/// Arguments a trampoline (`args_as_table`) packed as `where, select('#', ...), {...}`: read one
+/// at a time, so that a call with thousands of arguments (an `unpack` of a big table, as Redis
+/// allows up to Lua's stack limit) never holds thousands of mlua references at once (mlua
+/// panics past ~8000).
+pub struct Args {
+    _at: Where,
+    n: usize,
+    t: Table,
+}
+
+impl mlua::FromLuaMulti for Args {
+    fn from_lua_multi(values: MultiValue, lua: &Lua) -> mlua::Result<Self> {
+        let (at, n, t) = <(Where, usize, Table)>::from_lua_multi(values, lua)?;
+        Ok(Args { _at: at, n, t })
+    }
+}
+
+impl Args {
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    /// Argument `i` (1-based); None past the end.
+    pub fn get(&self, i: usize) -> Option<Value> {
+        (i >= 1 && i <= self.n).then(|| self.t.raw_get::<Value>(i).unwrap_or(Value::Nil))
+    }
+}
+
+/// Results a trampoline (`results_from_table`) returns as `t[1..n]`: values go into a table one
+/// at a time.
+pub struct Results {
+    n: usize,
+    t: Table,
+}
+
+impl Results {
+    pub fn new(lua: &Lua) -> mlua::Result<Results> {
+        Ok(Results { n: 0, t: lua.create_table()? })
+    }
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn push(&mut self, v: Value) -> mlua::Result<()> {
+        self.n += 1;
+        self.t.raw_set(self.n, v)
+    }
+    pub fn set_first(&mut self, v: Value) -> mlua::Result<()> {
+        self.t.raw_set(1, v)
+    }
+    pub fn pop(&mut self) -> mlua::Result<Option<Value>> {
+        if self.n == 0 {
+            return Ok(None);
+        }
+        let v = self.t.raw_get::<Value>(self.n)?;
+        self.t.raw_set(self.n, Value::Nil)?;
+        self.n -= 1;
+        Ok(Some(v))
+    }
+}
+
+impl mlua::IntoLuaMulti for Results {
+    fn into_lua_multi(self, lua: &Lua) -> mlua::Result<MultiValue> {
+        (self.n, self.t).into_lua_multi(lua)
+    }
+}
+
+/// A C function (closure over a table and a key) that calls `table[key]` with
+/// `(where, n, {args...})`. C, not Lua: a C function keeps the caller's frame even when called
+/// in tail position, so `where` is the script's line as in Redis.
+unsafe extern "C-unwind" fn args_as_table(l: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+    ffi::lua_rawget(l, -2);
+    ffi::lua_remove(l, -2);
+    ffi::luaL_where(l, 1);
+    ffi::lua_pushinteger(l, n as ffi::lua_Integer);
+    ffi::lua_createtable(l, n, 0);
+    for i in 1..=n {
+        ffi::lua_pushvalue(l, i);
+        ffi::lua_rawseti_(l, -2, i);
+    }
+    ffi::lua_call(l, 3, ffi::LUA_MULTRET);
+    ffi::lua_gettop(l) - n
+}
+
+/// A C function (closure over a table and a key) that calls `table[key]` with `(where, args...)`
+/// and returns `t[1..n]` of the `(n, t)` it gets back.
+unsafe extern "C-unwind" fn results_from_table(l: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+    ffi::lua_rawget(l, -2);
+    ffi::lua_remove(l, -2);
+    ffi::lua_insert(l, 1);
+    ffi::luaL_where(l, 1);
+    ffi::lua_insert(l, 2);
+    ffi::lua_call(l, n + 1, 2);
+    let count = ffi::lua_tointegerx(l, -2, std::ptr::null_mut()).max(0) as c_int;
+    let t = ffi::lua_gettop(l);
+    if count > 0 && ffi::lua_checkstack(l, count) == 0 {
+        return ffi::luaL_error(l, c"too many results to unpack".as_ptr());
+    }
+    for i in 1..=count {
+        ffi::lua_rawgeti(l, t, i as ffi::lua_Integer);
+    }
+    count
+}
+
+/// `table[name]` becomes a trampoline to `imp[key]`.
+fn set_trampoline(lua: &Lua, table: &Table, name: &str, imp: &Table, key: &str, f: ffi::lua_CFunction) -> mlua::Result<()> {
+    // SAFETY: exec_raw pushes (imp, key); lua_pushcclosure takes both as upvalues and leaves the
+    // closure, which is the one result.
+    let func = unsafe { lua.exec_raw::<Function>((imp.clone(), key), |l| ffi::lua_pushcclosure(l, f, 2))? };
+    table.raw_set(name, func)
 }
 
 /// luaL_error from a library function.
@@ -46,7 +207,10 @@ fn tobit(v: f64) -> i32 {
     (v as i64) as i32
 }
 
-pub fn install(lua: &Lua) -> mlua::Result<()> {
+/// Installs the libraries (and the `redis.call`/`redis.pcall` wrappers: the `redis` table must
+/// exist) and returns the private table the wrappers call into; `call` and `pcall` are set in
+/// it while a script runs.
+pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let bit = lua.create_table()?;
     bit.set("tobit", lua.create_function(|_, x: f64| Ok(tobit(x)))?)?;
     bit.set("bnot", lua.create_function(|_, x: f64| Ok(!tobit(x)))?)?;
@@ -90,9 +254,22 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     )?;
     cjson.set("null", Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
     lua.globals().raw_set("cjson", cjson)?;
-    cmsgpack::install(lua)?;
-    structlib::install(lua)?;
-    Ok(())
+    let imp = lua.create_table()?;
+    cmsgpack::install(lua, &imp)?;
+    structlib::install(lua, &imp)?;
+    // The functions that take or return many values, and redis.call/pcall, are trampolines
+    // (above) to their Rust halves in `imp` (call and pcall are put there while a script runs).
+    let g = lua.globals();
+    let (mp, st, redis): (Table, Table, Table) = (g.raw_get("cmsgpack")?, g.raw_get("struct")?, g.raw_get("redis")?);
+    set_trampoline(lua, &mp, "pack", &imp, "mp_pack", args_as_table)?;
+    set_trampoline(lua, &mp, "unpack", &imp, "mp_unpack", results_from_table)?;
+    set_trampoline(lua, &mp, "unpack_one", &imp, "mp_unpack_one", results_from_table)?;
+    set_trampoline(lua, &mp, "unpack_limit", &imp, "mp_unpack_limit", results_from_table)?;
+    set_trampoline(lua, &st, "pack", &imp, "struct_pack", args_as_table)?;
+    set_trampoline(lua, &st, "unpack", &imp, "struct_unpack", results_from_table)?;
+    set_trampoline(lua, &redis, "call", &imp, "call", args_as_table)?;
+    set_trampoline(lua, &redis, "pcall", &imp, "pcall", args_as_table)?;
+    Ok(imp)
 }
 
 fn fold(args: MultiValue, f: fn(i32, i32) -> i32) -> mlua::Result<i32> {
@@ -115,7 +292,7 @@ fn num(v: Option<Value>) -> mlua::Result<i32> {
     }
 }
 
-fn fmt_num(n: f64) -> String {
+pub fn fmt_num(n: f64) -> String {
     let mut buf = [0u8; 64];
     // SAFETY: the buffer holds any %.14g output and snprintf NUL-terminates.
     let len = unsafe { libc::snprintf(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%.14g".as_ptr(), n) };

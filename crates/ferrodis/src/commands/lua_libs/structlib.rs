@@ -8,16 +8,19 @@
 //! previous number as length when unpacking), `s` a zero-terminated string, `f` float, `d`
 //! double; spaces are ignored. Lower case is signed, upper case unsigned.
 
-use super::{arg_error, lua_error, type_name};
-use mlua::{Lua, MultiValue, Value};
+use super::{arg_error, lua_error, type_name, Args, Results, Where};
+use mlua::{Lua, Table, Value};
 
 const MAX_INT_SIZE: usize = 32;
 const NATIVE_ALIGN: usize = 8;
+/// The most values `unpack` returns before Redis's Lua stack runs out.
+const MAX_RESULTS: usize = 7997;
 
-pub fn install(lua: &Lua) -> mlua::Result<()> {
+/// `pack` and `unpack` are trampolines (`super::install`): their Rust halves are in `imp`.
+pub fn install(lua: &Lua, imp: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
-    t.set("pack", lua.create_function(pack)?)?;
-    t.set("unpack", lua.create_function(unpack)?)?;
+    imp.raw_set("struct_pack", lua.create_function(pack)?)?;
+    imp.raw_set("struct_unpack", lua.create_function(unpack)?)?;
     t.set("size", lua.create_function(size)?)?;
     lua.globals().raw_set("struct", t)?;
     Ok(())
@@ -109,8 +112,9 @@ fn is_int(opt: u8) -> bool {
 }
 
 /// luaL_checknumber: a number, or a string that reads as one.
-fn check_number(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<f64> {
-    let v = args.get(i - 1);
+fn check_number(lua: &Lua, args: &Args, i: usize) -> mlua::Result<f64> {
+    let v = args.get(i);
+    let v = v.as_ref();
     let n = match v {
         Some(Value::Integer(n)) => Some(*n as f64),
         Some(Value::Number(n)) => Some(*n),
@@ -121,12 +125,12 @@ fn check_number(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<f64> {
 }
 
 /// luaL_checklstring: a string, or a number as Lua prints it.
-fn check_string(lua: &Lua, args: &MultiValue, i: usize) -> mlua::Result<Vec<u8>> {
-    match args.get(i - 1) {
+fn check_string(lua: &Lua, args: &Args, i: usize) -> mlua::Result<Vec<u8>> {
+    match args.get(i) {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
         Some(Value::Integer(n)) => Ok(n.to_string().into_bytes()),
-        Some(Value::Number(n)) => Ok(super::fmt_num(*n).into_bytes()),
-        v => Err(arg_error(lua, i, "pack", &format!("string expected, got {}", type_name(v)))),
+        Some(Value::Number(n)) => Ok(super::fmt_num(n).into_bytes()),
+        v => Err(arg_error(lua, i, "pack", &format!("string expected, got {}", type_name(v.as_ref())))),
     }
 }
 
@@ -137,10 +141,10 @@ fn put_bytes(out: &mut Vec<u8>, mut le: Vec<u8>, little: bool) {
     out.extend_from_slice(&le);
 }
 
-fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::BString> {
-    let fmt = match args.front() {
+fn pack(lua: &Lua, args: Args) -> mlua::Result<mlua::BString> {
+    let fmt = match args.get(1) {
         Some(Value::String(s)) => s.as_bytes().to_vec(),
-        v => return Err(arg_error(lua, 1, "pack", &format!("string expected, got {}", type_name(v)))),
+        v => return Err(arg_error(lua, 1, "pack", &format!("string expected, got {}", type_name(v.as_ref())))),
     };
     let mut f = Format::new(&fmt);
     let mut out = Vec::new();
@@ -195,7 +199,7 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::BString> {
     Ok(mlua::BString::from(out))
 }
 
-fn unpack(lua: &Lua, (fmt, data, init): (mlua::String, mlua::String, Option<i64>)) -> mlua::Result<MultiValue> {
+fn unpack(lua: &Lua, (_at, fmt, data, init): (Where, mlua::String, mlua::String, Option<i64>)) -> mlua::Result<Results> {
     let (fmt, data) = (fmt.as_bytes().to_vec(), data.as_bytes().to_vec());
     let init = init.unwrap_or(1);
     if init < 1 {
@@ -203,9 +207,13 @@ fn unpack(lua: &Lua, (fmt, data, init): (mlua::String, mlua::String, Option<i64>
     }
     let mut pos = (init - 1) as usize;
     let mut f = Format::new(&fmt);
-    let mut out = MultiValue::new();
+    let mut out = Results::new(lua)?;
     let short = || arg_error(lua, 2, "unpack", "data string too short");
     while let Some((opt, mut size)) = f.next(lua, "unpack")? {
+        // lua_struct's luaL_checkstack per value, at the depth Redis's Lua stack allows.
+        if out.len() >= MAX_RESULTS {
+            return Err(lua_error(lua, "stack overflow (too many results)"));
+        }
         pos += f.padding(pos, opt, size);
         if pos.checked_add(size).is_none_or(|end| end > data.len()) {
             return Err(short());
@@ -224,7 +232,7 @@ fn unpack(lua: &Lua, (fmt, data, init): (mlua::String, mlua::String, Option<i64>
                 } else {
                     v as f64
                 };
-                out.push_back(Value::Number(n));
+                out.push(Value::Number(n))?;
             }
             b'f' | b'd' => {
                 let mut b = data[pos..pos + size].to_vec();
@@ -236,11 +244,11 @@ fn unpack(lua: &Lua, (fmt, data, init): (mlua::String, mlua::String, Option<i64>
                 } else {
                     f64::from_le_bytes(b.try_into().expect("8 bytes"))
                 };
-                out.push_back(Value::Number(n));
+                out.push(Value::Number(n))?;
             }
             b'c' => {
                 if size == 0 {
-                    let Some(Value::Number(n)) = out.pop_back() else {
+                    let Some(Value::Number(n)) = out.pop()? else {
                         return Err(lua_error(lua, "format 'c0' needs a previous size"));
                     };
                     size = n.max(0.0) as usize;
@@ -248,20 +256,20 @@ fn unpack(lua: &Lua, (fmt, data, init): (mlua::String, mlua::String, Option<i64>
                         return Err(short());
                     }
                 }
-                out.push_back(Value::String(lua.create_string(&data[pos..pos + size])?));
+                out.push(Value::String(lua.create_string(&data[pos..pos + size])?))?;
             }
             b's' => {
                 let Some(len) = data[pos..].iter().position(|&c| c == 0) else {
                     return Err(lua_error(lua, "unfinished string in data"));
                 };
-                out.push_back(Value::String(lua.create_string(&data[pos..pos + len])?));
+                out.push(Value::String(lua.create_string(&data[pos..pos + len])?))?;
                 size = len + 1;
             }
             _ => {}
         }
         pos += size;
     }
-    out.push_back(Value::Number((pos + 1) as f64));
+    out.push(Value::Number((pos + 1) as f64))?;
     Ok(out)
 }
 
