@@ -116,6 +116,9 @@ pub fn report(p: &Panic, fatal: bool, client: &[String]) -> Vec<String> {
         String::new(),
         "------ STACK TRACE ------".to_string(),
     ];
+    if p.backtrace.trim().is_empty() {
+        lines.push("(no backtrace could be taken: the panic unwound through Lua's C frames)".to_string());
+    }
     lines.extend(p.backtrace.lines().map(str::to_string));
     lines.push(String::new());
     lines.push("------ CURRENT CLIENT INFO ------".to_string());

@@ -61,7 +61,13 @@ pub fn launch(bin: &str, args: &[&str], dir: std::path::PathBuf) -> Server {
 
 /// `launch` on a given port (a server restarted where its clients and replicas expect it).
 pub fn launch_at(bin: &str, port: u16, args: &[&str], dir: std::path::PathBuf) -> Server {
+    launch_with_env(bin, port, args, dir, &[])
+}
+
+/// `launch_at` with environment variables (test-only switches such as FERRODIS_FAILPOINTS).
+pub fn launch_with_env(bin: &str, port: u16, args: &[&str], dir: std::path::PathBuf, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(bin);
+    cmd.envs(env.iter().copied());
     cmd.arg("--port").arg(port.to_string()).arg("--bind").arg("127.0.0.1").arg("--save").arg("").arg("--appendonly").arg("no");
     cmd.arg("--enable-debug-command").arg("yes").arg("--dir").arg(&dir);
     cmd.args(args).stdout(Stdio::from(std::fs::File::create(dir.join("log")).expect("log file"))).stderr(Stdio::null());
@@ -215,42 +221,43 @@ fn line_end(b: &[u8], from: usize) -> Option<usize> {
     b[from..].windows(2).position(|w| w == b"\r\n").map(|p| from + p)
 }
 
-/// Length of the complete reply starting at `at`, if the buffer holds all of it.
+/// Length of the complete reply starting at `at`, if the buffer holds all of it. (A loop with a
+/// count of the values still to read, not recursion: a script's reply may nest 8000 deep.)
 pub fn reply_len(b: &[u8], at: usize) -> Option<usize> {
-    if at >= b.len() {
-        return None;
-    }
-    let e = line_end(b, at)?;
-    let head = std::str::from_utf8(&b[at + 1..e]).ok()?;
-    let after = e + 2;
-    match b[at] {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after - at),
-        b'$' | b'=' | b'!' => {
-            let n: i64 = head.parse().ok()?;
-            if n < 0 {
-                return Some(after - at);
-            }
-            let end = after + n as usize + 2;
-            (end <= b.len()).then_some(end - at)
+    let mut pos = at;
+    let mut todo: u64 = 1;
+    while todo > 0 {
+        todo -= 1;
+        if pos >= b.len() {
+            return None;
         }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n: i64 = head.parse().ok()?;
-            if n < 0 {
-                return Some(after - at);
+        let e = line_end(b, pos)?;
+        let head = std::str::from_utf8(&b[pos + 1..e]).ok()?;
+        let after = e + 2;
+        match b[pos] {
+            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => pos = after,
+            b'$' | b'=' | b'!' => {
+                let n: i64 = head.parse().ok()?;
+                pos = if n < 0 { after } else { after + n as usize + 2 };
+                if pos > b.len() {
+                    return None;
+                }
             }
-            let items = if b[at] == b'%' || b[at] == b'|' { 2 * n } else { n };
-            let mut pos = after;
-            for _ in 0..items {
-                pos += reply_len(b, pos)?;
+            b'*' | b'~' | b'>' | b'%' | b'|' => {
+                let n: i64 = head.parse().ok()?;
+                let n = n.max(0) as u64;
+                // A map has two values per entry; an attribute precedes the actual reply.
+                todo += match b[pos] {
+                    b'%' => 2 * n,
+                    b'|' => 2 * n + 1,
+                    _ => n,
+                };
+                pos = after;
             }
-            if b[at] == b'|' {
-                // An attribute precedes the actual reply.
-                pos += reply_len(b, pos)?;
-            }
-            Some(pos - at)
+            _ => return None,
         }
-        _ => None,
     }
+    Some(pos - at)
 }
 
 /// Splits an aggregate reply into its element replies (raw), for order-insensitive compares.

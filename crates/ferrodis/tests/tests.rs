@@ -19,6 +19,7 @@ mod pubsub;
 mod real_clients;
 mod replication;
 mod robustness;
+mod scripting_limits;
 mod sentinel;
 mod tls;
 mod transactions;

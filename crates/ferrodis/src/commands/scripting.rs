@@ -660,6 +660,11 @@ fn script_error(e: &mlua::Error, sha: &str, chunk: &str) -> String {
     while let mlua::Error::CallbackError { cause, .. } = e {
         e = cause;
     }
+    if let mlua::Error::MemoryError(_) = e {
+        return format!(
+            "ERR Error running script: not enough memory (a script's Lua heap may not pass maxmemory) script: {sha}, on @{chunk}:0."
+        );
+    }
     let text = e.to_string();
     if let Some(start) = text.find(MARK) {
         let rest = &text[start + 1..];
@@ -841,6 +846,10 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     let ctx = cell.into_inner();
     drop(running);
     let _ = lua.set_memory_limit(0);
+    if matches!(result, Err(mlua::Error::MemoryError(_))) {
+        // What the script built is garbage now: give it back before the next script.
+        let _ = lua.gc_collect();
+    }
     if !nested {
         super::multi::flush_capture(ctx);
         ctx.capture = None;

@@ -104,6 +104,9 @@ impl Results {
     pub fn len(&self) -> usize {
         self.n
     }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
     pub fn push(&mut self, v: Value) -> mlua::Result<()> {
         self.n += 1;
         self.t.raw_set(self.n, v)
