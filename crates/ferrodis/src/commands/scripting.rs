@@ -427,20 +427,11 @@ fn lua_to_reply(lua: &Lua, out: &mut ReplyBuf, v: LuaValue) {
 }
 
 mod raw_reply {
+    use super::super::lua_libs::lua_bytes as bytes;
     use super::{one_line, REPLY_MAX_DEPTH};
     use mlua::ffi;
     use resp::ReplyBuf;
     use std::ffi::CStr;
-
-    /// The bytes of the string (or number) at `idx`.
-    unsafe fn bytes<'a>(l: *mut ffi::lua_State, idx: i32) -> &'a [u8] {
-        let mut len = 0usize;
-        let p = ffi::lua_tolstring(l, idx, &mut len);
-        if p.is_null() {
-            return &[];
-        }
-        std::slice::from_raw_parts(p as *const u8, len)
-    }
 
     /// Pushes `t[name]` (raw) for the table on top; returns its type.
     unsafe fn field(l: *mut ffi::lua_State, name: &CStr) -> i32 {

@@ -6,7 +6,7 @@
 //! mlua reference is held per element; lua-cjson's error texts ("Expected value but found
 //! T_OBJ_END at character 6", "Cannot serialise, excessive nesting (1001)", ...).
 
-use super::lua_error;
+use super::{lua_bytes as bytes, lua_error};
 use mlua::{ffi, Lua, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -257,15 +257,6 @@ pub(super) fn escape_into(b: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.push(b'"');
-}
-
-unsafe fn bytes<'a>(l: *mut ffi::lua_State, idx: i32) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, idx, &mut len);
-    if p.is_null() {
-        return &[];
-    }
-    std::slice::from_raw_parts(p as *const u8, len)
 }
 
 /// A number as lua-cjson writes it: `%.<precision>g`, NaN and infinities by the setting.

@@ -174,6 +174,19 @@ unsafe extern "C-unwind" fn results_from_table(l: *mut ffi::lua_State) -> c_int 
     count
 }
 
+/// The bytes of the string (or number) at stack index `idx`, borrowed from Lua.
+///
+/// # Safety
+/// `l` is a live Lua state and the value stays on the stack while the slice is used.
+pub unsafe fn lua_bytes<'a>(l: *mut ffi::lua_State, idx: i32) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    if p.is_null() {
+        return &[];
+    }
+    std::slice::from_raw_parts(p as *const u8, len)
+}
+
 /// `table[name]` becomes a trampoline to `imp[key]`.
 fn set_trampoline(lua: &Lua, table: &Table, name: &str, imp: &Table, key: &str, f: ffi::lua_CFunction) -> mlua::Result<()> {
     // SAFETY: exec_raw pushes (imp, key); lua_pushcclosure takes both as upvalues and leaves the

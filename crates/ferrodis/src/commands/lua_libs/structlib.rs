@@ -248,8 +248,10 @@ fn unpack(lua: &Lua, (_at, fmt, data, init): (Where, mlua::String, mlua::String,
             }
             b'c' => {
                 if size == 0 {
-                    let Some(Value::Number(n)) = out.pop()? else {
-                        return Err(lua_error(lua, "format 'c0' needs a previous size"));
+                    let n = match out.pop()? {
+                        Some(Value::Number(n)) => n,
+                        Some(Value::Integer(n)) => n as f64,
+                        _ => return Err(lua_error(lua, "format 'c0' needs a previous size")),
                     };
                     size = n.max(0.0) as usize;
                     if pos + size > data.len() {
