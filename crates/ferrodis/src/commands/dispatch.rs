@@ -294,7 +294,7 @@ fn execute_inner(
                 break;
             }
             if crate::util::now_ms() - since >= threshold {
-                out.error(crate::state::scripts::BUSY_ERR);
+                out.error(crate::state::scripts::busy_err());
                 flag_transaction(conn);
                 return Flow::Continue;
             }

@@ -1158,6 +1158,12 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error("ERR No shutdown in progress.");
         return;
     }
+    // While a script runs only SHUTDOWN NOSAVE stops the server (a save would wait for the
+    // script's locks), as Redis answers.
+    if !req.nosave && crate::state::scripts::RUNNING_SINCE.load(Ordering::Acquire) != 0 {
+        ctx.out.error(crate::state::scripts::busy_err());
+        return;
+    }
     ctx.st.request_shutdown(req);
     // As in Redis, a successful SHUTDOWN closes the connection without a reply.
     ctx.conn.close_after_reply = true;

@@ -1,5 +1,7 @@
-//! The server cron (Redis's serverCron), on the acceptor thread: the active expiry cycle and
-//! idle-client timeouts, `hz` times a second; RDB save points once a second.
+//! The server cron (Redis's serverCron), on its own thread: the active expiry cycle and
+//! idle-client timeouts, `hz` times a second; RDB save points once a second. It waits for
+//! stripe locks (a running script holds them all), so it must never share a thread with the
+//! acceptor or the shutdown path: those stay responsive while a script runs, as in Redis.
 
 use crate::commands::expire::ActiveExpire;
 use crate::state::State;
@@ -7,7 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn run(st: Arc<State>) {
+/// Starts the cron thread; it runs until the process exits.
+pub fn start(st: Arc<State>) {
+    std::thread::Builder::new().name("cron".into()).spawn(move || run(st)).expect("spawn the cron thread");
+}
+
+fn run(st: Arc<State>) {
     let mut expire = ActiveExpire::default();
     let mut last_timeout_check = Instant::now();
     let mut last_sample = Instant::now();
@@ -15,7 +22,7 @@ pub async fn run(st: Arc<State>) {
     loop {
         let hz = st.config.hot.hz.load(Ordering::Relaxed).clamp(1, 500) as u64;
         let period = Duration::from_millis(1000 / hz);
-        tokio::time::sleep(period).await;
+        std::thread::sleep(period);
         // A replica waits for its master's DELs (Redis's rule).
         if st.active_expire.load(Ordering::Relaxed) && !st.repl.is_replica() {
             // Redis's slow cycle: at most 25% of the cron period.

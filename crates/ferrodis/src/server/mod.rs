@@ -276,7 +276,7 @@ pub fn run(config: Config) -> i32 {
         if tls_port != 0 {
             tracing::info!("Ready to accept connections tls");
         }
-        tokio::spawn(cron::run(st.clone()));
+        cron::start(st.clone());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
         loop {

@@ -27,6 +27,16 @@ pub static KILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 pub static WROTE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The reply to commands refused while a script runs too long.
 pub const BUSY_ERR: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// The same while a FUNCTION runs (Redis names the command that stops it).
+pub const BUSY_FUNCTION_ERR: &str = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// The BUSY reply for the script running now: EVAL's or FCALL's.
+pub fn busy_err() -> &'static str {
+    match RUNNING_CALL.lock().as_ref() {
+        Some((Some(_), _)) => BUSY_FUNCTION_ERR,
+        _ => BUSY_ERR,
+    }
+}
 
 /// The running call, for FUNCTION STATS: the function's name (None for an EVAL script) and the
 /// command that called it.
