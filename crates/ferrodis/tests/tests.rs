@@ -20,6 +20,7 @@ mod real_clients;
 mod replication;
 mod robustness;
 mod scripting_limits;
+mod security;
 mod sentinel;
 mod tls;
 mod transactions;

@@ -198,18 +198,117 @@ fn one_int_arg(lua: &Lua, args: &mlua::MultiValue, name: &str) -> mlua::Result<i
     }
 }
 
-/// The Lua prelude: the sandbox (a read-only global table that refuses unknown names) is set
-/// after the libraries and the `redis` table exist.
+/// The registry keys of the tables behind the sandbox: the real global table (KEYS and ARGV are
+/// set there per call) and the real `redis` table (per-call functions are set there).
+const GLOBALS_KEY: &str = "ferrodis.globals";
+const REDIS_KEY: &str = "ferrodis.redis";
+
+/// The sandbox, as Redis's patched Lua has it: `_G`, every library table and the string
+/// metatable are read-only for scripts, so nothing a script does outlives it or reaches another
+/// user's script. Stock Lua 5.1 has no read-only tables, so each protected table is shown to
+/// scripts as an empty proxy whose metatable reads through to the real table and refuses
+/// writes; the functions that bypass metatables (rawset, setmetatable, table.insert) refuse
+/// proxies, and those that read raw (rawget, next, pairs, getmetatable) see through them.
+/// The real tables stay reachable only from Rust and from this chunk's upvalues. Binary chunks
+/// are refused (`loadstring`/`load`), as Redis refuses them: Lua 5.1 does not verify bytecode.
+/// Runs once per Lua state, with the real global table as its environment; returns the proxy
+/// that becomes the state's global table.
 const PRELUDE: &str = r#"
-local readonly = function(t, k, v) error("Attempt to modify a readonly table", 2) end
-local missing = function(t, k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
-setmetatable(_G, { __newindex = readonly, __index = missing })
+local imp, user_line = ...
+local G = _G
+local rawset, rawget, next, pairs, setmetatable, getmetatable = rawset, rawget, next, pairs, setmetatable, getmetatable
+local error, type, tostring, loadstring, insert, concat = error, type, tostring, loadstring, table.insert, table.concat
+local RO = "Attempt to modify a readonly table"
+local hidden, fake = {}, {}
+local function readonly() error(RO, 2) end
+local function refuse()
+  imp.readonly_line = user_line()
+  error(RO, 0)
+end
+local function protect(t)
+  local p = {}
+  setmetatable(p, { __index = t, __newindex = readonly, __metatable = false })
+  hidden[p], fake[p] = t, false
+  return p
+end
+local function missing(t, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+
+rawset(G.table, "insert", function(t, ...)
+  if hidden[t] then refuse() end
+  return insert(t, ...)
+end)
+G.rawset = function(t, k, v)
+  if hidden[t] then refuse() end
+  return rawset(t, k, v)
+end
+G.setmetatable = function(t, m)
+  if hidden[t] then refuse() end
+  return setmetatable(t, m)
+end
+G.rawget = function(t, k)
+  local h = hidden[t]
+  if h then return rawget(h, k) end
+  return rawget(t, k)
+end
+G.next = function(t, k)
+  local h = hidden[t]
+  if h then return next(h, k) end
+  return next(t, k)
+end
+G.pairs = function(t)
+  local h = hidden[t]
+  if h then return function(_, k) return next(h, k) end, t, nil end
+  return pairs(t)
+end
+local function binary(s, name)
+  local shown = name or s:match("^[^%z\n\r]*")
+  return nil, '[string "' .. shown .. '"]:1: unexpected symbol near \'char(27)\''
+end
+G.loadstring = function(s, name)
+  if type(s) == "string" and s:byte(1) == 27 then return binary(s, name) end
+  return loadstring(s, name)
+end
+G.load = function(reader, name)
+  local parts = {}
+  while true do
+    local piece = reader()
+    if piece == nil or piece == "" then break end
+    if type(piece) ~= "string" then return nil, "reader function must return a string" end
+    parts[#parts + 1] = piece
+  end
+  return G.loadstring(concat(parts), name or "=(load)")
+end
+
+for _, name in ipairs({ "string", "table", "math", "bit", "cjson", "cmsgpack", "struct", "redis", "coroutine" }) do
+  rawset(G, name, protect(G[name]))
+end
+local smt = getmetatable("")
+smt.__index = G.string
+local smt_proxy = protect(smt)
+local P = protect(G)
+fake[P] = protect({ __index = missing })
+G.getmetatable = function(o)
+  if type(o) == "string" then return smt_proxy end
+  local f = fake[o]
+  if f ~= nil then return f or nil end
+  return getmetatable(o)
+end
+rawset(G, "_G", P)
+-- Redis's error handler is a global too; what it returns is all a script can see of it.
+rawset(G, "__redis__err__handler", function(err)
+  if type(err) == "table" then return err end
+  return { err = "ERR " .. tostring(err) }
+end)
+setmetatable(G, { __index = missing })
+return P
 "#;
 
 fn new_lua() -> mlua::Result<Lua> {
     let lua = Lua::new();
     let g = lua.globals();
-    for name in ["os", "io", "loadfile", "dofile", "require", "module", "package", "debug", "print"] {
+    for name in ["os", "io", "loadfile", "dofile", "require", "module", "package", "debug", "print", "getfenv", "setfenv", "newproxy"] {
         g.raw_set(name, LuaValue::Nil)?;
     }
     let redis = lua.create_table()?;
@@ -286,10 +385,33 @@ fn new_lua() -> mlua::Result<Lua> {
     // The Lua debugger is not available outside a debugging session: Redis returns false / nil.
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.set("debug", lua.create_function(|_, _: mlua::MultiValue| Ok(()))?)?;
-    g.raw_set("redis", redis)?;
+    g.raw_set("redis", redis.clone())?;
     let imp = super::lua_libs::install(&lua)?;
-    lua.set_named_registry_value(IMPL_KEY, imp)?;
-    lua.load(PRELUDE).set_name("@prelude").exec()?;
+    lua.set_named_registry_value(IMPL_KEY, imp.clone())?;
+    lua.set_named_registry_value(GLOBALS_KEY, g)?;
+    lua.set_named_registry_value(REDIS_KEY, redis)?;
+    // The line of the script that called a refusing wrapper (0: this function, 1: `refuse`,
+    // 2: the wrapper, 3: its caller, or 4 when that is a C function such as pcall), as Redis's
+    // error handler finds it.
+    let user_line = lua.create_function(|lua, ()| {
+        for level in [3, 4] {
+            if let Some(d) = lua.inspect_stack(level) {
+                if d.source().what != "C" {
+                    return Ok(d.curr_line().max(0) as i64);
+                }
+            }
+        }
+        Ok(0)
+    })?;
+    let proxy: Table = lua.load(PRELUDE).set_name("@prelude").call((imp, user_line))?;
+    // The proxy becomes the state's global table: every chunk loaded from now on (scripts,
+    // libraries, loadstring) and every coroutine sees only the proxy.
+    // SAFETY: one value is pushed (the proxy) and lua_replace pops it into LUA_GLOBALSINDEX.
+    unsafe {
+        lua.exec_raw::<()>(proxy, |l| {
+            mlua::ffi::lua_replace(l, mlua::ffi::LUA_GLOBALSINDEX);
+        })?;
+    }
     Ok(lua)
 }
 
@@ -645,7 +767,8 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: boo
 }
 
 /// Formats a script failure as Redis 7.0 does: "<error> script: <sha>, on @user_script:<line>."
-fn script_error(e: &mlua::Error, sha: &str, chunk: &str) -> String {
+/// `line` is where a sandbox refusal happened (its message has no position), else 0.
+fn script_error(e: &mlua::Error, sha: &str, chunk: &str, line: i64) -> String {
     // A Rust callback's error comes wrapped with a traceback: what Redis shows is its cause.
     let mut e = e;
     while let mlua::Error::CallbackError { cause, .. } = e {
@@ -665,10 +788,20 @@ fn script_error(e: &mlua::Error, sha: &str, chunk: &str) -> String {
         return format!("{msg} script: {sha}, on @{chunk}:{line}.");
     }
     // A Lua runtime error: "user_script:<line>: message" (first line, before any traceback).
+    // (Only the message: the traceback mlua appends names the script's lines too.)
     let tag = format!("{chunk}:");
+    let text = text.split("\nstack traceback:").next().unwrap_or_default();
     let first = text.lines().find(|l| l.contains(&tag)).unwrap_or(text.lines().next().unwrap_or(""));
     let msg = first.trim().trim_start_matches("runtime error: ");
-    let at = msg.find(&tag).map_or(msg, |i| &msg[i..]);
+    let Some(i) = msg.find(&tag) else {
+        // An error in a chunk the script loaded: Redis names that chunk's source and line.
+        if let Some((source, rest)) = msg.strip_prefix("[string \"").and_then(|m| m.split_once("\"]:")) {
+            let n = rest.split(':').next().unwrap_or("0");
+            return format!("ERR {msg} script: {sha}, on {source}:{n}.");
+        }
+        return format!("ERR {msg} script: {sha}, on @{chunk}:{line}.");
+    };
+    let at = &msg[i..];
     let line = at.split(':').nth(1).unwrap_or("0");
     format!("ERR {at} script: {sha}, on @{chunk}:{line}.")
 }
@@ -791,7 +924,7 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
         Ok(t)
     };
     let (Ok(kt), Ok(at)) = (mk(keys), mk(args)) else { return ctx.out.error("ERR out of memory") };
-    let g = lua.globals();
+    let Ok(g) = lua.named_registry_value::<Table>(GLOBALS_KEY) else { return ctx.out.error("ERR Lua state without its globals") };
     if !as_function {
         let _ = g.raw_set("KEYS", kt.clone());
         let _ = g.raw_set("ARGV", at.clone());
@@ -809,10 +942,13 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     SCRIPT_RESP.with(|c| c.set(2));
     SCRIPT_REPL.with(|c| c.set(3));
     let imp: Option<Table> = lua.named_registry_value(IMPL_KEY).ok();
+    if let Some(t) = &imp {
+        let _ = t.raw_set("readonly_line", LuaValue::Nil);
+    }
     let cell = RefCell::new(&mut *ctx);
     let result: mlua::Result<LuaValue> = lua.scope(|scope| {
-        let Some(imp) = imp else { return Err(mlua::Error::RuntimeError("ERR Lua state without its libraries".into())) };
-        let redis: Table = g.raw_get("redis")?;
+        let Some(imp) = imp.clone() else { return Err(mlua::Error::RuntimeError("ERR Lua state without its libraries".into())) };
+        let redis: Table = lua.named_registry_value(REDIS_KEY)?;
         let call = scope.create_function_mut(|lua, a: Args| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
         let pcall = scope.create_function_mut(|lua, a: Args| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
         let acl_check = scope.create_function(|lua, a: mlua::MultiValue| {
@@ -849,7 +985,8 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     match result {
         Ok(v) => lua_to_reply(lua, ctx.out, v),
         Err(e) => {
-            let msg = script_error(&e, origin.name, origin.chunk);
+            let line = imp.as_ref().and_then(|t| t.raw_get::<Option<i64>>("readonly_line").ok().flatten()).unwrap_or(0);
+            let msg = script_error(&e, origin.name, origin.chunk, line);
             ctx.out.error(&msg)
         }
     }
@@ -899,7 +1036,7 @@ fn load_library(lua: &Lua, code: &[u8]) -> Result<Vec<(String, Function, bool)>,
     let mut src = b"\n".to_vec();
     src.extend_from_slice(code.get(body_start + 1..).unwrap_or_default());
     let found: RefCell<Vec<(String, Function, bool)>> = RefCell::new(Vec::new());
-    let redis: Table = lua.globals().raw_get("redis").map_err(|e| e.to_string())?;
+    let redis: Table = lua.named_registry_value(REDIS_KEY).map_err(|e| e.to_string())?;
     let r = lua.scope(|scope| {
         let reg = scope.create_function(|_, a: mlua::MultiValue| {
             let (name, cb, no_writes) = match (a.front(), a.get(1)) {
