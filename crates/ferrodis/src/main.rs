@@ -87,6 +87,10 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // As Redis's CONFIG GET dir: the working directory, absolute.
+    if let Ok(cwd) = std::env::current_dir() {
+        config.set_validated("dir", cwd.display().to_string());
+    }
     // daemonize yes: detach (before any thread starts), stdio to /dev/null, as redis-server does.
     if config.get("daemonize").as_deref() == Some("yes") {
         // SAFETY: no other thread exists yet; daemon(3) forks and the parent exits.

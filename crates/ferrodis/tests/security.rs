@@ -116,3 +116,104 @@ fn one_users_script_cannot_plant_code_that_another_users_script_runs() {
     assert_eq!(outcomes[0], outcomes[1]);
     assert!(outcomes[1].0.contains("Attempt to modify a readonly table"), "{:?}", outcomes[1]);
 }
+
+/// The servers' files go where `dir` and `dbfilename` say; CONFIG SET may change them only where
+/// `enable-protected-configs` allows it, a file name is never a path, and a new `dir` takes
+/// effect at once.
+#[test]
+fn protected_configs_are_protected_and_dir_takes_effect() {
+    require_redis();
+    let steps: &[&[&str]] = &[
+        &["CONFIG", "SET", "dir", "/tmp"],
+        &["CONFIG", "SET", "dbfilename", "x.rdb"],
+        &["CONFIG", "SET", "dbfilename", "../../../x/file"],
+        &["CONFIG", "SET", "maxmemory", "0", "dir", "/tmp"],
+        &["CONFIG", "GET", "enable-protected-configs"],
+        &["CONFIG", "SET", "enable-protected-configs", "yes"],
+        &["MODULE", "LIST"],
+        &["MODULE", "LOAD", "/tmp/x.so"],
+        &["MODULE", "UNLOAD", "x"],
+        &["MODULE", "HELP"],
+    ];
+    let (redis, ours) = (Server::redis(&[]), Server::ferrodis(&[]));
+    for step in steps {
+        let (a, b) = (redis.client().text(step), ours.client().text(step));
+        assert_eq!(a, b, "{step:?}");
+    }
+    // Where the operator allowed it: still no path as a file name, and `dir` is real.
+    let allowed = ["--enable-protected-configs", "yes", "--enable-module-command", "yes"];
+    let (redis, ours) = (Server::redis(&allowed), Server::ferrodis(&allowed));
+    for s in [&redis, &ours] {
+        let mut c = s.client();
+        let other = tempdir("other-dir");
+        let other_s = other.to_str().expect("utf-8 path");
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["CONFIG", "SET", "dbfilename", "../../../x/file"],
+            vec!["CONFIG", "SET", "dbfilename", "/abs/path.rdb"],
+            vec!["CONFIG", "SET", "dbfilename", "a\\b"],
+            vec!["CONFIG", "SET", "dir", "/nonexistent/dir"],
+            vec!["CONFIG", "SET", "dir", "/etc/passwd"],
+            vec!["MODULE", "LOAD", "/tmp/x.so"],
+            vec!["MODULE", "UNLOAD", "x"],
+        ];
+        let replies: Vec<String> = steps.iter().map(|st| c.text(st)).collect();
+        assert!(replies[0].contains("dbfilename can't be a path, just a filename"), "{replies:?}");
+        assert!(replies[3].contains("No such file or directory") && replies[4].contains("Not a directory"), "{replies:?}");
+        assert!(replies[5].starts_with("-ERR Error loading the extension"), "{replies:?}");
+        assert_eq!(c.text(&["CONFIG", "SET", "dir", other_s, "dbfilename", "moved.rdb"]), "+OK\r\n");
+        assert_eq!(c.text(&["SET", "k", "v"]), "+OK\r\n");
+        assert_eq!(c.text(&["SAVE"]), "+OK\r\n");
+        assert!(other.join("moved.rdb").exists(), "SAVE wrote into the new dir");
+        assert!(!s.dir.join("moved.rdb").exists());
+        let got = c.text(&["CONFIG", "GET", "dir"]);
+        assert!(got.contains(other_s), "{got}");
+        let _ = std::fs::remove_dir_all(&other);
+    }
+    // At start, a path as a file name stops the server with Redis's error.
+    for bin in ["redis-server", FERRODIS] {
+        for (name, value, msg) in [
+            ("--dbfilename", "../x.rdb", "dbfilename can't be a path, just a filename"),
+            ("--appendfilename", "/tmp/x.aof", "appendfilename can't be a path, just a filename"),
+            ("--appenddirname", "../d", "appenddirname can't be a path, just a dirname"),
+        ] {
+            let port = free_port().to_string();
+            let out = std::process::Command::new("timeout").args(["10", bin, "--port", &port, name, value]).output().expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{bin} {name} {value}: {err}");
+            assert!(err.contains("FATAL CONFIG FILE ERROR") && err.contains(msg), "{bin}: {err}");
+        }
+    }
+}
+
+/// An RDB file whose sorted set (or set, or hash) names a member twice is refused at load, as
+/// Redis refuses it, instead of loading with one member silently dropped. (A small hash with a
+/// duplicate field is the exception in Redis 7.0.15: it loads it as a listpack with both
+/// entries, HLEN 2 and HGETALL showing the field twice, a corrupt object. ferrodis refuses it
+/// like the others.)
+#[test]
+fn an_rdb_with_a_duplicate_member_is_refused() {
+    require_redis();
+    fn s(b: &[u8]) -> Vec<u8> {
+        let mut v = vec![b.len() as u8];
+        v.extend_from_slice(b);
+        v
+    }
+    let kinds: [(u8, Vec<u8>, &str); 3] = [
+        (5, [s(b"a"), 1f64.to_le_bytes().to_vec(), s(b"a"), 2f64.to_le_bytes().to_vec()].concat(), "Duplicate zset fields detected"),
+        (2, [s(b"a"), s(b"a")].concat(), "Duplicate set members detected"),
+        (4, [s(b"f"), s(b"1"), s(b"f"), s(b"2")].concat(), "Duplicate hash fields detected"),
+    ];
+    for (t, body, msg) in kinds {
+        // REDIS0010, SELECTDB 0, the key "z" with 2 entries, EOF and a zero (unchecked) checksum.
+        let rdb = [b"REDIS0010".to_vec(), vec![0xFE, 0, t], s(b"z"), vec![2], body, vec![0xFF], vec![0; 8]].concat();
+        let bins: &[&str] = if t == 4 { &[FERRODIS] } else { &["redis-server", FERRODIS] };
+        for &bin in bins {
+            let dir = tempdir("dup");
+            std::fs::write(dir.join("dump.rdb"), &rdb).expect("write rdb");
+            let mut srv = launch(bin, &[], dir);
+            let status = srv.wait_exit(std::time::Duration::from_secs(20));
+            assert!(status.is_some_and(|s| !s.success()), "{bin} must not start on a duplicate ({msg})");
+            assert!(srv.log().contains(msg), "{bin}: {}", srv.log());
+        }
+    }
+}

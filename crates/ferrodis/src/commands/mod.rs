@@ -673,6 +673,16 @@ pub fn reply_help(ctx: &mut Ctx, lines: &[&str]) {
 
 /// Case-insensitive comparison of an argument with an ASCII keyword.
 #[inline]
+/// Redis's allowProtectedAction: an `enable-*-command` / `enable-protected-configs` setting of
+/// `yes`, or `local` for a client connected from a loopback address.
+pub fn allowed_by(ctx: &Ctx, setting: &str) -> bool {
+    match ctx.st.config.get(setting).as_deref() {
+        Some("yes") => true,
+        Some("local") => ctx.conn.info.addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()),
+        _ => false,
+    }
+}
+
 pub fn eq(a: &[u8], kw: &str) -> bool {
     a.eq_ignore_ascii_case(kw.as_bytes())
 }

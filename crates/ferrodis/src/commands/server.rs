@@ -22,6 +22,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("slowlog", -2, "@slow", SLOWLOG),
     container("latency", -2, "@slow", LATENCY),
     container("memory", -2, "@slow", MEMORY),
+    container("module", -2, "@slow", MODULE),
     cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, debug),
     cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, monitor),
     cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, ADMIN_ACL, NO_KEYS, shutdown),
@@ -56,6 +57,16 @@ static LATENCY: &[CommandSpec] = &[
     cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_history),
     cmd("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_reset),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, latency_help),
+];
+
+/// MODULE: ferrodis loads no modules. LIST answers none; LOAD, LOADEX and UNLOAD are
+/// refused unless `enable-module-command` allows them, and then fail as Redis fails to load.
+static MODULE: &[CommandSpec] = &[
+    cmd("list", 2, ADMIN | NOSCRIPT, ADMIN_ACL, NO_KEYS, module_list),
+    cmd("load", -3, ADMIN | NOSCRIPT, ADMIN_ACL, NO_KEYS, module_load),
+    cmd("loadex", -3, ADMIN | NOSCRIPT, ADMIN_ACL, NO_KEYS, module_load),
+    cmd("unload", 3, ADMIN | NOSCRIPT, ADMIN_ACL, NO_KEYS, module_unload),
+    cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, module_help),
 ];
 
 static MEMORY: &[CommandSpec] = &[
@@ -365,6 +376,10 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
             ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", name));
             return;
         }
+        if cfg.protected(&name) && !super::allowed_by(ctx, "enable-protected-configs") {
+            ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set protected config", name));
+            return;
+        }
         let v = String::from_utf8_lossy(p[1]).to_string();
         let words: Vec<String> = if matches!(
             canon.as_str(),
@@ -387,6 +402,19 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
         }
     }
+    // `dir` takes effect at once, as in Redis: the server works in that directory from now on
+    // (and CONFIG GET dir answers it, absolute). Last, so that nothing else can fail after it.
+    if let Some(at) = updates.iter().position(|(k, _)| k == "dir") {
+        match std::env::set_current_dir(&updates[at].1).and_then(|_| std::env::current_dir()) {
+            Ok(cwd) => updates[at].1 = cwd.display().to_string(),
+            Err(e) => {
+                let text = e.to_string();
+                let text = text.split(" (os error").next().unwrap_or_default();
+                ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument 'dir') - {}", text));
+                return;
+            }
+        }
+    }
     let aof_changed = updates.iter().any(|(k, _)| k == "appendonly");
     let tls_changed = updates.iter().find(|(k, _)| k.starts_with("tls-")).map(|(k, _)| k.clone());
     // The values before, to put back if the new TLS configuration does not build.
@@ -405,6 +433,9 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
                 Err(e) => {
                     tracing::warn!("{}", e);
                     for (k, v) in old {
+                        if k == "dir" {
+                            let _ = std::env::set_current_dir(&v);
+                        }
                         cfg.set_validated(&k, v);
                     }
                     ctx.out.error(&format!(
@@ -966,9 +997,7 @@ fn hex(d: &[u8]) -> String {
 }
 
 fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let enabled = ctx.st.config.get("enable-debug-command").unwrap_or_default();
-    let local = ctx.conn.info.addr.starts_with("127.") || ctx.conn.info.addr.starts_with("[::1]");
-    if !(enabled == "yes" || (enabled == "local" && local)) {
+    if !super::allowed_by(ctx, "enable-debug-command") {
         ctx.out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
         return;
     }
@@ -1127,6 +1156,53 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
             String::from_utf8_lossy(argv[1])
         )),
     }
+}
+
+// ---------------------------------------------------------------- MODULE
+
+fn module_list(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    ctx.out.array(0);
+}
+
+/// Redis's reply to a protected command that `enable-module-command` does not allow.
+fn module_allowed(ctx: &mut Ctx) -> bool {
+    if super::allowed_by(ctx, "enable-module-command") {
+        return true;
+    }
+    ctx.out.error("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+    false
+}
+
+fn module_load(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if module_allowed(ctx) {
+        tracing::warn!("Module {} failed to load: ferrodis does not load modules", String::from_utf8_lossy(argv[2]));
+        ctx.out.error("ERR Error loading the extension. Please check the server logs.");
+    }
+}
+
+fn module_unload(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    if module_allowed(ctx) {
+        ctx.out.error("ERR Error unloading module: no such module with that name");
+    }
+}
+
+fn module_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    help(
+        ctx,
+        &[
+            "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "LIST",
+            "    Return a list of loaded modules.",
+            "LOAD <path> [<arg> ...]",
+            "    Load a module library from <path>, passing to it any optional arguments.",
+            "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+            "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+            "UNLOAD <name>",
+            "    Unload a module.",
+            "HELP",
+            "    Prints this help.",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------- SHUTDOWN

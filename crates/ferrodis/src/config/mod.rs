@@ -487,7 +487,11 @@ impl Config {
             }
             return Err(format!("argument(s) must be one of the following: {}", vals.join(", ")));
         }
+        // A file name may not be a path (it would let the file be written anywhere).
+        let path_like = one.contains('/') || one.contains('\\');
         match name {
+            "dbfilename" | "appendfilename" if path_like => return Err(format!("{name} can't be a path, just a filename")),
+            "appenddirname" if path_like => return Err("appenddirname can't be a path, just a dirname".into()),
             "notify-keyspace-events" => return normalize_keyspace_events(one),
             "save" => {
                 let joined = args.join(" ");
@@ -632,6 +636,11 @@ impl Config {
     }
     pub fn immutable(&self, name: &str) -> bool {
         IMMUTABLE.contains(&canonical(name).as_str())
+    }
+    /// Redis's PROTECTED_CONFIG: where the server writes its files. CONFIG SET may change them
+    /// only where `enable-protected-configs` allows it (the Redis-to-authorized_keys attack).
+    pub fn protected(&self, name: &str) -> bool {
+        matches!(canonical(name).as_str(), "dir" | "dbfilename")
     }
     /// Stores an already validated value (CONFIG SET), refreshing hot copies.
     pub fn set_validated(&self, name: &str, value: String) {
