@@ -217,3 +217,64 @@ fn an_rdb_with_a_duplicate_member_is_refused() {
         }
     }
 }
+
+/// SORT's BY and GET patterns read keys that no argument names: Redis allows them only to a user
+/// who may read every key. `redis.acl_check_cmd` answers what dispatch would decide.
+#[test]
+fn sort_patterns_and_acl_check_cmd_follow_key_permissions() {
+    require_redis();
+    let setup: &[&[&str]] = &[
+        &["ACL", "SETUSER", "mallory", "on", ">m", "~app:*", "+@all", "-acl"],
+        &["ACL", "SETUSER", "full", "on", ">f", "~*", "+@all"],
+        &["ACL", "SETUSER", "sel", "on", ">s", "~app:*", "+@all", "(~* +sort)"],
+        &["ACL", "SETUSER", "reader", "on", ">r", "%R~*", "~app:*", "+@all"],
+        &["RPUSH", "app:ids", "1", "2", "3"],
+        &["RPUSH", "app:list", "1"],
+        &["HSET", "user_1", "password", "p1"],
+        &["SET", "salary_1", "10"],
+        &["SET", "secret_1", "s"],
+    ];
+    let steps: &[&[&str]] = &[
+        &["SORT", "app:ids", "BY", "nosort", "GET", "user_*->password"],
+        &["SORT", "app:ids", "BY", "salary_*", "DESC"],
+        &["SORT_RO", "app:list", "GET", "secret_*"],
+        &["SORT", "app:ids", "GET", "#"],
+        &["SORT", "app:ids", "BY", "nosort"],
+        &["SORT", "app:ids", "BY", "salary_*", "GET", "#", "STORE", "app:out"],
+        &["SORT", "app:ids", "GET"],
+        &["EVAL", "return redis.acl_check_cmd('GET','secret')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('GET','app:x')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('set','app:x')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('config','get','x')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('config','nosuch')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('acl','whoami')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('get', {})", "0"],
+        &["EVAL", "return redis.acl_check_cmd('publish','ch','x')", "0"],
+        &["EVAL", "return redis.acl_check_cmd('sort','app:ids','get','x_*')", "0"],
+    ];
+    let (redis, ours) = (Server::redis(&[]), Server::ferrodis(&[]));
+    let mut transcripts = Vec::new();
+    for s in [&redis, &ours] {
+        let mut admin = s.client();
+        for st in setup {
+            admin.cmd(st);
+        }
+        let mut t = Vec::new();
+        for (user, pass) in [("mallory", "m"), ("full", "f"), ("sel", "s"), ("reader", "r")] {
+            let mut c = s.client();
+            assert_eq!(c.text(&["AUTH", user, pass]), "+OK\r\n");
+            for st in steps {
+                t.push(format!("{user} {st:?} => {}", c.text(st)));
+            }
+        }
+        // The refusals are errors, not ACL denials: the log holds the same entries.
+        let log = admin.cmd(&["ACL", "LOG"]);
+        t.push(format!("ACL LOG entries: {}", elements(&log).len()));
+        transcripts.push(t);
+    }
+    for (a, b) in transcripts[0].iter().zip(&transcripts[1]) {
+        assert_eq!(a, b);
+    }
+    assert!(transcripts[1][0].contains("GET option of SORT denied due to insufficient ACL permissions"), "{}", transcripts[1][0]);
+}

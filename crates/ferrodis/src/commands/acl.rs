@@ -104,6 +104,25 @@ fn check_selector(table: &super::CommandTable, u: &crate::state::acl::User, id: 
     None
 }
 
+/// Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess: one set of the user's permissions (its
+/// own, or a selector) allows this command and reads every key (`allkeys`, or a `*` pattern
+/// with read access). SORT's BY and GET patterns read keys no argument names, so they need it.
+pub fn reads_all_keys(table: &super::CommandTable, cell: Option<&Arc<UserCell>>, id: usize, argv: &[&[u8]]) -> bool {
+    let Some(cell) = cell.filter(|c| !c.unrestricted.load(Ordering::Acquire)) else { return true };
+    let u = cell.user.read();
+    std::iter::once(&*u).chain(u.selectors.iter()).any(|sel| {
+        (sel.all_keys || sel.keys.iter().any(|(p, read, _)| *read && p[..] == b"*"[..])) && check_selector(table, sel, id, argv).is_none()
+    })
+}
+
+/// Whether the connection's user may run `argv` (redis.acl_check_cmd): every check dispatch
+/// makes, without logging. `id` is the command's (or subcommand's) id.
+pub fn permitted(table: &super::CommandTable, cell: Option<&Arc<UserCell>>, id: usize, argv: &[&[u8]]) -> bool {
+    let Some(cell) = cell.filter(|c| !c.unrestricted.load(Ordering::Acquire)) else { return true };
+    let u = cell.user.read();
+    check(table, &u, id, argv).is_none()
+}
+
 /// A denial in the ACL log.
 fn log_denial(st: &State, conn: &super::ConnState, user: &str, reason: &'static str, context: &'static str, object: &str) {
     let now = crate::util::now_ms();

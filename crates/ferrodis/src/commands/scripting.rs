@@ -686,6 +686,31 @@ mod raw_reply {
     }
 }
 
+/// redis.acl_check_cmd(command, args...): whether the script's user may run that command with
+/// those arguments (command, keys and channels, as dispatch checks them).
+fn acl_check_cmd(ctx: &Ctx, lua: &Lua, a: mlua::MultiValue) -> mlua::Result<bool> {
+    if a.is_empty() {
+        return Err(lua_raise(lua, "ERR Please specify at least one argument for this redis lib call"));
+    }
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(a.len());
+    for v in a.iter() {
+        match v {
+            LuaValue::String(s) => argv.push(s.as_bytes().to_vec()),
+            LuaValue::Integer(n) => argv.push(n.to_string().into_bytes()),
+            LuaValue::Number(f) => argv.push(crate::util::fmt_g17(*f).into_bytes()),
+            _ => return Err(lua_raise(lua, "ERR Lua redis lib command arguments must be strings or integers")),
+        }
+    }
+    let refs: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
+    let invalid = || lua_raise(lua, "ERR Invalid command passed to redis.acl_check_cmd()");
+    let table = ctx.table;
+    let mut id = table.lookup(refs[0]).ok_or_else(invalid)?;
+    if !table.spec(id).subcommands.is_empty() && refs.len() > 1 {
+        id = table.lookup_sub(id, refs[1]).ok_or_else(invalid)?;
+    }
+    Ok(super::acl::permitted(table, ctx.conn.user.as_ref(), id, &refs))
+}
+
 /// Marks an error raised by redis.call so the top level can format it as Redis does.
 const MARK: char = '\u{1}';
 
@@ -951,16 +976,7 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
         let redis: Table = lua.named_registry_value(REDIS_KEY)?;
         let call = scope.create_function_mut(|lua, a: Args| call_command(&mut cell.borrow_mut(), lua, a, true, readonly))?;
         let pcall = scope.create_function_mut(|lua, a: Args| call_command(&mut cell.borrow_mut(), lua, a, false, readonly))?;
-        let acl_check = scope.create_function(|lua, a: mlua::MultiValue| {
-            let Some(LuaValue::String(name)) = a.front() else {
-                return Err(lua_raise(lua, "ERR Please specify at least one argument for this redis lib call"));
-            };
-            // Every known command is allowed until ACL users exist (the default user has +@all).
-            match cell.borrow().table.lookup(&name.as_bytes()) {
-                Some(_) => Ok(true),
-                None => Err(lua_raise(lua, "ERR Invalid command passed to redis.acl_check_cmd()")),
-            }
-        })?;
+        let acl_check = scope.create_function(|lua, a: mlua::MultiValue| acl_check_cmd(&cell.borrow(), lua, a))?;
         imp.raw_set("call", call)?;
         imp.raw_set("pcall", pcall)?;
         redis.raw_set("acl_check_cmd", acl_check)?;

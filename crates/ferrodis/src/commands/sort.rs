@@ -66,6 +66,18 @@ fn sort_ro(ctx: &mut Ctx, argv: &[&[u8]]) {
     sort_generic(ctx, argv, true)
 }
 
+/// Why SORT's BY or GET `option` may not run here: in a cluster, or for a user who may not read
+/// every key.
+fn pattern_denied(ctx: &Ctx, argv: &[&[u8]], option: &str) -> Option<String> {
+    if ctx.st.cluster.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+        return Some(format!("ERR {option} option of SORT denied in Cluster mode."));
+    }
+    if !super::acl::reads_all_keys(ctx.table, ctx.conn.user.as_ref(), ctx.cmd_id, argv) {
+        return Some(format!("ERR {option} option of SORT denied due to insufficient ACL permissions."));
+    }
+    None
+}
+
 fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) {
     let (mut desc, mut alpha, mut dontsort) = (false, false, false);
     let (mut limit_start, mut limit_count) = (0i64, -1i64);
@@ -93,8 +105,18 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) {
         } else if eq(a, "by") && left >= 1 {
             by = Some(argv[j + 1]);
             dontsort = !argv[j + 1].contains(&b'*');
+            // A real pattern reads keys no argument names: not in a cluster, and only for a
+            // user who may read every key (Redis's rules).
+            if !dontsort {
+                if let Some(e) = pattern_denied(ctx, argv, "BY") {
+                    return ctx.out.error(&e);
+                }
+            }
             j += 1;
         } else if eq(a, "get") && left >= 1 {
+            if let Some(e) = pattern_denied(ctx, argv, "GET") {
+                return ctx.out.error(&e);
+            }
             gets.push(argv[j + 1]);
             j += 1;
         } else {
