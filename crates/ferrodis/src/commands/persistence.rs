@@ -523,12 +523,17 @@ pub fn appendonly_changed(st: &State) {
     }
 }
 
-/// appendfsync always: the journal offset a connection's replies must wait for (everything
-/// appended so far), or None when they need not wait.
-pub fn aof_reply_target(st: &State) -> Option<u64> {
-    let always = st.aof.enabled.load(Ordering::Relaxed)
-        && st.config.hot.appendfsync.load(Ordering::Relaxed) == crate::persistence::aof::FSYNC_ALWAYS;
-    always.then(|| st.journal.offset()).filter(|t| *t > st.aof.synced.load(Ordering::Acquire))
+/// What a connection's replies wait for with the AOF on: the journal offset they must not pass
+/// (everything appended so far) and whether it must be fsynced (appendfsync always) or only
+/// written to the file (everysec, no). None when nothing is pending.
+pub fn aof_reply_target(st: &State) -> Option<(u64, bool)> {
+    if !st.aof.enabled.load(Ordering::Relaxed) {
+        return None;
+    }
+    let always = st.config.hot.appendfsync.load(Ordering::Relaxed) == crate::persistence::aof::FSYNC_ALWAYS;
+    let done = if always { &st.aof.synced } else { &st.aof.written };
+    let target = st.journal.offset();
+    (target > done.load(Ordering::Acquire)).then_some((target, always))
 }
 
 /// The AOF writer's loop (its own thread): it moves what the journal kept to the file every

@@ -325,9 +325,11 @@ impl Aof {
     }
 
     /// Moves what the journal kept to the incr file; fsyncs when `sync`. Returns the journal
-    /// offset now written.
+    /// offset now written. The fsync runs outside the file lock (on a duplicate of the file
+    /// handle), so connections writing through (`write_through`) never wait for a disk flush.
     pub fn write_pending(&self, journal: &Journal, sync: bool) -> std::io::Result<u64> {
-        let mut g = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let g = &mut *guard;
         let (mut bytes, end) = journal.take_aof();
         if !g.retry.is_empty() {
             let mut all = std::mem::take(&mut g.retry);
@@ -335,28 +337,9 @@ impl Aof {
             bytes = all;
         }
         let Some(f) = g.file.as_mut() else { return Ok(end) };
-        let before = f.metadata().map(|m| m.len()).ok();
-        let r = (|| {
-            if !bytes.is_empty() {
-                f.write_all(&bytes)?;
-            }
-            if sync && (!bytes.is_empty() || self.synced.load(Ordering::Acquire) < end) {
-                f.sync_data()?;
-            }
-            Ok(())
-        })();
-        match r {
-            Ok(()) => {
-                g.incr_size += bytes.len() as u64;
-                self.written.store(end, Ordering::Release);
-                if sync {
-                    self.synced.store(end, Ordering::Release);
-                    self.synced_tx.send_replace(end);
-                }
-                self.write_error.store(false, Ordering::Relaxed);
-                Ok(end)
-            }
-            Err(e) => {
+        if !bytes.is_empty() {
+            let before = f.metadata().map(|m| m.len()).ok();
+            if let Err(e) = f.write_all(&bytes) {
                 // Undo a partial write (as Redis truncates back) and keep the bytes for next time.
                 if let Some(len) = before {
                     let _ = f.set_len(len);
@@ -364,8 +347,42 @@ impl Aof {
                 g.retry = bytes;
                 self.write_error.store(true, Ordering::Relaxed);
                 tracing::warn!("Error writing to the AOF file: {}", e);
+                return Err(e);
+            }
+            g.incr_size += bytes.len() as u64;
+            self.written.store(end, Ordering::Release);
+        } else if self.written.load(Ordering::Acquire) < end {
+            self.written.store(end, Ordering::Release);
+        }
+        if !sync || self.synced.load(Ordering::Acquire) >= end {
+            self.write_error.store(false, Ordering::Relaxed);
+            return Ok(end);
+        }
+        let handle = f.try_clone();
+        drop(guard);
+        match handle.and_then(|h| h.sync_data()) {
+            Ok(()) => {
+                self.synced.fetch_max(end, Ordering::AcqRel);
+                self.synced_tx.send_replace(self.synced.load(Ordering::Acquire));
+                self.write_error.store(false, Ordering::Relaxed);
+                Ok(end)
+            }
+            Err(e) => {
+                self.write_error.store(true, Ordering::Relaxed);
+                tracing::warn!("Error fsyncing the AOF file: {}", e);
                 Err(e)
             }
+        }
+    }
+
+    /// appendfsync everysec / no: the stream up to `target` goes to the file (the kernel) before
+    /// the replies that acknowledge it, as Redis writes its AOF buffer before replying: a crash
+    /// of the process then loses no acknowledged write (fsync stays on the policy's schedule).
+    /// Whoever holds the file lock writes everything pending, so one write covers every
+    /// connection waiting behind it.
+    pub fn write_through(&self, journal: &Journal, target: u64) {
+        if self.written.load(Ordering::Acquire) < target {
+            let _ = self.write_pending(journal, false);
         }
     }
 

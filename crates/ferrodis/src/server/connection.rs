@@ -370,12 +370,15 @@ async fn wait_blocked(
     r
 }
 
-/// `flush`, after waiting (appendfsync always) until the writes the replies acknowledge are on
-/// disk: no acknowledgement leaves before its write is durable. Other connections of this thread
-/// run meanwhile, so one fsync covers many of them.
+/// `flush`, once the writes the replies acknowledge are in the AOF: on disk with appendfsync
+/// always (the connection waits while other connections of this thread run, so one fsync covers
+/// many of them), written to the file with everysec and no (a process crash loses nothing
+/// acknowledged; the fsync follows the policy).
 async fn flush_durable(sock: &Socket, out: &mut ReplyBuf, ts: &ThreadStats, info: &ClientInfo, st: &State) -> std::io::Result<()> {
-    if let Some(target) = crate::commands::persistence::aof_reply_target(st) {
-        st.aof.wait_synced(target).await;
+    match crate::commands::persistence::aof_reply_target(st) {
+        Some((target, true)) => st.aof.wait_synced(target).await,
+        Some((target, false)) => st.aof.write_through(&st.journal, target),
+        None => {}
     }
     flush(sock, out, ts, info, st).await
 }
