@@ -2,6 +2,7 @@
 //! with the same steps, expecting Redis's outcome.
 
 use crate::harness::*;
+use proptest::prelude::*;
 
 /// Replies with Lua's addresses ("table: 0x...") masked, so two servers' replies compare.
 fn masked(r: &[u8]) -> String {
@@ -277,4 +278,152 @@ fn sort_patterns_and_acl_check_cmd_follow_key_permissions() {
         assert_eq!(a, b);
     }
     assert!(transcripts[1][0].contains("GET option of SORT denied due to insufficient ACL permissions"), "{}", transcripts[1][0]);
+}
+
+/// Keys of each type: `app:*` hold PUB- markers, `sec:*` and `other` hold SECRET- markers.
+const ACL_DATA: &[&[&str]] = &[
+    &["SET", "app:1", "PUB-app:1"],
+    &["HSET", "app:2", "f", "PUB-app:2"],
+    &["RPUSH", "app:list", "1", "2"],
+    &["SET", "w_1", "5"],
+    &["SET", "w_2", "3"],
+    &["SET", "sec:1", "SECRET-sec:1"],
+    &["RPUSH", "sec:2", "SECRET-sec:2"],
+    &["HSET", "sec:h", "f", "SECRET-sec:h"],
+    &["SADD", "other", "SECRET-other"],
+    &["ZADD", "sec:z", "1", "SECRET-sec:z"],
+    &["SET", "sec:ptr_1", "SECRET-ptr1"],
+    &["SET", "sec:ptr_2", "SECRET-ptr2"],
+];
+const ACL_KEYS: &[&str] = &["app:1", "app:2", "app:list", "sec:1", "sec:2", "sec:h", "other", "sec:z", "w_1", "app:new"];
+const ACL_KEY_RULES: &[&str] =
+    &["~app:*", "%R~app:*", "%W~app:*", "~sec:1", "%R~sec:*", "%W~sec:*", "~*", "~oth*", "%R~*:2", "~w_*", "%R~sec:ptr_*"];
+
+/// A command a limited user may try, with key slots filled from ACL_KEYS.
+fn acl_command() -> impl Strategy<Value = Vec<String>> {
+    let key = || proptest::sample::select(ACL_KEYS);
+    let templates: Vec<&str> = vec![
+        "GET $1",
+        "MGET $1 $2",
+        "STRLEN $1",
+        "GETRANGE $1 0 -1",
+        "HGETALL $1",
+        "HGET $1 f",
+        "HVALS $1",
+        "LRANGE $1 0 -1",
+        "LINDEX $1 0",
+        "SMEMBERS $1",
+        "SUNION $1 $2",
+        "ZRANGE $1 0 -1",
+        "DUMP $1",
+        "OBJECT ENCODING $1",
+        "TYPE $1",
+        "EXISTS $1 $2",
+        "COPY $1 $2",
+        "RENAME $1 $2",
+        "GETDEL $1",
+        "LPOP $1",
+        "SRANDMEMBER $1",
+        "HRANDFIELD $1 1 WITHVALUES",
+        "LCS $1 $2",
+        "SORT app:list BY w_* GET sec:ptr_*",
+        "SORT app:list GET #",
+        "SORT_RO app:list GET $1",
+        "SORT $1 BY nosort",
+        "SORT app:list BY nosort STORE $1",
+        "EVAL|return redis.call('GET', KEYS[1])|1|$1",
+        "EVAL|return redis.call('GET', ARGV[1])|0|$1",
+        "EVAL|return redis.pcall('HGETALL', KEYS[1])|1|$1",
+        "EVAL|return redis.acl_check_cmd('GET', ARGV[1])|0|$1",
+        "MIGRATE 127.0.0.1 1 $1 0 100",
+        "PUBLISH $1 x",
+        "SUNIONSTORE $2 $1",
+        "ZUNIONSTORE $2 1 $1",
+        "LMOVE $1 $2 LEFT RIGHT",
+        "SINTERCARD 1 $1",
+        "BITCOUNT $1",
+        "TOUCH $1",
+        "MEMORY USAGE $1",
+        "OBJECT FREQ $1",
+    ];
+    (proptest::sample::select(templates), key(), key()).prop_map(|(t, k1, k2)| {
+        let filled = t.replace("$1", k1).replace("$2", k2);
+        if filled.contains('|') {
+            filled.split('|').map(String::from).collect()
+        } else {
+            filled.split(' ').map(String::from).collect()
+        }
+    })
+}
+
+/// A user: up to three key rules, all commands or all but scripting, some channels.
+fn acl_user() -> impl Strategy<Value = Vec<String>> {
+    (
+        proptest::sample::subsequence(ACL_KEY_RULES.to_vec(), 0..=3),
+        proptest::bool::ANY,
+        proptest::sample::select(vec!["allchannels", "resetchannels", "&app*"]),
+    )
+        .prop_map(|(keys, no_scripting, channels)| {
+            let mut rules: Vec<String> = vec!["reset".into(), "on".into(), ">pw".into(), "+@all".into(), channels.into()];
+            if no_scripting {
+                rules.push("-@scripting".into());
+            }
+            rules.extend(keys.into_iter().map(String::from));
+            rules
+        })
+}
+
+fn denied(r: &str) -> bool {
+    r.contains("NOPERM") || r.contains("insufficient ACL") || r.contains("no permissions") || r.contains("can't access")
+}
+
+/// Random ACL users and random commands over keys they may or may not read: every decision
+/// (denied or not) is redis-server's, and no reply ever carries a secret that redis-server's
+/// reply to the same command, from the same state, does not.
+#[test]
+fn a_limited_user_never_reads_what_redis_would_not_let_it_read() {
+    require_redis();
+    let (redis, ours) = (Server::redis(&[]), Server::ferrodis(&[]));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 200, ..ProptestConfig::default() });
+    let strategy = (acl_user(), proptest::collection::vec(acl_command(), 1..8));
+    runner
+        .run(&strategy, |(user, commands)| {
+            // Per server: ACL SETUSER's reply, then each command's.
+            let mut made: Vec<String> = Vec::new();
+            let mut transcripts: Vec<Vec<String>> = Vec::new();
+            for s in [&redis, &ours] {
+                let mut admin = s.client();
+                admin.cmd(&["FLUSHALL"]);
+                for d in ACL_DATA {
+                    admin.cmd(d);
+                }
+                admin.cmd(&["ACL", "DELUSER", "u"]);
+                let mut setuser: Vec<&str> = vec!["ACL", "SETUSER", "u"];
+                setuser.extend(user.iter().map(String::as_str));
+                made.push(admin.text(&setuser));
+                let mut t = Vec::new();
+                if made.last().is_some_and(|r| r == "+OK\r\n") {
+                    let mut c = s.client();
+                    assert_eq!(c.text(&["AUTH", "u", "pw"]), "+OK\r\n");
+                    for cmd in &commands {
+                        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                        t.push(String::from_utf8_lossy(&c.cmd(&args)).into_owned());
+                    }
+                }
+                transcripts.push(t);
+            }
+            // (A key pattern after `~*` is refused: both servers must say so.)
+            prop_assert_eq!(&made[0], &made[1], "ACL SETUSER u {:?}", user);
+            for (i, cmd) in transcripts[0].iter().enumerate().map(|(i, _)| (i, &commands[i])) {
+                let (r, f) = (&transcripts[0][i], &transcripts[1][i]);
+                prop_assert_eq!(denied(r), denied(f), "user {:?} command {:?}\n redis: {}\n ours:  {}", user, cmd, r, f);
+                for secret in
+                    f.match_indices("SECRET-").map(|(at, _)| f[at..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or(""))
+                {
+                    prop_assert!(r.contains(secret), "user {:?} command {:?} read {}\n redis: {}\n ours:  {}", user, cmd, secret, r, f);
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -71,9 +71,11 @@ fn check_selector(table: &super::CommandTable, u: &crate::state::acl::User, id: 
     if !u.all_keys {
         let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
         spec.key_indices(argv, &mut idx);
+        let name = table.full_name(id);
         let write = spec.is_write();
         for i in idx {
-            if !u.key_allowed(argv[i], !write, write) {
+            let (read, written) = key_access(name, write, argv, i);
+            if !u.key_allowed(argv[i], read, written) {
                 return Some((
                     (2, i),
                     (
@@ -121,6 +123,130 @@ pub fn permitted(table: &super::CommandTable, cell: Option<&Arc<UserCell>>, id: 
     let Some(cell) = cell.filter(|c| !c.unrestricted.load(Ordering::Acquire)) else { return true };
     let u = cell.user.read();
     check(table, &u, id, argv).is_none()
+}
+
+/// Write commands whose keys are only written, never read (Redis's key specs without ACCESS):
+/// a `%W~` pattern is enough for them.
+const WRITE_ONLY: &[&str] = &[
+    "del",
+    "unlink",
+    "setex",
+    "psetex",
+    "setnx",
+    "mset",
+    "msetnx",
+    "append",
+    "setrange",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "persist",
+    "lpush",
+    "rpush",
+    "lpushx",
+    "rpushx",
+    "linsert",
+    "lset",
+    "ltrim",
+    "lrem",
+    "sadd",
+    "srem",
+    "hset",
+    "hsetnx",
+    "hmset",
+    "hdel",
+    "zadd",
+    "zrem",
+    "zremrangebyscore",
+    "zremrangebyrank",
+    "zremrangebylex",
+    "pfadd",
+    "restore",
+];
+
+/// Read commands that read no value of their keys (Redis's key specs without ACCESS: sizes,
+/// types, existence, metadata): the key must match a pattern, with either permission.
+const METADATA_ONLY: &[&str] = &[
+    "exists",
+    "type",
+    "touch",
+    "strlen",
+    "llen",
+    "scard",
+    "zcard",
+    "hlen",
+    "xlen",
+    "hstrlen",
+    "hexists",
+    "sismember",
+    "object|encoding",
+    "object|freq",
+    "object|idletime",
+    "object|refcount",
+    "memory|usage",
+];
+
+/// The permissions a command needs on the key at argument `i`, (read, write), after Redis's key
+/// specs: what a command reads needs `%R`, what it changes needs `%W`. A write command reads its
+/// keys unless it is known not to (WRITE_ONLY); commands that read sources into a destination
+/// need `%R` on the sources and `%W` on the destination; commands that read only metadata need
+/// the key to match any pattern (METADATA_ONLY).
+fn key_access(name: &str, write: bool, argv: &[&[u8]], i: usize) -> (bool, bool) {
+    const R: (bool, bool) = (true, false);
+    const W: (bool, bool) = (false, true);
+    const RW: (bool, bool) = (true, true);
+    match name {
+        // A script may read and write the keys it declares (EVAL_RO and FCALL_RO only read).
+        "eval" | "evalsha" | "fcall" => RW,
+        _ if METADATA_ONLY.contains(&name) => (false, false),
+        _ if !write => R,
+        "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" | "geosearchstore" => {
+            if i == 1 {
+                W
+            } else {
+                R
+            }
+        }
+        "pfmerge" => {
+            if i == 1 {
+                RW
+            } else {
+                R
+            }
+        }
+        "bitop" => {
+            if i == 2 {
+                W
+            } else {
+                R
+            }
+        }
+        "copy" | "sort" | "georadius" | "georadiusbymember" => {
+            if i == 1 {
+                R
+            } else {
+                W
+            }
+        }
+        "rename" | "renamenx" => {
+            if i == 1 {
+                RW
+            } else {
+                W
+            }
+        }
+        // SET reads the old value only with GET.
+        "set" => {
+            if argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+                RW
+            } else {
+                W
+            }
+        }
+        _ if WRITE_ONLY.contains(&name) => W,
+        _ => RW,
+    }
 }
 
 /// A denial in the ACL log.
