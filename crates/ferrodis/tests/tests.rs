@@ -8,6 +8,7 @@ mod acl;
 mod aof;
 
 mod blocking;
+mod clients;
 mod cluster;
 mod config;
 mod differential;

@@ -192,7 +192,7 @@ const METADATA_ONLY: &[&str] = &[
 /// keys unless it is known not to (WRITE_ONLY); commands that read sources into a destination
 /// need `%R` on the sources and `%W` on the destination; commands that read only metadata need
 /// the key to match any pattern (METADATA_ONLY).
-fn key_access(name: &str, write: bool, argv: &[&[u8]], i: usize) -> (bool, bool) {
+pub(crate) fn key_access(name: &str, write: bool, argv: &[&[u8]], i: usize) -> (bool, bool) {
     const R: (bool, bool) = (true, false);
     const W: (bool, bool) = (false, true);
     const RW: (bool, bool) = (true, true);
@@ -308,7 +308,7 @@ pub fn denied_in_script(
     })
 }
 
-fn acl<'a>(ctx: &Ctx<'a>) -> &'a crate::state::acl::Acl {
+fn acl<'g>(ctx: &Ctx<'_, 'g>) -> &'g crate::state::acl::Acl {
     ctx.st.acl.get().expect("ACL is set up at start-up")
 }
 

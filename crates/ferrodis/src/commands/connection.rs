@@ -334,7 +334,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
                 if c.id == ctx.conn.info.id {
                     ctx.conn.close_after_reply = true;
                 } else {
-                    ctx.st.clients.kill(c.id);
+                    ctx.st.kill_client(c.id);
                 }
                 ctx.out.ok();
             }
@@ -359,7 +359,12 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
         } else if eq(k, "laddr") {
             laddr = Some(String::from_utf8_lossy(v).into_owned());
         } else if eq(k, "user") {
-            user = Some(String::from_utf8_lossy(v).into_owned());
+            let name = String::from_utf8_lossy(v).into_owned();
+            if ctx.st.acl.get().is_some_and(|a| a.get(&name).is_none()) {
+                ctx.out.error(&format!("ERR No such user '{name}'"));
+                return;
+            }
+            user = Some(name);
         } else if eq(k, "type") {
             let Some(k) = crate::state::ClientInfo::kind_named(v) else {
                 ctx.out.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(v)));
@@ -400,7 +405,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) {
         if me {
             ctx.conn.close_after_reply = true;
         } else {
-            ctx.st.clients.kill(c.id);
+            ctx.st.kill_client(c.id);
         }
         n += 1;
     }

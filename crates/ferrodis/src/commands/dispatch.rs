@@ -88,17 +88,19 @@ pub fn execute(
 /// closes this connection while the server goes on; a panic during a write aborts the process
 /// with the report. (The replication link and AOF loading call `execute_timed` outside any zone,
 /// so a panic there is always fatal: they must apply every command.)
-pub fn execute_client(
-    st: &State,
+#[allow(clippy::too_many_arguments)]
+pub fn execute_client<'g>(
+    st: &'g State,
     table: &super::CommandTable,
     conn: &mut ConnState,
     out: &mut ReplyBuf,
     ts: &ThreadStats,
     argv: &[&[u8]],
     clock: &mut Clock,
+    group: &mut Group<'g>,
 ) -> Flow {
     let reply_start = out.buf.len();
-    match crate::crash::contained(|| execute_timed(st, table, conn, out, ts, argv, clock)) {
+    match crate::crash::contained(|| execute_in(st, table, conn, out, ts, argv, clock, group)) {
         Ok(flow) => flow,
         Err(p) => command_panicked(st, table, conn, out, argv, reply_start, p),
     }
@@ -141,7 +143,7 @@ fn command_panicked(
     Flow::Close
 }
 
-/// `execute` with the connection's clock (the hot path).
+/// `execute` with the connection's clock.
 pub fn execute_timed(
     st: &State,
     table: &super::CommandTable,
@@ -151,9 +153,25 @@ pub fn execute_timed(
     argv: &[&[u8]],
     clock: &mut Clock,
 ) -> Flow {
+    execute_in(st, table, conn, out, ts, argv, clock, &mut Group::new(&st.keyspace))
+}
+
+/// `execute` with the connection's clock, as a command of a pipeline group when one is active
+/// (the hot path).
+#[allow(clippy::too_many_arguments)]
+fn execute_in<'g>(
+    st: &'g State,
+    table: &super::CommandTable,
+    conn: &mut ConnState,
+    out: &mut ReplyBuf,
+    ts: &ThreadStats,
+    argv: &[&[u8]],
+    clock: &mut Clock,
+    group: &mut Group<'g>,
+) -> Flow {
     let reply_start = out.buf.len();
     let was_asking = conn.asking;
-    let flow = execute_inner(st, table, conn, out, ts, argv, reply_start, clock);
+    let flow = execute_inner(st, table, conn, out, ts, argv, reply_start, clock, group);
     // ASKING holds for the next command only (outside MULTI), as Redis's resetClient.
     if was_asking && conn.multi.is_none() && !argv[0].eq_ignore_ascii_case(b"asking") {
         conn.asking = false;
@@ -177,8 +195,8 @@ pub fn execute_timed(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn execute_inner(
-    st: &State,
+fn execute_inner<'g>(
+    st: &'g State,
     table: &super::CommandTable,
     conn: &mut ConnState,
     out: &mut ReplyBuf,
@@ -186,6 +204,7 @@ fn execute_inner(
     argv: &[&[u8]],
     _start: usize,
     clock: &mut Clock,
+    group: &mut Group<'g>,
 ) -> Flow {
     // 1. Find the command (and subcommand), check arity.
     let Some(mut id) = table.lookup(argv[0]) else {
@@ -244,12 +263,16 @@ fn execute_inner(
     // 2a. Cluster mode: keyed commands go to the node serving their slot (Redis's
     // getNodeByQuery): MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN.
     if st.cluster.enabled.load(Ordering::Relaxed) && !conn.is_master {
-        if let Some(err) = cluster_route(st, table, conn, spec, argv, clock.now_ms()) {
+        if let Some(err) = cluster_route(st, table, conn, spec, argv, clock.now_ms(), group) {
             return reject_before_queueing(conn, out, ts, id, spec, &err);
         }
     }
     // 2a'. maxmemory: evict first; with nothing left to evict (or noeviction), commands that
     // may grow memory get OOM, as Redis's processCommand.
+    if !conn.is_master && group.active() && super::evict::over_limit(st) {
+        // Eviction locks stripes of its own.
+        group.release();
+    }
     if !conn.is_master && !super::evict::perform(st, clock.now_ms()) && denyoom(table, conn, spec) {
         return reject_before_queueing(conn, out, ts, id, spec, super::evict::OOM);
     }
@@ -338,8 +361,18 @@ fn execute_inner(
         }
     }
 
+    // A script is shown to MONITOR before it runs, so the commands it calls follow it (Redis).
+    if is_script(spec.name) && st.monitor_count.load(Ordering::Relaxed) > 0 {
+        st.feed_monitors(conn.db, &conn.info.addr, argv);
+    }
+
     // 4. Lock the stripes of the command's keys, ascending.
     let mut ctx = Ctx::new(st, table, conn, out, ts, id, now);
+    let grouped = group.active();
+    if grouped {
+        group.acquire();
+        ctx.adopt(&mut group.guards);
+    }
     if spec.flags & flag::WHOLE_KEYSPACE == 0 {
         let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
         spec.key_indices(argv, &mut idx);
@@ -359,10 +392,15 @@ fn execute_inner(
     // 5. Run it, and propagate while the locks are held.
     let t0 = clock.last;
     run_handler(&mut ctx, spec, argv);
+    if grouped && !ctx.give_back(&mut group.guards) {
+        group.release();
+    }
     let ready = std::mem::take(&mut ctx.ready);
     drop(ctx);
-    // Keys this command made ready: serve blocked clients now, before anything else runs here.
+    // Keys this command made ready: serve blocked clients now, before anything else runs here
+    // (as Redis does after each command, so a pipeline group lets go of its locks for them).
     if !ready.is_empty() {
+        group.release();
         super::blocking::serve_ready(st, table, ts, ready);
     }
     // MONITOR sees the command after it ran (so SELECT shows its new database), as in Redis.
@@ -446,7 +484,17 @@ fn cluster_route(
     spec: &super::CommandSpec,
     argv: &[&[u8]],
     now: i64,
+    group: &Group<'_>,
 ) -> Option<String> {
+    // Whether a key exists, through the pipeline group's lock when it holds the key's stripe.
+    let exists = |db: usize, key: &[u8]| {
+        let loc = st.keyspace.locate(key);
+        let live = |s: &crate::keyspace::Stripe| s.get(db, &loc, key).is_some_and(|e| !e.expired(now));
+        match group.guard(loc.stripe) {
+            Some(s) => live(s),
+            None => live(&st.keyspace.lock(loc.stripe)),
+        }
+    };
     let mut q = crate::state::cluster::Query {
         db: conn.db,
         is_write: spec.is_write(),
@@ -468,13 +516,13 @@ fn cluster_route(
             s.key_indices(&a, &mut idx);
             keys.extend(idx.iter().map(|&i| &args[i][..]));
         }
-        return st.cluster.route(&st.keyspace, &q, keys, now);
+        return st.cluster.route(&q, keys, exists);
     }
     spec.key_indices(argv, &mut idx);
     if idx.is_empty() {
         return None;
     }
-    st.cluster.route(&st.keyspace, &q, idx.iter().map(|&i| argv[i]), now)
+    st.cluster.route(&q, idx.iter().map(|&i| argv[i]), exists)
 }
 
 /// Refuses a command before it would be queued or run: an EXEC refused so discards its
@@ -581,4 +629,227 @@ fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize,
     let name = String::from_utf8_lossy(&conn.info.name.lock()).into_owned();
     let max = st.config.hot.slowlog_max_len.load(Ordering::Relaxed);
     st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name }, max);
+}
+
+/// Shows a command run inside a transaction or a script to MONITOR (`addr` is "lua" for a
+/// script's calls), after it ran; a script inside a transaction is shown before it runs.
+pub(crate) fn monitor_inner(st: &State, db: usize, addr: &str, spec: &super::CommandSpec, argv: &[&[u8]], before: bool) {
+    if st.monitor_count.load(Ordering::Relaxed) == 0 || is_script(spec.name) != before {
+        return;
+    }
+    if before || spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
+        st.feed_monitors(db, addr, argv);
+    }
+}
+
+/// Commands that run a script or function: they take every stripe.
+pub(crate) fn is_script(name: &str) -> bool {
+    name.starts_with("eval") || name.starts_with("fcall")
+}
+
+/// The most commands one pipeline group holds its locks for.
+const GROUP_MAX: usize = 1024;
+
+/// Pipeline atomicity. The commands a connection's read brought (a pipeline) run without other
+/// connections' commands between them, as Redis runs every complete command of one read before
+/// it serves another client: before the first of them runs, the stripes of every key they name
+/// are locked, ascending, and held until the last has run (a script or FCALL among them: every
+/// stripe). Such a run of commands is a group; the locks move into each command's `Ctx` and back.
+///
+/// A group ends before a command that locks stripes its own way or waits on I/O (whole-keyspace
+/// commands such as KEYS, SCAN, FLUSHALL; MIGRATE; admin commands without keys that are not
+/// fast, such as INFO, DEBUG, SAVE, CONFIG, CLIENT KILL, WAIT); that command runs alone and a new
+/// group may follow. The locks are let go (and taken again, in order, before the next command)
+/// where Redis too lets other clients run, or where holding them could deadlock: blocked clients
+/// served because a command of the group readied their keys, eviction under `maxmemory`, a
+/// mid-pipeline flush of 64 KiB of replies, a command that blocks or is paused.
+pub struct Group<'g> {
+    ks: &'g crate::keyspace::Keyspace,
+    /// The stripes the group's commands need, ascending.
+    stripes: SmallVec<[usize; 16]>,
+    /// Commands of the group still to run (0: no group).
+    remaining: usize,
+    guards: super::Guards<'g>,
+}
+
+impl<'g> Group<'g> {
+    pub fn new(ks: &'g crate::keyspace::Keyspace) -> Group<'g> {
+        Group { ks, stripes: SmallVec::new(), remaining: 0, guards: SmallVec::new() }
+    }
+
+    /// True while commands of a group are still to run.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.remaining > 0
+    }
+
+    /// Takes the group's stripe locks (again), ascending, unless it holds them.
+    fn acquire(&mut self) {
+        if self.guards.is_empty() && !self.stripes.is_empty() {
+            for &s in &self.stripes {
+                self.guards.push((s, self.ks.lock_ordered(s)));
+            }
+            crate::keyspace::set_in_group(true);
+        }
+    }
+
+    /// Takes the group's locks if every one is free at once, else none: true when it holds them.
+    /// The connection tries this before the group's first command and, while another thread
+    /// holds some of them, lets its worker serve other connections meanwhile instead of parking
+    /// the thread on a lock.
+    pub fn try_acquire(&mut self) -> bool {
+        if !self.guards.is_empty() || self.stripes.is_empty() {
+            return true;
+        }
+        for &s in &self.stripes {
+            match self.ks.try_lock(s) {
+                Some(g) => self.guards.push((s, g)),
+                None => {
+                    self.guards.clear();
+                    return false;
+                }
+            }
+        }
+        crate::keyspace::set_in_group(true);
+        true
+    }
+
+    /// Lets go of the locks; the group goes on (`acquire` before its next command).
+    pub fn release(&mut self) {
+        self.guards.clear();
+        crate::keyspace::set_in_group(false);
+    }
+
+    /// Ends the group: no more commands run under its locks.
+    pub fn end(&mut self) {
+        self.release();
+        self.remaining = 0;
+    }
+
+    /// One command of the group has run.
+    #[inline]
+    pub fn step(&mut self) {
+        if self.remaining > 0 {
+            self.remaining -= 1;
+            if self.remaining == 0 {
+                self.release();
+            }
+        }
+    }
+
+    /// Plans a group from `first` (parsed, about to run) and the complete requests after it in
+    /// `rest`: as many as may share the locks (at least two, else no group).
+    pub fn plan(
+        &mut self,
+        table: &super::CommandTable,
+        conn: &ConnState,
+        first: &[&[u8]],
+        rest: &[u8],
+        limits: &resp::Limits,
+        scratch: &mut resp::Request,
+    ) {
+        self.end();
+        self.stripes.clear();
+        let mut all = false;
+        if !group_member(table, conn, first, &mut self.stripes, &mut all) {
+            return;
+        }
+        let mut n = 1;
+        let mut off = 0;
+        while n < GROUP_MAX && off < rest.len() {
+            match resp::parse_request(&rest[off..], limits, scratch) {
+                Ok(true) => {}
+                Ok(false) if scratch.consumed > 0 => {
+                    off += scratch.consumed;
+                    continue;
+                }
+                _ => break,
+            }
+            let base = &rest[off..];
+            let argv: SmallVec<[&[u8]; 8]> = (0..scratch.argc()).map(|i| scratch.arg(base, i)).collect();
+            if !argv.is_empty() {
+                if !group_member(table, conn, &argv, &mut self.stripes, &mut all) {
+                    break;
+                }
+                n += 1;
+            }
+            off += scratch.consumed;
+        }
+        if n < 2 {
+            self.stripes.clear();
+            return;
+        }
+        if all {
+            self.stripes.clear();
+            self.stripes.extend(0..STRIPES);
+        } else {
+            self.stripes.sort_unstable();
+            self.stripes.dedup();
+        }
+        self.remaining = n;
+    }
+
+    /// The guard of a stripe the group holds.
+    fn guard(&self, stripe: usize) -> Option<&crate::keyspace::Stripe> {
+        self.guards.iter().find(|(s, _)| *s == stripe).map(|(_, g)| &**g)
+    }
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Whether a command may run in a pipeline group, adding the stripes it needs (`all`: every
+/// stripe). Commands refused before they run (unknown, wrong arity) touch nothing and belong.
+fn group_member(
+    table: &super::CommandTable,
+    conn: &ConnState,
+    argv: &[&[u8]],
+    stripes: &mut SmallVec<[usize; 16]>,
+    all: &mut bool,
+) -> bool {
+    let Some(id) = table.lookup(argv[0]) else { return true };
+    let mut spec = table.spec(id);
+    if !spec.subcommands.is_empty() && argv.len() >= 2 {
+        match table.lookup_sub(id, argv[1]) {
+            Some(sid) => spec = table.spec(sid),
+            None => return true,
+        }
+    }
+    if !spec.arity_ok(argv.len()) {
+        return true;
+    }
+    if spec.flags & flag::WHOLE_KEYSPACE != 0 || spec.name == "migrate" {
+        return false;
+    }
+    if is_script(spec.name) {
+        *all = true;
+        return true;
+    }
+    let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+    spec.key_indices(argv, &mut idx);
+    if spec.name == "exec" {
+        // EXEC locks the keys of the commands queued before this read, and the watched keys.
+        if let Some(m) = conn.multi.as_ref() {
+            for (cid, args) in &m.cmds {
+                let s = table.spec(*cid);
+                if is_script(s.name) {
+                    *all = true;
+                }
+                let refs: SmallVec<[&[u8]; 8]> = args.iter().map(|a| a.as_slice()).collect();
+                idx.clear();
+                s.key_indices(&refs, &mut idx);
+                stripes.extend(idx.iter().map(|&i| crate::util::key_slot(&args[i]) % STRIPES));
+            }
+        }
+        stripes.extend(conn.watched.iter().map(|(_, k)| crate::util::key_slot(k) % STRIPES));
+        return true;
+    }
+    if idx.is_empty() {
+        return spec.flags & flag::FAST != 0;
+    }
+    stripes.extend(idx.iter().map(|&i| crate::util::key_slot(argv[i]) % STRIPES));
+    true
 }

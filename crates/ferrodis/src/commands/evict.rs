@@ -35,6 +35,13 @@ fn time_limit_us(tenacity: i64) -> u64 {
     }
 }
 
+/// True when memory is above `maxmemory` (`perform` would evict or refuse).
+#[inline]
+pub fn over_limit(st: &State) -> bool {
+    let max = st.config.hot.maxmemory.load(Ordering::Relaxed);
+    max > 0 && st.evict.used(false) > max as u64
+}
+
 /// Makes room if memory is over `maxmemory`. False: still over, and nothing could be evicted
 /// (the caller refuses commands that may grow memory with OOM).
 #[inline]

@@ -209,15 +209,19 @@ impl ConnState {
 }
 
 /// What a handler sees: shared state, its connection, the reply buffer and the locked stripes.
-pub struct Ctx<'a> {
-    pub st: &'a State,
+pub struct Ctx<'a, 'g> {
+    pub st: &'g State,
     pub table: &'a CommandTable,
     pub conn: &'a mut ConnState,
     pub out: &'a mut ReplyBuf,
     pub ts: &'a ThreadStats,
     pub now: i64,
     pub cmd_id: usize,
-    guards: SmallVec<[(usize, MutexGuard<'a, Stripe>); 4]>,
+    guards: Guards<'g>,
+    /// Set when the context let go of stripe locks while holding some (a whole-keyspace command
+    /// inside EXEC, a script taking every stripe, a stripe taken out of order): the locks it holds
+    /// are no longer a pipeline group's.
+    relocked: bool,
     dirty: u64,
     custom_propagated: bool,
     /// Keys this command made ready for blocked clients: (db, key).
@@ -232,9 +236,12 @@ pub struct Ctx<'a> {
     expiry: crate::keyspace::Expiry,
 }
 
-impl<'a> Ctx<'a> {
+/// Stripe locks held by a context or a pipeline group: (stripe, guard).
+pub type Guards<'g> = SmallVec<[(usize, MutexGuard<'g, Stripe>); 8]>;
+
+impl<'a, 'g> Ctx<'a, 'g> {
     pub fn new(
-        st: &'a State,
+        st: &'g State,
         table: &'a CommandTable,
         conn: &'a mut ConnState,
         out: &'a mut ReplyBuf,
@@ -258,6 +265,7 @@ impl<'a> Ctx<'a> {
             now,
             cmd_id,
             guards: SmallVec::new(),
+            relocked: false,
             dirty: 0,
             custom_propagated: false,
             ready: SmallVec::new(),
@@ -268,10 +276,29 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Locks a stripe (dispatch calls this in ascending order before the handler runs).
+    /// Locks a stripe (dispatch calls this in ascending order before the handler runs). Locks
+    /// are taken in ascending order, so no two threads wait for each other; a stripe below one
+    /// already held is taken only if it is free, and otherwise every lock is let go and taken
+    /// again in order (the context is then `relocked`).
     pub fn lock_stripe(&mut self, stripe: usize) {
-        if !self.guards.iter().any(|(s, _)| *s == stripe) {
-            self.guards.push((stripe, self.st.keyspace.lock(stripe)));
+        if self.guards.iter().any(|(s, _)| *s == stripe) {
+            return;
+        }
+        let ks = &self.st.keyspace;
+        if self.guards.iter().all(|(s, _)| *s < stripe) {
+            self.guards.push((stripe, ks.lock_ordered(stripe)));
+            return;
+        }
+        if let Some(g) = ks.try_lock(stripe) {
+            self.guards.push((stripe, g));
+            return;
+        }
+        let mut want: SmallVec<[usize; 16]> = self.guards.iter().map(|(s, _)| *s).collect();
+        want.push(stripe);
+        want.sort_unstable();
+        self.unlock_all();
+        for s in want {
+            self.guards.push((s, ks.lock_ordered(s)));
         }
     }
     /// True when this context holds every stripe (a script, or an EXEC containing one).
@@ -283,13 +310,31 @@ impl<'a> Ctx<'a> {
         if !self.holds_all() {
             self.unlock_all();
             for s in 0..crate::keyspace::STRIPES {
-                self.lock_stripe(s);
+                self.guards.push((s, self.st.keyspace.lock_ordered(s)));
             }
         }
     }
     /// Releases every stripe lock (whole-keyspace handlers lock and release as they walk).
     pub fn unlock_all(&mut self) {
-        self.guards.clear();
+        if !self.guards.is_empty() {
+            self.relocked = true;
+            self.guards.clear();
+        }
+    }
+    /// Takes over a pipeline group's stripe locks for one command.
+    pub(crate) fn adopt(&mut self, guards: &mut Guards<'g>) {
+        debug_assert!(self.guards.is_empty());
+        std::mem::swap(&mut self.guards, guards);
+    }
+    /// Hands the stripe locks back to the pipeline group after the command; false (and nothing
+    /// handed back, the locks let go) when the command let go of them meanwhile.
+    pub(crate) fn give_back(&mut self, guards: &mut Guards<'g>) -> bool {
+        if self.relocked {
+            self.guards.clear();
+            return false;
+        }
+        std::mem::swap(&mut self.guards, guards);
+        true
     }
 
     #[inline]

@@ -73,7 +73,7 @@ fn unwatch(ctx: &mut Ctx, _argv: &[&[u8]]) {
 /// Locks the stripes of the queued commands' keys and of the watched keys, ascending.
 fn lock_keys(ctx: &mut Ctx, cmds: &[(usize, Vec<Vec<u8>>)]) {
     // A script may touch any key: a transaction holding one takes every stripe.
-    if cmds.iter().any(|(id, _)| ctx.table.full_name(*id).starts_with("eval")) {
+    if cmds.iter().any(|(id, _)| super::dispatch::is_script(ctx.table.full_name(*id))) {
         return ctx.lock_all_stripes();
     }
     let mut stripes: SmallVec<[usize; 16]> = SmallVec::new();
@@ -146,16 +146,19 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
     let exec_id = ctx.cmd_id;
     ctx.conn.deny_blocking = true;
     ctx.capture = Some(Vec::new());
+    let addr = ctx.conn.info.clone();
     for (i, (id, argv)) in m.cmds.iter().enumerate() {
         let spec = ctx.table.spec(*id);
         let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
         ctx.cmd_id = *id;
+        super::dispatch::monitor_inner(ctx.st, ctx.conn.db, &addr.addr, spec, &refs, true);
         if spec.flags & WHOLE_KEYSPACE != 0 {
             run_unlocked(ctx, spec, &refs);
             lock_keys(ctx, &m.cmds[i + 1..]);
         } else {
             run_handler(ctx, spec, &refs);
         }
+        super::dispatch::monitor_inner(ctx.st, ctx.conn.db, &addr.addr, spec, &refs, false);
         ThreadStats::add(&ctx.ts.cmd[*id].calls, 1);
     }
     flush_capture(ctx);

@@ -168,7 +168,7 @@ pub fn publish_message(st: &crate::state::State, shard: bool, channel: &[u8], ms
                 mb.info.addr
             );
             st.stats.client_output_buffer_limit_disconnections.fetch_add(1, Ordering::Relaxed);
-            st.clients.kill(mb.info.id);
+            st.kill_client(mb.info.id);
         }
     }
     n

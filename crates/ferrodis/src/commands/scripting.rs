@@ -28,6 +28,7 @@ static SCRIPT_SUBS: &[CommandSpec] = &[
     cmd("exists", -3, NOSCRIPT, "@slow @scripting", NO_KEYS, script_exists),
     cmd("flush", -2, NOSCRIPT, "@slow @scripting", NO_KEYS, script_flush),
     cmd("kill", 2, NOSCRIPT | ALLOW_BUSY, "@slow @scripting", NO_KEYS, script_kill),
+    cmd("debug", 3, NOSCRIPT, "@slow @scripting", NO_KEYS, script_debug),
     cmd("help", 2, LOADING | STALE, "@slow @scripting", NO_KEYS, script_help),
 ];
 
@@ -780,6 +781,7 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: boo
     } else {
         run_handler(ctx, spec, &refs);
     }
+    super::dispatch::monitor_inner(ctx.st, ctx.conn.db, "lua", spec, &refs, false);
     ThreadStats::add(&ctx.ts.cmd[id].calls, 1);
     ctx.propagate_off = false;
     ctx.cmd_id = saved_id;
@@ -1390,11 +1392,25 @@ fn script_kill(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.out.ok();
 }
 
+/// SCRIPT DEBUG: ferrodis has no Lua debugger (LDB). NO is accepted (it is the state every
+/// connection is in); YES and SYNC are refused with an error saying so, rather than answering
+/// OK and then running the next script without the debugging session the client asked for.
+fn script_debug(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let mode = argv[2].to_ascii_lowercase();
+    match mode.as_slice() {
+        b"no" => ctx.out.ok(),
+        b"yes" | b"sync" => ctx.out.error("ERR SCRIPT DEBUG is not supported: this server has no Lua debugger"),
+        _ => ctx.out.error("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
+    }
+}
+
 fn script_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
     super::reply_help(
         ctx,
         &[
             "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
             "EXISTS <sha1> [<sha1> ...]",
             "    Return information about the existence of the scripts in the script cache.",
             "FLUSH [ASYNC|SYNC]",

@@ -24,6 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("memory", -2, "@slow", MEMORY),
     container("module", -2, "@slow", MODULE),
     cmd("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, debug),
+    cmd("lolwut", -1, READONLY | FAST, "@read @fast", NO_KEYS, lolwut),
     cmd("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, monitor),
     cmd("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, ADMIN_ACL, NO_KEYS, shutdown),
 ];
@@ -42,6 +43,7 @@ static COMMAND: &[CommandSpec] = &[
     cmd("docs", -2, LOADING | STALE, "@slow @connection", NO_KEYS, command_docs),
     cmd("list", -2, LOADING | STALE, "@slow @connection", NO_KEYS, command_list),
     cmd("getkeys", -4, LOADING | STALE, "@slow @connection", NO_KEYS, command_getkeys),
+    cmd("getkeysandflags", -4, LOADING | STALE, "@slow @connection", NO_KEYS, command_getkeysandflags),
     cmd("help", 2, LOADING | STALE, "@slow @connection", NO_KEYS, command_help),
 ];
 
@@ -73,6 +75,8 @@ static MEMORY: &[CommandSpec] = &[
     cmd("usage", -3, READONLY, "@read @slow", Keys::Range { first: 2, last: 2, step: 1 }, memory_usage),
     cmd("stats", 2, 0, "@slow", NO_KEYS, memory_stats),
     cmd("doctor", 2, 0, "@slow", NO_KEYS, memory_doctor),
+    cmd("malloc-stats", 2, 0, "@slow", NO_KEYS, memory_malloc_stats),
+    cmd("purge", 2, 0, "@slow", NO_KEYS, memory_purge),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, memory_help),
 ];
 
@@ -663,6 +667,18 @@ fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn command_getkeys(ctx: &mut Ctx, argv: &[&[u8]]) {
+    getkeys(ctx, argv, false);
+}
+
+/// COMMAND GETKEYSANDFLAGS: each key with the access it gets, from the same model as ACL's key
+/// permissions (`acl::key_access`): RO/access for what is read, OW/update for what is only
+/// written, RW/access/update for both, RO for metadata. Redis's finer logical flags (insert,
+/// delete) are not modelled: see ARCHITECTURE.md, known departures.
+fn command_getkeysandflags(ctx: &mut Ctx, argv: &[&[u8]]) {
+    getkeys(ctx, argv, true);
+}
+
+fn getkeys(ctx: &mut Ctx, argv: &[&[u8]], with_flags: bool) {
     let args = &argv[2..];
     let Some(mut id) = ctx.table.lookup(args[0]) else {
         ctx.out.error("ERR Invalid command specified");
@@ -680,13 +696,30 @@ fn command_getkeys(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let mut idx = smallvec::SmallVec::<[usize; 8]>::new();
     spec.key_indices(args, &mut idx);
-    if idx.is_empty() {
+    // A command that may name keys (EVAL with 0 keys) answers an empty list.
+    if idx.is_empty() && matches!(spec.keys, super::table::Keys::None) {
         ctx.out.error("ERR The command has no key arguments");
         return;
     }
     ctx.out.array(idx.len());
+    let name = ctx.table.full_name(id).to_string();
     for i in idx {
+        if !with_flags {
+            ctx.out.bulk(args[i]);
+            continue;
+        }
+        let flags: &[&[u8]] = match super::acl::key_access(&name, spec.is_write(), args, i) {
+            (true, true) => &[b"RW", b"access", b"update"],
+            (false, true) => &[b"OW", b"update"],
+            (true, false) => &[b"RO", b"access"],
+            (false, false) => &[b"RO"],
+        };
+        ctx.out.array(2);
         ctx.out.bulk(args[i]);
+        ctx.out.array(flags.len());
+        for f in flags {
+            ctx.out.simple(f);
+        }
     }
 }
 
@@ -880,6 +913,29 @@ fn memory_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.out.int((alloc as usize).checked_div(keys).unwrap_or(0) as i64);
 }
 
+/// MEMORY MALLOC-STATS: jemalloc's own statistics report, as Redis built with jemalloc gives.
+fn memory_malloc_stats(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    extern "C" fn write(opaque: *mut std::ffi::c_void, s: *const std::ffi::c_char) {
+        // SAFETY: `opaque` is the Vec given below, alive for the call; `s` is a C string jemalloc
+        // hands to its writer.
+        let out = unsafe { &mut *(opaque as *mut Vec<u8>) };
+        out.extend_from_slice(unsafe { std::ffi::CStr::from_ptr(s) }.to_bytes());
+    }
+    let mut report: Vec<u8> = Vec::new();
+    // SAFETY: jemalloc calls `write` synchronously with our Vec; null options mean the defaults.
+    unsafe { tikv_jemalloc_sys::malloc_stats_print(Some(write), &mut report as *mut Vec<u8> as *mut std::ffi::c_void, std::ptr::null()) };
+    ctx.out.bulk(&report);
+}
+
+/// MEMORY PURGE: asks jemalloc to give dirty pages of every arena back to the system.
+fn memory_purge(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    // "arena.<MALLCTL_ARENAS_ALL>.purge"; MALLCTL_ARENAS_ALL is 4096.
+    let name = b"arena.4096.purge\0";
+    // SAFETY: a NUL-terminated mallctl name; purge takes and returns nothing.
+    unsafe { tikv_jemalloc_sys::mallctl(name.as_ptr() as *const _, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+    ctx.out.ok();
+}
+
 fn memory_doctor(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.out.verbatim(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.");
 }
@@ -891,15 +947,28 @@ fn memory_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
             "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "DOCTOR",
             "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
             "STATS",
             "    Return information about the memory usage of the server.",
             "USAGE <key> [SAMPLES <count>]",
             "    Return memory in bytes used by <key> and its value. Nested values are",
             "    sampled up to <count> times (default: 5, 0 means sample all).",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ],
     );
+}
+
+/// LOLWUT [VERSION v]: Redis answers its version line for every version but 5 and 6, whose
+/// generative art ferrodis does not draw (see ARCHITECTURE.md, known departures).
+fn lolwut(ctx: &mut Ctx, argv: &[&[u8]]) {
+    if argv.len() >= 3 && argv[1].eq_ignore_ascii_case(b"version") && crate::util::parse_i64(argv[2]).is_none() {
+        return ctx.out.error(super::NOT_INT);
+    }
+    ctx.out.bulk(b"Redis ver. 7.0.15\n");
 }
 
 // ---------------------------------------------------------------- DEBUG
@@ -1003,6 +1072,8 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let sub = String::from_utf8_lossy(argv[1]).to_ascii_lowercase();
     match (sub.as_str(), argv.len()) {
+        // Replies with the given error (clients' test suites fake server errors with it).
+        ("error", 3) => ctx.out.error(&String::from_utf8_lossy(argv[2])),
         ("sleep", 3) => {
             let secs: f64 = std::str::from_utf8(argv[2]).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0);
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
@@ -1135,6 +1206,9 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
                 "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]",
                 "    Output a hex signature of the values of all the specified keys.",
+                "ERROR <string>",
+                "    Return a Redis protocol error with <string> as message. Useful for clients",
+                "    unit tests to simulate Redis errors.",
                 "LOG <message>",
                 "    Write <message> to the server log.",
                 "OBJECT <key>",

@@ -3,7 +3,7 @@
 // PERF-CRITICAL
 
 use super::io::Socket;
-use crate::commands::dispatch::{execute_client, Clock, Flow};
+use crate::commands::dispatch::{execute_client, Clock, Flow, Group};
 use crate::commands::{CommandTable, ConnState, Handoff};
 use crate::state::blocking::Waiter;
 use crate::state::{ClientInfo, State, ThreadStats};
@@ -13,6 +13,10 @@ use smallvec::SmallVec;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// How often a pipeline group's locks are tried, letting other connections run in between,
+/// before its connection waits for them.
+const GROUP_TRIES: u32 = 4;
 
 /// Replies are flushed mid-batch past this size, so a long pipeline cannot pile up output.
 const FLUSH_AT: usize = 64 * 1024;
@@ -58,6 +62,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     let mut out = ReplyBuf::new(Proto::Resp2);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut req = Request::default();
+    // For looking ahead at the rest of a pipeline (`Group::plan`).
+    let mut scan = Request::default();
     let mut paused = false;
     // Input already buffered (left behind by a blocking command) is run before reading more.
     let mut pending = false;
@@ -140,6 +146,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         let mut sync_target = 0;
         let sync_replicas = st.cluster.sync_replicas(st.config.hot.sync_replicas.load(Ordering::Relaxed));
         clock.anchor();
+        // Pipeline atomicity (see `Group`): its locks are never held across an await.
+        let mut group = Group::new(&st.keyspace);
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {
                 Ok(true) => {
@@ -149,8 +157,22 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         pos += req.consumed;
                         continue;
                     }
+                    // A client killed meanwhile runs nothing more.
+                    if info.is_killed() {
+                        break 'conn;
+                    }
                     let (woff, reply_at) = (conn.woff, out.buf.len());
-                    match execute_client(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock) {
+                    if !group.active() && pos + req.consumed < rbuf.len() {
+                        group.plan(&table, &conn, &argv, &rbuf[pos + req.consumed..], &limits, &mut scan);
+                        // While another thread holds some of the group's stripes, serve this
+                        // worker's other connections (a few times; then wait for the locks).
+                        let mut tries = 0;
+                        while !group.try_acquire() && tries < GROUP_TRIES {
+                            tries += 1;
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    match execute_client(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock, &mut group) {
                         Flow::Continue => {}
                         Flow::Close => close = true,
                         Flow::Paused => {
@@ -158,6 +180,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                             break;
                         }
                     }
+                    group.step();
                     // An AUTH earlier in the pipeline lifts the unauthenticated limits for the
                     // commands after it, as Redis parses each command after running the last.
                     limits.authenticated = conn.authenticated || !st.config.hot.requirepass_set.load(Ordering::Relaxed);
@@ -179,8 +202,11 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                         // The acknowledgements are awaited before these replies leave.
                         break;
                     }
-                    if out.buf.len() >= FLUSH_AT && flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
-                        break 'conn;
+                    if out.buf.len() >= FLUSH_AT {
+                        group.release();
+                        if flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
+                            break 'conn;
+                        }
                     }
                 }
                 Ok(false) => {
@@ -193,11 +219,13 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                     // Redis replies the protocol error and closes the connection.
                     out.error(&format!("ERR {}", e.0));
                     tracing::debug!("Protocol error ({}) from client: {}", e.0, info.addr);
+                    group.end();
                     let _ = flush_durable(&sock, &mut out, &ts, &info, &st).await;
                     break 'conn;
                 }
             }
         }
+        drop(group);
         rbuf.advance(pos);
         if rbuf.len() > st.config.hot.query_buffer_limit.load(Ordering::Relaxed) {
             tracing::warn!("Closing client that reached max query buffer length: {} (qbuf={})", info.addr, rbuf.len());

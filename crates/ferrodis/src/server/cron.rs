@@ -47,7 +47,7 @@ fn run(st: Arc<State>) {
                 for c in st.clients.all() {
                     if now - c.last_interaction_ms.load(Ordering::Relaxed) > timeout * 1000 {
                         tracing::debug!("Closing idle client");
-                        st.clients.kill(c.id);
+                        st.kill_client(c.id);
                     }
                 }
             }

@@ -152,6 +152,8 @@ impl Clients {
     /// A client's buffers now hold `bytes`; true when all clients together are past
     /// `maxmemory-clients` (then `evict` is due).
     pub fn set_mem(&self, c: &ClientInfo, bytes: usize) -> bool {
+        // A killed client has left the registry: its buffers no longer count.
+        let bytes = if c.is_killed() { 0 } else { bytes };
         let old = c.mem.swap(bytes, Ordering::Relaxed);
         let total = match bytes >= old {
             true => self.mem_total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old),
@@ -198,12 +200,17 @@ impl Clients {
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.map.lock().get(&id).cloned()
     }
-    /// Kills a connected client (CLIENT KILL, idle timeout); false if it is gone already.
+    /// Kills a connected client (CLIENT KILL, idle timeout); false if it is gone already. It
+    /// leaves the registry at once, as Redis frees a client before CLIENT KILL answers: no
+    /// listing or count sees it after this returns, though its connection task ends a moment
+    /// later.
     pub fn kill(&self, id: u64) -> bool {
-        let map = self.map.lock();
-        match map.get(&id) {
+        let mut map = self.map.lock();
+        match map.remove(&id) {
             Some(c) => {
                 c.kill_locked();
+                drop(map);
+                self.set_mem(&c, 0);
                 true
             }
             None => false,

@@ -3,7 +3,6 @@
 //! this node's place; whether the cluster is up. The `cluster` family keeps it current; dispatch
 //! reads it with a few atomic loads per keyed command and never imports `cluster`.
 
-use crate::keyspace::Keyspace;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -123,7 +122,8 @@ impl Routing {
 
     /// Routes a command with these keys. None: serve it here; Some: the error to answer
     /// (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN), as Redis 7.0's getNodeByQuery decides.
-    pub fn route<'a>(&self, ks: &Keyspace, q: &Query, keys: impl IntoIterator<Item = &'a [u8]>, now_ms: i64) -> Option<String> {
+    /// `exists` says whether a key exists (in `q.db`, and not expired).
+    pub fn route<'a>(&self, q: &Query, keys: impl IntoIterator<Item = &'a [u8]>, exists: impl Fn(usize, &[u8]) -> bool) -> Option<String> {
         let me = self.me.load(Ordering::Relaxed);
         let mut first: Option<(&[u8], usize, SlotRoute)> = None;
         let mut multiple_keys = false;
@@ -150,7 +150,7 @@ impl Routing {
             let (_, _, r) = first.expect("set above");
             let migrating = r.owner == me && r.migrating != 0;
             let importing = r.importing != 0;
-            if (migrating || importing) && !q.pubsub_shard && !key_exists(ks, q.db, key, now_ms) {
+            if (migrating || importing) && !q.pubsub_shard && !exists(q.db, key) {
                 missing += 1;
             }
         }
@@ -192,12 +192,6 @@ impl Routing {
     }
 }
 
-fn key_exists(ks: &Keyspace, db: usize, key: &[u8], now_ms: i64) -> bool {
-    let loc = ks.locate(key);
-    let g = ks.lock(loc.stripe);
-    g.get(db, &loc, key).is_some_and(|e| !e.expired(now_ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +202,8 @@ mod tests {
 
     #[test]
     fn routes_as_redis_decides() {
-        let ks = Keyspace::new(1);
+        // An empty keyspace.
+        let none = |_: usize, _: &[u8]| false;
         let r = Routing::default();
         r.me.store(1, Ordering::Relaxed);
         r.ok.store(true, Ordering::Relaxed);
@@ -216,29 +211,29 @@ mod tests {
         r.set_addr(2, "127.0.0.1", 7001, 0);
         let foo = crate::util::key_slot(b"foo");
         let bar = crate::util::key_slot(b"bar");
-        assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some("CLUSTERDOWN Hash slot not served".into()));
+        assert_eq!(r.route(&q(false), [&b"foo"[..]], none), Some("CLUSTERDOWN Hash slot not served".into()));
         r.set_slot(foo, SlotRoute { owner: 1, ..Default::default() });
         r.set_slot(bar, SlotRoute { owner: 2, ..Default::default() });
-        assert_eq!(r.route(&ks, &q(true), [&b"foo"[..]], 0), None);
-        assert_eq!(r.route(&ks, &q(true), [&b"bar"[..]], 0), Some(format!("MOVED {} 127.0.0.1:7001", bar)));
-        assert_eq!(r.route(&ks, &q(true), [&b"foo"[..], &b"bar"[..]], 0), Some(CROSSSLOT.into()));
-        assert_eq!(r.route(&ks, &q(true), [&b"{foo}a"[..], &b"{foo}b"[..]], 0), None);
-        assert_eq!(r.route(&ks, &q(true), std::iter::empty(), 0), None);
+        assert_eq!(r.route(&q(true), [&b"foo"[..]], none), None);
+        assert_eq!(r.route(&q(true), [&b"bar"[..]], none), Some(format!("MOVED {} 127.0.0.1:7001", bar)));
+        assert_eq!(r.route(&q(true), [&b"foo"[..], &b"bar"[..]], none), Some(CROSSSLOT.into()));
+        assert_eq!(r.route(&q(true), [&b"{foo}a"[..], &b"{foo}b"[..]], none), None);
+        assert_eq!(r.route(&q(true), std::iter::empty(), none), None);
         // A replica serves reads of its master's slots to READONLY clients only.
         r.my_master.store(2, Ordering::Relaxed);
         let ro = Query { readonly: true, ..q(false) };
-        assert_eq!(r.route(&ks, &ro, [&b"bar"[..]], 0), None);
-        assert!(r.route(&ks, &Query { readonly: true, ..q(true) }, [&b"bar"[..]], 0).unwrap().starts_with("MOVED"));
+        assert_eq!(r.route(&ro, [&b"bar"[..]], none), None);
+        assert!(r.route(&Query { readonly: true, ..q(true) }, [&b"bar"[..]], none).unwrap().starts_with("MOVED"));
         // Migrating: a missing key is asked for at the target; importing serves ASKING clients.
         r.set_slot(foo, SlotRoute { owner: 1, migrating: 2, importing: 0 });
-        assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some(format!("ASK {} 127.0.0.1:7001", foo)));
+        assert_eq!(r.route(&q(false), [&b"foo"[..]], none), Some(format!("ASK {} 127.0.0.1:7001", foo)));
         r.set_slot(bar, SlotRoute { owner: 2, migrating: 0, importing: 2 });
-        assert_eq!(r.route(&ks, &Query { asking: true, ..q(true) }, [&b"bar"[..]], 0), None);
-        assert_eq!(r.route(&ks, &Query { asking: true, ..q(true) }, [&b"{bar}1"[..], &b"{bar}2"[..]], 0), Some(TRYAGAIN.into()));
+        assert_eq!(r.route(&Query { asking: true, ..q(true) }, [&b"bar"[..]], none), None);
+        assert_eq!(r.route(&Query { asking: true, ..q(true) }, [&b"{bar}1"[..], &b"{bar}2"[..]], none), Some(TRYAGAIN.into()));
         // Down.
         r.ok.store(false, Ordering::Relaxed);
-        assert_eq!(r.route(&ks, &q(false), [&b"foo"[..]], 0), Some(DOWN.into()));
+        assert_eq!(r.route(&q(false), [&b"foo"[..]], none), Some(DOWN.into()));
         r.allow_reads_when_down.store(true, Ordering::Relaxed);
-        assert_eq!(r.route(&ks, &q(true), [&b"foo"[..]], 0), Some(DOWN_RO.into()));
+        assert_eq!(r.route(&q(true), [&b"foo"[..]], none), Some(DOWN_RO.into()));
     }
 }

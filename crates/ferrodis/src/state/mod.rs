@@ -268,6 +268,23 @@ impl State {
         }
     }
 
+    /// Disconnects a client (CLIENT KILL, idle timeout, a subscriber past its output limit): by
+    /// the time this returns it is gone from the client list, the counts of INFO clients, the
+    /// blocked clients, the subscribers and the monitors; its connection task ends at its next
+    /// step. False when no such client is connected.
+    pub fn kill_client(&self, id: u64) -> bool {
+        if !self.clients.kill(id) {
+            return false;
+        }
+        if let Some(w) = self.blocking.of_client(id) {
+            if w.claim() {
+                self.blocking.remove(&w);
+            }
+        }
+        self.pubsub.drop_client(id);
+        self.remove_monitor(id);
+        true
+    }
     pub fn remove_monitor(&self, id: u64) {
         let mut m = self.monitors.lock();
         m.retain(|(i, _)| *i != id);

@@ -114,6 +114,16 @@ impl PubSub {
         v.push(mb.clone());
         true
     }
+    /// Removes every subscription of a client (one that was killed).
+    pub fn drop_client(&self, client: u64) {
+        for reg in [&self.channels, &self.patterns, &self.shard] {
+            let mut g = reg.write();
+            g.retain(|_, v| {
+                v.retain(|m| m.info.id != client);
+                !v.is_empty()
+            });
+        }
+    }
     /// Removes a subscription; false when the client did not have it.
     pub fn unsubscribe(&self, k: Kind, name: &[u8], client: u64) -> bool {
         let mut g = self.reg(k).write();
