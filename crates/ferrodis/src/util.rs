@@ -110,10 +110,14 @@ pub fn fmt_human(v: f64) -> String {
 
 /// Redis's `stringmatchlen`: glob-style matching with `*`, `?`, `[...]`, `[^...]`, ranges, `\` escapes.
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    glob_inner(pattern, string, nocase, 0)
+    glob_inner(pattern, string, nocase, 0, &mut false)
 }
 
-fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
+/// `give_up` is set when the pattern after a `*` matched no suffix of the string: then no
+/// earlier `*` can help by matching more (the rest would start later still), so every caller
+/// stops. Without it nested stars take exponential time (`a*a*a*...b` against a long run of
+/// `a`s); with it a match is polynomial, as Redis bounds it.
+fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32, give_up: &mut bool) -> bool {
     if depth > 1000 {
         return false;
     }
@@ -134,10 +138,14 @@ fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
                     return true;
                 }
                 for i in 0..s.len() {
-                    if glob_inner(&p[1..], &s[i..], nocase, depth + 1) {
+                    if glob_inner(&p[1..], &s[i..], nocase, depth + 1, give_up) {
                         return true;
                     }
+                    if *give_up {
+                        return false;
+                    }
                 }
+                *give_up = true;
                 return false;
             }
             b'?' => {
@@ -282,5 +290,20 @@ mod tests {
         assert!(!glob_match(b"a", b"", false));
         assert!(glob_match(b"h\\*llo", b"h*llo", false));
         assert!(glob_match(b"HELLO", b"hello", true));
+        assert!(glob_match(b"*a*b*c", b"xxaxxbxxc", false));
+        assert!(!glob_match(b"*a*b*c", b"xxaxxcxxb", false));
+        assert!(glob_match(b"a*?b", b"axxb", false) && !glob_match(b"a*?b", b"ab", false));
+    }
+
+    /// Nested stars against a long string that almost matches: answered at once (it took
+    /// exponential time before), with Redis's answer.
+    #[test]
+    fn nested_stars_do_not_take_exponential_time() {
+        let key = vec![b'a'; 70];
+        let pattern = format!("{}b", "a*".repeat(31));
+        assert!(!glob_match(pattern.as_bytes(), &key, false));
+        let mut matching = key.clone();
+        matching.push(b'b');
+        assert!(glob_match(pattern.as_bytes(), &matching, false));
     }
 }

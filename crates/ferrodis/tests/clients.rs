@@ -241,3 +241,38 @@ fn script_debug_yes_is_refused_clearly() {
     }
     assert_eq!(c.cmd(&["EVAL", "return 1", "0"]), b":1\r\n");
 }
+
+/// RESET hands the connection back as new: the default user, not the one that authenticated.
+#[test]
+fn reset_returns_the_connection_to_the_default_user() {
+    for (name, s) in both(&[]) {
+        let mut c = s.client();
+        assert_eq!(c.cmd(&["ACL", "SETUSER", "user1", "on", ">secret", "~*", "+@all"]), b"+OK\r\n");
+        assert_eq!(c.cmd(&["ACL", "SETUSER", "default", "on", ">defpass"]), b"+OK\r\n");
+        let mut pooled = s.client();
+        assert_eq!(pooled.cmd(&["AUTH", "user1", "secret"]), b"+OK\r\n", "{name}");
+        assert_eq!(pooled.cmd(&["ACL", "WHOAMI"]), b"$5\r\nuser1\r\n", "{name}");
+        assert_eq!(pooled.cmd(&["RESET"]), b"+RESET\r\n", "{name}");
+        // The default user now needs a password: the reset connection is not authenticated.
+        let r = String::from_utf8_lossy(&pooled.cmd(&["GET", "k"])).into_owned();
+        assert!(r.starts_with("-NOAUTH"), "{name}: {r}");
+        assert_eq!(pooled.cmd(&["AUTH", "defpass"]), b"+OK\r\n", "{name}");
+        assert_eq!(pooled.cmd(&["ACL", "WHOAMI"]), b"$7\r\ndefault\r\n", "{name}");
+        let list = bulk_text(&pooled.cmd(&["CLIENT", "INFO"]));
+        assert_eq!(client_field(&list, "user"), "default", "{name}");
+    }
+}
+
+/// A pattern with many stars against a long key that almost matches answers at once (Redis
+/// bounds the matching; a naive matcher takes exponential time and freezes its thread).
+#[test]
+fn keys_with_nested_stars_answers() {
+    for (name, s) in both(&[]) {
+        let mut c = s.client();
+        let key = "a".repeat(70);
+        assert_eq!(c.cmd(&["SET", &key, "1"]), b"+OK\r\n");
+        let pattern = format!("{}b", "a*".repeat(31));
+        assert_eq!(c.cmd(&["KEYS", &pattern]), b"*0\r\n", "{name}");
+        assert_eq!(c.cmd(&["SCAN", "0", "MATCH", &pattern]), b"*2\r\n$1\r\n0\r\n*0\r\n", "{name}");
+    }
+}

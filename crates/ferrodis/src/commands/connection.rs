@@ -73,6 +73,12 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.conn.info.resp.store(2, Ordering::Relaxed);
     ctx.conn.info.name.lock().clear();
     ctx.conn.info.no_evict.store(false, Ordering::Relaxed);
+    ctx.conn.asking = false;
+    ctx.conn.cluster_readonly = false;
+    // Back to the default user (Redis's clientSetDefaultAuth): a pooled connection handed on
+    // with RESET keeps nothing of the previous user's rights.
+    ctx.conn.user = ctx.st.acl.get().map(|a| a.default_user());
+    *ctx.conn.info.user.lock() = "default".into();
     ctx.conn.authenticated = !ctx.st.config.hot.requirepass_set.load(Ordering::Relaxed);
     ctx.out.simple(b"RESET");
 }

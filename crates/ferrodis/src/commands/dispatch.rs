@@ -269,11 +269,7 @@ fn execute_inner<'g>(
     }
     // 2a'. maxmemory: evict first; with nothing left to evict (or noeviction), commands that
     // may grow memory get OOM, as Redis's processCommand.
-    if !conn.is_master && group.active() && super::evict::over_limit(st) {
-        // Eviction locks stripes of its own.
-        group.release();
-    }
-    if !conn.is_master && !super::evict::perform(st, clock.now_ms()) && denyoom(table, conn, spec) {
+    if !conn.is_master && !super::evict::perform(st, clock.now_ms(), || group.release()) && denyoom(table, conn, spec) {
         return reject_before_queueing(conn, out, ts, id, spec, super::evict::OOM);
     }
     // 2b. A failed RDB save stops writes (and PING) while save points and
