@@ -281,25 +281,40 @@ impl<'a, 'g> Ctx<'a, 'g> {
     /// already held is taken only if it is free, and otherwise every lock is let go and taken
     /// again in order (the context is then `relocked`).
     pub fn lock_stripe(&mut self, stripe: usize) {
-        if self.guards.iter().any(|(s, _)| *s == stripe) {
-            return;
+        self.guard_pos(stripe);
+    }
+    /// Where a stripe's guard is in `guards` (kept sorted by stripe), or None.
+    #[inline]
+    fn find_guard(&self, stripe: usize) -> Option<usize> {
+        if self.guards.len() <= 8 {
+            self.guards.iter().position(|(s, _)| *s == stripe)
+        } else {
+            self.guards.binary_search_by_key(&stripe, |(s, _)| *s).ok()
+        }
+    }
+    /// The position of a stripe's guard, locking the stripe first if this context does not
+    /// hold it (see `lock_stripe` for the order kept).
+    fn guard_pos(&mut self, stripe: usize) -> usize {
+        if let Some(p) = self.find_guard(stripe) {
+            return p;
         }
         let ks = &self.st.keyspace;
-        if self.guards.iter().all(|(s, _)| *s < stripe) {
+        if self.guards.last().is_none_or(|(s, _)| *s < stripe) {
             self.guards.push((stripe, ks.lock_ordered(stripe)));
-            return;
+            return self.guards.len() - 1;
         }
+        let at = self.guards.partition_point(|(s, _)| *s < stripe);
         if let Some(g) = ks.try_lock(stripe) {
-            self.guards.push((stripe, g));
-            return;
+            self.guards.insert(at, (stripe, g));
+            return at;
         }
         let mut want: SmallVec<[usize; 16]> = self.guards.iter().map(|(s, _)| *s).collect();
-        want.push(stripe);
-        want.sort_unstable();
+        want.insert(at, stripe);
         self.unlock_all();
         for s in want {
             self.guards.push((s, ks.lock_ordered(s)));
         }
+        at
     }
     /// True when this context holds every stripe (a script, or an EXEC containing one).
     pub fn holds_all(&self) -> bool {
@@ -339,14 +354,13 @@ impl<'a, 'g> Ctx<'a, 'g> {
 
     #[inline]
     fn stripe(&mut self, stripe: usize) -> &mut Stripe {
-        let pos = match self.guards.iter().position(|(s, _)| *s == stripe) {
+        let pos = match self.find_guard(stripe) {
             Some(p) => p,
             None => {
                 // A key outside the command's declared key positions: lock it now. Only reached
                 // by handlers whose spec is incomplete; dispatch locks declared keys in order.
                 debug_assert!(false, "stripe {stripe} not locked by dispatch");
-                self.lock_stripe(stripe);
-                self.guards.len() - 1
+                self.guard_pos(stripe)
             }
         };
         &mut self.guards[pos].1
@@ -405,13 +419,11 @@ impl<'a, 'g> Ctx<'a, 'g> {
     fn lookup(&mut self, db: usize, key: &[u8], read: bool, touch: bool) -> (Option<&mut Entry>, &mut ReplyBuf) {
         let loc = self.st.keyspace.locate(key);
         let now = self.now;
-        let pos = self.guards.iter().position(|(s, _)| *s == loc.stripe);
-        let pos = match pos {
+        let pos = match self.find_guard(loc.stripe) {
             Some(p) => p,
             None => {
                 debug_assert!(false, "stripe {} not locked by dispatch", loc.stripe);
-                self.lock_stripe(loc.stripe);
-                self.guards.len() - 1
+                self.guard_pos(loc.stripe)
             }
         };
         let stripe = &mut *self.guards[pos].1;
@@ -521,13 +533,7 @@ impl<'a, 'g> Ctx<'a, 'g> {
     pub fn store_in(&mut self, db: usize, key: &[u8], value: Value, expire: i64) {
         let loc = self.st.keyspace.locate(key);
         let hasher = &self.st.keyspace.hasher;
-        let pos = match self.guards.iter().position(|(s, _)| *s == loc.stripe) {
-            Some(p) => p,
-            None => {
-                self.lock_stripe(loc.stripe);
-                self.guards.len() - 1
-            }
-        };
+        let pos = self.guard_pos(loc.stripe);
         let lru = self.touched_field(None);
         // A new list or sorted set may be what a blocked client waits for (checked under the
         // key's stripe lock; see state::blocking).
