@@ -153,7 +153,7 @@ pub fn execute_timed(
     argv: &[&[u8]],
     clock: &mut Clock,
 ) -> Flow {
-    execute_in(st, table, conn, out, ts, argv, clock, &mut Group::new(&st.keyspace))
+    execute_in(st, table, conn, out, ts, argv, clock, &mut Group::new(&st.keyspace, conn.info.id))
 }
 
 /// `execute` with the connection's clock, as a command of a pipeline group when one is active
@@ -263,13 +263,13 @@ fn execute_inner<'g>(
     // 2a. Cluster mode: keyed commands go to the node serving their slot (Redis's
     // getNodeByQuery): MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN.
     if st.cluster.enabled.load(Ordering::Relaxed) && !conn.is_master {
-        if let Some(err) = cluster_route(st, table, conn, spec, argv, clock.now_ms(), group) {
+        if let Some(err) = cluster_route(st, table, conn, spec, argv, clock.now_ms()) {
             return reject_before_queueing(conn, out, ts, id, spec, &err);
         }
     }
     // 2a'. maxmemory: evict first; with nothing left to evict (or noeviction), commands that
     // may grow memory get OOM, as Redis's processCommand.
-    if !conn.is_master && !super::evict::perform(st, clock.now_ms(), || group.release()) && denyoom(table, conn, spec) {
+    if !conn.is_master && !super::evict::perform(st, clock.now_ms()) && denyoom(table, conn, spec) {
         return reject_before_queueing(conn, out, ts, id, spec, super::evict::OOM);
     }
     // 2b. A failed RDB save stops writes (and PING) while save points and
@@ -362,25 +362,33 @@ fn execute_inner<'g>(
         st.feed_monitors(conn.db, &conn.info.addr, argv);
     }
 
-    // 4. Lock the stripes of the command's keys, ascending.
-    let mut ctx = Ctx::new(st, table, conn, out, ts, id, now);
-    let grouped = group.active();
-    if grouped {
+    // 4. Lock the stripes of the command's keys, ascending. A command that may reach any key
+    // first waits for the pipeline groups running to end (holding no stripe: they need them).
+    let _exclusive = needs_exclusive(spec).then(|| st.keyspace.latches.exclusive());
+    if group.active() {
         group.acquire();
-        ctx.adopt(&mut group.guards);
     }
+    let mut ctx = Ctx::new(st, table, conn, out, ts, id, now);
     if spec.flags & flag::WHOLE_KEYSPACE == 0 {
         let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
         spec.key_indices(argv, &mut idx);
-        if idx.len() == 1 {
-            ctx.lock_stripe(crate::util::key_slot(argv[idx[0]]) % STRIPES);
-        } else if !idx.is_empty() {
-            let mut stripes: SmallVec<[usize; 8]> = idx.iter().map(|&i| crate::util::key_slot(argv[i]) % STRIPES).collect();
-            stripes.sort_unstable();
-            stripes.dedup();
-            for s in stripes {
-                ctx.lock_stripe(s);
+        let lock = |ctx: &mut Ctx| {
+            if idx.len() == 1 {
+                ctx.lock_stripe(crate::util::key_slot(argv[idx[0]]) % STRIPES);
+            } else if !idx.is_empty() {
+                let mut stripes: SmallVec<[usize; 8]> = idx.iter().map(|&i| crate::util::key_slot(argv[i]) % STRIPES).collect();
+                stripes.sort_unstable();
+                stripes.dedup();
+                for s in stripes {
+                    ctx.lock_stripe(s);
+                }
             }
+        };
+        lock(&mut ctx);
+        // Another connection's pipeline on these keys' slots runs whole first.
+        if !idx.is_empty() && !st.keyspace.latches.quiet() {
+            let keys: SmallVec<[&[u8]; 8]> = idx.iter().map(|&i| argv[i]).collect();
+            wait_for_groups(&mut ctx, &keys, lock);
         }
     }
 
@@ -388,15 +396,11 @@ fn execute_inner<'g>(
     // 5. Run it, and propagate while the locks are held.
     let t0 = clock.last;
     run_handler(&mut ctx, spec, argv);
-    if grouped && !ctx.give_back(&mut group.guards) {
-        group.release();
-    }
     let ready = std::mem::take(&mut ctx.ready);
     drop(ctx);
     // Keys this command made ready: serve blocked clients now, before anything else runs here
-    // (as Redis does after each command, so a pipeline group lets go of its locks for them).
+    // (as Redis does after each command).
     if !ready.is_empty() {
-        group.release();
         super::blocking::serve_ready(st, table, ts, ready);
     }
     // MONITOR sees the command after it ran (so SELECT shows its new database), as in Redis.
@@ -480,16 +484,10 @@ fn cluster_route(
     spec: &super::CommandSpec,
     argv: &[&[u8]],
     now: i64,
-    group: &Group<'_>,
 ) -> Option<String> {
-    // Whether a key exists, through the pipeline group's lock when it holds the key's stripe.
     let exists = |db: usize, key: &[u8]| {
         let loc = st.keyspace.locate(key);
-        let live = |s: &crate::keyspace::Stripe| s.get(db, &loc, key).is_some_and(|e| !e.expired(now));
-        match group.guard(loc.stripe) {
-            Some(s) => live(s),
-            None => live(&st.keyspace.lock(loc.stripe)),
-        }
+        st.keyspace.lock(loc.stripe).get(db, &loc, key).is_some_and(|e| !e.expired(now))
     };
     let mut q = crate::state::cluster::Query {
         db: conn.db,
@@ -643,34 +641,40 @@ pub(crate) fn is_script(name: &str) -> bool {
     name.starts_with("eval") || name.starts_with("fcall")
 }
 
-/// The most commands one pipeline group holds its locks for.
+/// The most commands one pipeline group runs.
 const GROUP_MAX: usize = 1024;
 
 /// Pipeline atomicity. The commands a connection's read brought (a pipeline) run without other
-/// connections' commands between them, as Redis runs every complete command of one read before
-/// it serves another client: before the first of them runs, the stripes of every key they name
-/// are locked, ascending, and held until the last has run (a script or FCALL among them: every
-/// stripe). Such a run of commands is a group; the locks move into each command's `Ctx` and back.
+/// connections' commands on their keys between them, as Redis runs every complete command of
+/// one read before it serves another client: before the first of them runs, the connection
+/// takes the latch of every hash slot their keys name (`keyspace::latch`), all at once, and
+/// holds them until the last has run. Every other command checks the latches of its keys and
+/// waits while another connection holds one; commands on other slots run in parallel.
 ///
-/// A group ends before a command that locks stripes its own way or waits on I/O (whole-keyspace
-/// commands such as KEYS, SCAN, FLUSHALL; MIGRATE; admin commands without keys that are not
-/// fast, such as INFO, DEBUG, SAVE, CONFIG, CLIENT KILL, WAIT); that command runs alone and a new
-/// group may follow. The locks are let go (and taken again, in order, before the next command)
-/// where Redis too lets other clients run, or where holding them could deadlock: blocked clients
-/// served because a command of the group readied their keys, eviction under `maxmemory`, a
-/// mid-pipeline flush of 64 KiB of replies, a command that blocks or is paused.
+/// A group ends before a command that reaches every key or waits on I/O: scripts and FCALL,
+/// whole-keyspace commands (KEYS, SCAN, FLUSHALL, ...: these run as exclusive sections, after
+/// the groups running have ended), MIGRATE, and commands without keys that are not fast (INFO,
+/// CONFIG, DEBUG, SAVE, CLIENT KILL, WAIT, ...). That command runs alone and a new group may
+/// follow. The latches are let go before any await (a flush of 64 KiB of replies in the middle
+/// of a pipeline, a pause, a block) and taken again before the next command.
 pub struct Group<'g> {
-    ks: &'g crate::keyspace::Keyspace,
-    /// The stripes the group's commands need, ascending.
-    stripes: SmallVec<[usize; 16]>,
+    latches: &'g crate::keyspace::latch::Latches,
+    /// The connection's id (a latch's holder).
+    owner: u64,
+    /// The slots the group's commands name, ascending.
+    slots: SmallVec<[u16; 16]>,
     /// Commands of the group still to run (0: no group).
     remaining: usize,
-    guards: super::Guards<'g>,
+    /// Whether it holds the latches now.
+    held: bool,
+    /// A pipeline with a command that may reach any key: it runs as one exclusive section.
+    exclusive: bool,
+    section: Option<crate::keyspace::latch::Exclusive<'g>>,
 }
 
 impl<'g> Group<'g> {
-    pub fn new(ks: &'g crate::keyspace::Keyspace) -> Group<'g> {
-        Group { ks, stripes: SmallVec::new(), remaining: 0, guards: SmallVec::new() }
+    pub fn new(ks: &'g crate::keyspace::Keyspace, owner: u64) -> Group<'g> {
+        Group { latches: &ks.latches, owner, slots: SmallVec::new(), remaining: 0, held: false, exclusive: false, section: None }
     }
 
     /// True while commands of a group are still to run.
@@ -679,44 +683,39 @@ impl<'g> Group<'g> {
         self.remaining > 0
     }
 
-    /// Takes the group's stripe locks (again), ascending, unless it holds them.
+    /// Takes the latches (again) unless it holds them, waiting for them.
     fn acquire(&mut self) {
-        if self.guards.is_empty() && !self.stripes.is_empty() {
-            for &s in &self.stripes {
-                self.guards.push((s, self.ks.lock_ordered(s)));
+        if !self.held && self.active() {
+            if self.exclusive {
+                self.section = Some(self.latches.exclusive());
             }
-            crate::keyspace::set_in_group(true);
+            self.latches.take(&self.slots, self.owner, self.exclusive);
+            self.held = true;
         }
     }
 
-    /// Takes the group's locks if every one is free at once, else none: true when it holds them.
-    /// The connection tries this before the group's first command and, while another thread
-    /// holds some of them, lets its worker serve other connections meanwhile instead of parking
-    /// the thread on a lock.
+    /// Takes the latches if they are all free at once, else none: true when it holds them. The
+    /// connection tries this before the group's first command and, while another connection
+    /// holds some, lets its worker serve other connections meanwhile.
     pub fn try_acquire(&mut self) -> bool {
-        if !self.guards.is_empty() || self.stripes.is_empty() {
-            return true;
+        if self.exclusive {
+            self.acquire();
+        } else if !self.held && self.active() {
+            self.held = self.latches.try_take(&self.slots, self.owner, false);
         }
-        for &s in &self.stripes {
-            match self.ks.try_lock(s) {
-                Some(g) => self.guards.push((s, g)),
-                None => {
-                    self.guards.clear();
-                    return false;
-                }
-            }
-        }
-        crate::keyspace::set_in_group(true);
-        true
+        self.held || !self.active()
     }
 
-    /// Lets go of the locks; the group goes on (`acquire` before its next command).
+    /// Lets go of the latches; the group goes on (`acquire` before its next command).
     pub fn release(&mut self) {
-        self.guards.clear();
-        crate::keyspace::set_in_group(false);
+        if self.held {
+            self.latches.release(&self.slots);
+            self.held = false;
+        }
+        self.section = None;
     }
 
-    /// Ends the group: no more commands run under its locks.
+    /// Ends the group: no more commands run under its latches.
     pub fn end(&mut self) {
         self.release();
         self.remaining = 0;
@@ -734,7 +733,7 @@ impl<'g> Group<'g> {
     }
 
     /// Plans a group from `first` (parsed, about to run) and the complete requests after it in
-    /// `rest`: as many as may share the locks (at least two, else no group).
+    /// `rest`: as many as may run as one (at least two, else no group).
     pub fn plan(
         &mut self,
         table: &super::CommandTable,
@@ -745,9 +744,9 @@ impl<'g> Group<'g> {
         scratch: &mut resp::Request,
     ) {
         self.end();
-        self.stripes.clear();
-        let mut all = false;
-        if !group_member(table, conn, first, &mut self.stripes, &mut all) {
+        self.slots.clear();
+        self.exclusive = false;
+        if !group_member(table, conn, first, &mut self.slots, &mut self.exclusive) {
             return;
         }
         let mut n = 1;
@@ -764,7 +763,7 @@ impl<'g> Group<'g> {
             let base = &rest[off..];
             let argv: SmallVec<[&[u8]; 8]> = (0..scratch.argc()).map(|i| scratch.arg(base, i)).collect();
             if !argv.is_empty() {
-                if !group_member(table, conn, &argv, &mut self.stripes, &mut all) {
+                if !group_member(table, conn, &argv, &mut self.slots, &mut self.exclusive) {
                     break;
                 }
                 n += 1;
@@ -772,22 +771,12 @@ impl<'g> Group<'g> {
             off += scratch.consumed;
         }
         if n < 2 {
-            self.stripes.clear();
+            self.slots.clear();
             return;
         }
-        if all {
-            self.stripes.clear();
-            self.stripes.extend(0..STRIPES);
-        } else {
-            self.stripes.sort_unstable();
-            self.stripes.dedup();
-        }
+        self.slots.sort_unstable();
+        self.slots.dedup();
         self.remaining = n;
-    }
-
-    /// The guard of a stripe the group holds.
-    fn guard(&self, stripe: usize) -> Option<&crate::keyspace::Stripe> {
-        self.guards.iter().find(|(s, _)| *s == stripe).map(|(_, g)| &**g)
     }
 }
 
@@ -797,14 +786,15 @@ impl Drop for Group<'_> {
     }
 }
 
-/// Whether a command may run in a pipeline group, adding the stripes it needs (`all`: every
-/// stripe). Commands refused before they run (unknown, wrong arity) touch nothing and belong.
+/// Whether a command may run in a pipeline group, adding the slots of its keys (`exclusive`: it
+/// may reach any key). Commands refused before they run (unknown, wrong arity) touch nothing and
+/// belong.
 fn group_member(
     table: &super::CommandTable,
     conn: &ConnState,
     argv: &[&[u8]],
-    stripes: &mut SmallVec<[usize; 16]>,
-    all: &mut bool,
+    slots: &mut SmallVec<[u16; 16]>,
+    exclusive: &mut bool,
 ) -> bool {
     let Some(id) = table.lookup(argv[0]) else { return true };
     let mut spec = table.spec(id);
@@ -817,35 +807,47 @@ fn group_member(
     if !spec.arity_ok(argv.len()) {
         return true;
     }
-    if spec.flags & flag::WHOLE_KEYSPACE != 0 || spec.name == "migrate" {
+    if spec.name == "migrate" {
         return false;
     }
-    if is_script(spec.name) {
-        *all = true;
-        return true;
-    }
+    *exclusive |= needs_exclusive(spec);
     let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
     spec.key_indices(argv, &mut idx);
     if spec.name == "exec" {
-        // EXEC locks the keys of the commands queued before this read, and the watched keys.
+        // EXEC runs the commands queued before this read, and checks the watched keys.
         if let Some(m) = conn.multi.as_ref() {
             for (cid, args) in &m.cmds {
                 let s = table.spec(*cid);
-                if is_script(s.name) {
-                    *all = true;
-                }
+                *exclusive |= needs_exclusive(s);
                 let refs: SmallVec<[&[u8]; 8]> = args.iter().map(|a| a.as_slice()).collect();
                 idx.clear();
                 s.key_indices(&refs, &mut idx);
-                stripes.extend(idx.iter().map(|&i| crate::util::key_slot(&args[i]) % STRIPES));
+                slots.extend(idx.iter().map(|&i| crate::util::key_slot(&args[i]) as u16));
             }
         }
-        stripes.extend(conn.watched.iter().map(|(_, k)| crate::util::key_slot(k) % STRIPES));
+        slots.extend(conn.watched.iter().map(|(_, k)| crate::util::key_slot(k) as u16));
         return true;
     }
     if idx.is_empty() {
-        return spec.flags & flag::FAST != 0;
+        return spec.flags & flag::FAST != 0 || needs_exclusive(spec);
     }
-    stripes.extend(idx.iter().map(|&i| crate::util::key_slot(argv[i]) % STRIPES));
+    slots.extend(idx.iter().map(|&i| crate::util::key_slot(argv[i]) as u16));
     true
+}
+
+/// Commands that may reach any key: they run as exclusive sections (`keyspace::latch`).
+pub(crate) fn needs_exclusive(spec: &super::CommandSpec) -> bool {
+    spec.flags & flag::WHOLE_KEYSPACE != 0 || is_script(spec.name)
+}
+
+/// Waits, holding no stripe, while another connection's pipeline group holds the latch of a
+/// slot of these keys; returns with the stripes locked again (`lock` locks them).
+pub(crate) fn wait_for_groups(ctx: &mut Ctx, keys: &[&[u8]], mut lock: impl FnMut(&mut Ctx)) {
+    let latches = &ctx.st.keyspace.latches;
+    let me = ctx.conn.info.id;
+    while !latches.quiet() && keys.iter().any(|k| latches.held_by_other(crate::util::key_slot(k), me)) {
+        ctx.unlock_all();
+        latches.wait_free(keys.iter().map(|k| crate::util::key_slot(k)), me);
+        lock(ctx);
+    }
 }

@@ -36,16 +36,14 @@ fn time_limit_us(tenacity: i64) -> u64 {
 }
 
 /// Makes room if memory is over `maxmemory`. False: still over, and nothing could be evicted
-/// (the caller refuses commands that may grow memory with OOM). `before` runs first when
-/// eviction is due (a pipeline group lets go of its stripe locks there: eviction takes its own).
+/// (the caller refuses commands that may grow memory with OOM).
 #[inline]
-pub fn perform(st: &State, now_ms: i64, before: impl FnOnce()) -> bool {
+pub fn perform(st: &State, now_ms: i64) -> bool {
     let h = &st.config.hot;
     let max = h.maxmemory.load(Ordering::Relaxed);
     if max <= 0 || st.evict.used(false) <= max as u64 {
         return true;
     }
-    before();
     evict_slow(st, max as u64, now_ms)
 }
 

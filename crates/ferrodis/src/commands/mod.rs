@@ -218,10 +218,6 @@ pub struct Ctx<'a, 'g> {
     pub now: i64,
     pub cmd_id: usize,
     guards: Guards<'g>,
-    /// Set when the context let go of stripe locks while holding some (a whole-keyspace command
-    /// inside EXEC, a script taking every stripe, a stripe taken out of order): the locks it holds
-    /// are no longer a pipeline group's.
-    relocked: bool,
     dirty: u64,
     custom_propagated: bool,
     /// Keys this command made ready for blocked clients: (db, key).
@@ -236,7 +232,7 @@ pub struct Ctx<'a, 'g> {
     expiry: crate::keyspace::Expiry,
 }
 
-/// Stripe locks held by a context or a pipeline group: (stripe, guard).
+/// Stripe locks held by a context: (stripe, guard), sorted by stripe.
 pub type Guards<'g> = SmallVec<[(usize, MutexGuard<'g, Stripe>); 8]>;
 
 impl<'a, 'g> Ctx<'a, 'g> {
@@ -265,7 +261,6 @@ impl<'a, 'g> Ctx<'a, 'g> {
             now,
             cmd_id,
             guards: SmallVec::new(),
-            relocked: false,
             dirty: 0,
             custom_propagated: false,
             ready: SmallVec::new(),
@@ -279,7 +274,7 @@ impl<'a, 'g> Ctx<'a, 'g> {
     /// Locks a stripe (dispatch calls this in ascending order before the handler runs). Locks
     /// are taken in ascending order, so no two threads wait for each other; a stripe below one
     /// already held is taken only if it is free, and otherwise every lock is let go and taken
-    /// again in order (the context is then `relocked`).
+    /// again in order.
     pub fn lock_stripe(&mut self, stripe: usize) {
         self.guard_pos(stripe);
     }
@@ -331,27 +326,8 @@ impl<'a, 'g> Ctx<'a, 'g> {
     }
     /// Releases every stripe lock (whole-keyspace handlers lock and release as they walk).
     pub fn unlock_all(&mut self) {
-        if !self.guards.is_empty() {
-            self.relocked = true;
-            self.guards.clear();
-        }
+        self.guards.clear();
     }
-    /// Takes over a pipeline group's stripe locks for one command.
-    pub(crate) fn adopt(&mut self, guards: &mut Guards<'g>) {
-        debug_assert!(self.guards.is_empty());
-        std::mem::swap(&mut self.guards, guards);
-    }
-    /// Hands the stripe locks back to the pipeline group after the command; false (and nothing
-    /// handed back, the locks let go) when the command let go of them meanwhile.
-    pub(crate) fn give_back(&mut self, guards: &mut Guards<'g>) -> bool {
-        if self.relocked {
-            self.guards.clear();
-            return false;
-        }
-        std::mem::swap(&mut self.guards, guards);
-        true
-    }
-
     #[inline]
     fn stripe(&mut self, stripe: usize) -> &mut Stripe {
         let pos = match self.find_guard(stripe) {

@@ -99,6 +99,7 @@ pub(crate) fn run_unlocked(ctx: &mut Ctx, spec: &CommandSpec, argv: &[&[u8]]) {
     flush_capture(ctx);
     let capturing = ctx.capture.take().is_some();
     ctx.unlock_all();
+    let _exclusive = ctx.st.keyspace.latches.exclusive();
     run_handler(ctx, spec, argv);
     if capturing {
         ctx.capture = Some(Vec::new());
@@ -127,7 +128,22 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
     let Some(m) = ctx.conn.multi.take() else {
         return ctx.out.error("ERR EXEC without MULTI");
     };
+    // A transaction that may reach any key waits for the pipeline groups running to end; any
+    // other waits for those holding the slots of its keys.
+    let exclusive = m.cmds.iter().any(|(id, _)| super::dispatch::needs_exclusive(ctx.table.spec(*id)));
+    let _exclusive = exclusive.then(|| ctx.st.keyspace.latches.exclusive());
     lock_keys(ctx, &m.cmds);
+    if !exclusive && !ctx.st.keyspace.latches.quiet() {
+        let mut keys: Vec<Vec<u8>> = ctx.conn.watched.iter().map(|(_, k)| k.clone()).collect();
+        for (id, argv) in &m.cmds {
+            let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
+            let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+            ctx.table.spec(*id).key_indices(&refs, &mut idx);
+            keys.extend(idx.iter().map(|&i| argv[i].clone()));
+        }
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        super::dispatch::wait_for_groups(ctx, &refs, |ctx| lock_keys(ctx, &m.cmds));
+    }
     // A watched key that expired since WATCH counts as touched: looking it up now deletes it,
     // which flags it.
     let watched = ctx.conn.watched.clone();

@@ -9,6 +9,8 @@
 //! knows values (`types`) and nothing above them.
 // PERF-CRITICAL
 
+pub mod latch;
+
 use crate::types::{SmallBytes, Value};
 use crate::util::key_slot;
 use hashbrown::HashTable;
@@ -330,6 +332,8 @@ pub struct Padded<T>(pub T);
 
 pub struct Keyspace {
     stripes: Box<[Padded<Mutex<Stripe>>]>,
+    /// Per hash slot, the pipeline group holding it (pipeline atomicity).
+    pub latches: latch::Latches,
     pub databases: usize,
     pub hasher: Hasher,
     /// A snapshot is running (one at a time).
@@ -340,21 +344,18 @@ impl Keyspace {
     pub fn new(databases: usize) -> Self {
         let stripes =
             (0..STRIPES).map(|_| Padded(Mutex::new(Stripe { dbs: (0..databases).map(|_| None).collect(), snap: None }))).collect();
-        Keyspace { stripes, databases, hasher: Hasher::default(), snapshot_active: Default::default() }
+        Keyspace { stripes, latches: Default::default(), databases, hasher: Hasher::default(), snapshot_active: Default::default() }
     }
     #[inline]
     pub fn locate(&self, key: &[u8]) -> KeyLoc {
         let slot = key_slot(key);
         KeyLoc { slot, stripe: slot % STRIPES, hash: self.hasher.hash_one(key) }
     }
-    /// Locks one stripe. Not while this thread holds a pipeline group's stripes (that would
-    /// deadlock the thread on itself): commands inside a group lock through `Ctx`.
     #[inline]
     pub fn lock(&self, stripe: usize) -> MutexGuard<'_, Stripe> {
-        debug_assert!(!in_group(), "stripe {stripe} locked directly while this thread holds a pipeline group's stripes");
         self.stripes[stripe].0.lock()
     }
-    /// Locks one stripe for a caller that keeps the lock order itself (`Ctx`, pipeline groups).
+    /// Locks one stripe for a caller that keeps the lock order itself (`Ctx`).
     #[inline]
     pub fn lock_ordered(&self, stripe: usize) -> MutexGuard<'_, Stripe> {
         self.stripes[stripe].0.lock()
@@ -366,7 +367,6 @@ impl Keyspace {
     }
     /// Locks every stripe, in order (FLUSHALL, SWAPDB, DEBUG RELOAD).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Stripe>> {
-        debug_assert!(!in_group(), "every stripe locked while this thread holds a pipeline group's stripes");
         self.stripes.iter().map(|s| s.0.lock()).collect()
     }
 
@@ -409,7 +409,6 @@ impl Keyspace {
     /// The databases holding keys (one pass over the stripes).
     pub fn nonempty_dbs(&self) -> Vec<usize> {
         let mut seen = vec![false; self.databases];
-        debug_assert!(!in_group());
         for s in self.stripes.iter() {
             let g = s.0.lock();
             for (db, v) in seen.iter_mut().enumerate() {
@@ -419,35 +418,15 @@ impl Keyspace {
         seen.iter().enumerate().filter(|(_, v)| **v).map(|(d, _)| d).collect()
     }
     pub fn dbsize(&self, db: usize) -> usize {
-        debug_assert!(!in_group());
         self.stripes.iter().map(|s| s.0.lock().keys(db)).sum()
     }
     /// Keys and keys with an expiry in a database.
     pub fn db_counts(&self, db: usize) -> (usize, usize) {
-        debug_assert!(!in_group());
         self.stripes.iter().fold((0, 0), |(k, v), s| {
             let g = s.0.lock();
             (k + g.keys(db), v + g.volatile(db))
         })
     }
-}
-
-thread_local! {
-    /// True while this thread holds the stripe locks of a pipeline group
-    /// (`commands::dispatch::Group`).
-    static IN_GROUP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Marks whether this thread holds a pipeline group's stripe locks.
-#[inline]
-pub fn set_in_group(held: bool) {
-    IN_GROUP.with(|c| c.set(held));
-}
-
-/// Whether this thread holds a pipeline group's stripe locks.
-#[inline]
-pub fn in_group() -> bool {
-    IN_GROUP.with(|c| c.get())
 }
 
 /// LFU as Redis keeps it in the 24-bit LRU field: 16 bits of "last decrement time" in minutes,

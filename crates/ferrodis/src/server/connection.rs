@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// How often a pipeline group's locks are tried, letting other connections run in between,
+/// How often a pipeline group's latches are tried, letting other connections run in between,
 /// before its connection waits for them.
 const GROUP_TRIES: u32 = 4;
 
@@ -146,8 +146,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         let mut sync_target = 0;
         let sync_replicas = st.cluster.sync_replicas(st.config.hot.sync_replicas.load(Ordering::Relaxed));
         clock.anchor();
-        // Pipeline atomicity (see `Group`): its locks are never held across an await.
-        let mut group = Group::new(&st.keyspace);
+        // Pipeline atomicity (see `Group`): its latches are never held across an await.
+        let mut group = Group::new(&st.keyspace, info.id);
         while pos < rbuf.len() {
             match parse_request(&rbuf[pos..], &limits, &mut req) {
                 Ok(true) => {
@@ -164,8 +164,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                     let (woff, reply_at) = (conn.woff, out.buf.len());
                     if !group.active() && pos + req.consumed < rbuf.len() {
                         group.plan(&table, &conn, &argv, &rbuf[pos + req.consumed..], &limits, &mut scan);
-                        // While another thread holds some of the group's stripes, serve this
-                        // worker's other connections (a few times; then wait for the locks).
+                        // While another connection holds some of the group's slots, serve this
+                        // worker's other connections (a few times; then wait for them).
                         let mut tries = 0;
                         while !group.try_acquire() && tries < GROUP_TRIES {
                             tries += 1;
