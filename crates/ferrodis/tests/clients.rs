@@ -276,3 +276,14 @@ fn keys_with_nested_stars_answers() {
         assert_eq!(c.cmd(&["SCAN", "0", "MATCH", &pattern]), b"*2\r\n$1\r\n0\r\n*0\r\n", "{name}");
     }
 }
+
+/// CLIENT REPLY ON right after SKIP is answered (it ends the skipping), as Redis does.
+#[test]
+fn client_reply_on_after_skip_answers() {
+    for (name, s) in both(&[]) {
+        let mut c = s.client();
+        c.send(&encode(&[b"CLIENT", b"REPLY", b"SKIP"]));
+        assert_eq!(c.cmd(&["CLIENT", "REPLY", "ON"]), b"+OK\r\n", "{name}");
+        assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n", "{name}");
+    }
+}

@@ -452,7 +452,9 @@ fn client_unpause(ctx: &mut Ctx, _argv: &[&[u8]]) {
 
 fn client_reply(ctx: &mut Ctx, argv: &[&[u8]]) {
     if eq(argv[2], "on") {
+        // ON after SKIP answers too: it ends the skipping, its own reply included (Redis).
         ctx.conn.reply_mode = ReplyMode::On;
+        ctx.conn.skip_this = false;
         ctx.out.ok();
     } else if eq(argv[2], "off") {
         ctx.conn.reply_mode = ReplyMode::Off;
