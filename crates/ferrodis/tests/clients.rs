@@ -182,6 +182,10 @@ fn monitor_shows_scripts_the_commands_they_call_and_transactions() {
             c.cmd(&["SELECT", "3"]);
             c.cmd(&["EXEC"]);
             c.cmd(&["SET", "b", "2"]);
+            // Credentials are redacted.
+            c.cmd(&["AUTH", "not-real"]);
+            c.cmd(&["AUTH", "not-real", "not-a-password"]);
+            c.cmd(&["HELLO", "2", "AUTH", "not-real", "not-a-password"]);
         });
         assert!(lines.iter().any(|l| l.contains("[0 lua] \"SET\" \"k\" \"v\"")), "{name}: {lines:#?}");
         seen.push((name, lines));

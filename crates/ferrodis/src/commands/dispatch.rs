@@ -405,7 +405,7 @@ fn execute_inner<'g>(
     }
     // MONITOR sees the command after it ran (so SELECT shows its new database), as in Redis.
     if st.monitor_count.load(Ordering::Relaxed) > 0 && spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
-        st.feed_monitors(conn.db, &conn.info.addr, argv);
+        st.feed_monitors(conn.db, &conn.info.addr, &redact(spec.name, argv));
     }
     clock.last = Instant::now();
     let usec = clock.last.duration_since(t0).as_micros() as u64;
@@ -625,6 +625,39 @@ fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize,
     st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name }, max);
 }
 
+/// The arguments MONITOR shows: passwords and user names replaced by "(redacted)", as Redis
+/// does for AUTH, HELLO ... AUTH and MIGRATE ... AUTH/AUTH2.
+fn redact<'a>(name: &str, argv: &[&'a [u8]]) -> SmallVec<[&'a [u8]; 8]> {
+    const R: &[u8] = b"(redacted)";
+    let mut v: SmallVec<[&[u8]; 8]> = argv.iter().copied().collect();
+    match name {
+        "auth" => v[1..].iter_mut().for_each(|a| *a = R),
+        "hello" | "migrate" => {
+            // MIGRATE's options follow host, port, key, db and timeout.
+            let mut i = if name == "migrate" { 6 } else { 1 };
+            while i < v.len() {
+                let n = if v[i].eq_ignore_ascii_case(b"auth") {
+                    if name == "hello" {
+                        2
+                    } else {
+                        1
+                    }
+                } else if name == "migrate" && v[i].eq_ignore_ascii_case(b"auth2") {
+                    2
+                } else {
+                    0
+                };
+                for a in v.iter_mut().skip(i + 1).take(n) {
+                    *a = R;
+                }
+                i += 1 + n;
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
 /// Shows a command run inside a transaction or a script to MONITOR (`addr` is "lua" for a
 /// script's calls), after it ran; a script inside a transaction is shown before it runs.
 pub(crate) fn monitor_inner(st: &State, db: usize, addr: &str, spec: &super::CommandSpec, argv: &[&[u8]], before: bool) {
@@ -733,7 +766,9 @@ impl<'g> Group<'g> {
     }
 
     /// Plans a group from `first` (parsed, about to run) and the complete requests after it in
-    /// `rest`: as many as may run as one (at least two, else no group).
+    /// `rest`: as many as may run as one (at least two, else no group). The requests it parsed
+    /// are left in `parsed` (in order, empty ones included, each relative to its own start) for
+    /// the connection to run without parsing them again; returns how many.
     pub fn plan(
         &mut self,
         table: &super::CommandTable,
@@ -741,42 +776,45 @@ impl<'g> Group<'g> {
         first: &[&[u8]],
         rest: &[u8],
         limits: &resp::Limits,
-        scratch: &mut resp::Request,
-    ) {
+        parsed: &mut Vec<resp::Request>,
+    ) -> usize {
         self.end();
         self.slots.clear();
         self.exclusive = false;
         if !group_member(table, conn, first, &mut self.slots, &mut self.exclusive) {
-            return;
+            return 0;
         }
-        let mut n = 1;
-        let mut off = 0;
+        let (mut n, mut k, mut off) = (1, 0, 0);
         while n < GROUP_MAX && off < rest.len() {
-            match resp::parse_request(&rest[off..], limits, scratch) {
+            if parsed.len() <= k {
+                parsed.push(resp::Request::default());
+            }
+            let req = &mut parsed[k];
+            match resp::parse_request(&rest[off..], limits, req) {
                 Ok(true) => {}
-                Ok(false) if scratch.consumed > 0 => {
-                    off += scratch.consumed;
-                    continue;
-                }
+                // Nothing but an empty line: kept, as the connection would skip it.
+                Ok(false) if req.consumed > 0 => {}
                 _ => break,
             }
             let base = &rest[off..];
-            let argv: SmallVec<[&[u8]; 8]> = (0..scratch.argc()).map(|i| scratch.arg(base, i)).collect();
+            let argv: SmallVec<[&[u8]; 8]> = (0..req.argc()).map(|i| req.arg(base, i)).collect();
             if !argv.is_empty() {
                 if !group_member(table, conn, &argv, &mut self.slots, &mut self.exclusive) {
                     break;
                 }
                 n += 1;
             }
-            off += scratch.consumed;
+            off += req.consumed;
+            k += 1;
         }
         if n < 2 {
             self.slots.clear();
-            return;
+            return 0;
         }
         self.slots.sort_unstable();
         self.slots.dedup();
         self.remaining = n;
+        k
     }
 }
 

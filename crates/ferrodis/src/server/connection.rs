@@ -62,8 +62,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     let mut out = ReplyBuf::new(Proto::Resp2);
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut req = Request::default();
-    // For looking ahead at the rest of a pipeline (`Group::plan`).
-    let mut scan = Request::default();
+    // The requests `Group::plan` parsed ahead, run in order without parsing them again.
+    let mut planned: Vec<Request> = Vec::new();
+    let (mut planned_next, mut planned_len) = (0, 0);
     let mut paused = false;
     // Input already buffered (left behind by a blocking command) is run before reading more.
     let mut pending = false;
@@ -149,7 +150,14 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         // Pipeline atomicity (see `Group`): its latches are never held across an await.
         let mut group = Group::new(&st.keyspace, info.id);
         while pos < rbuf.len() {
-            match parse_request(&rbuf[pos..], &limits, &mut req) {
+            let parsed = if planned_next < planned_len {
+                std::mem::swap(&mut req, &mut planned[planned_next]);
+                planned_next += 1;
+                Ok(true)
+            } else {
+                parse_request(&rbuf[pos..], &limits, &mut req)
+            };
+            match parsed {
                 Ok(true) => {
                     let base = &rbuf[pos..];
                     let argv: SmallVec<[&[u8]; 8]> = (0..req.argc()).map(|i| req.arg(base, i)).collect();
@@ -161,9 +169,12 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                     if info.is_killed() {
                         break 'conn;
                     }
+                    // CLIENT LIST's qbuf counts the command being run, as Redis's query buffer.
+                    info.qbuf.store(rbuf.len() - pos, Ordering::Relaxed);
                     let (woff, reply_at) = (conn.woff, out.buf.len());
                     if !group.active() && pos + req.consumed < rbuf.len() {
-                        group.plan(&table, &conn, &argv, &rbuf[pos + req.consumed..], &limits, &mut scan);
+                        planned_len = group.plan(&table, &conn, &argv, &rbuf[pos + req.consumed..], &limits, &mut planned);
+                        planned_next = 0;
                         // While another connection holds some of the group's slots, serve this
                         // worker's other connections (a few times; then wait for them).
                         let mut tries = 0;
@@ -226,6 +237,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             }
         }
         drop(group);
+        planned_len = 0;
         rbuf.advance(pos);
         if rbuf.len() > st.config.hot.query_buffer_limit.load(Ordering::Relaxed) {
             tracing::warn!("Closing client that reached max query buffer length: {} (qbuf={})", info.addr, rbuf.len());
