@@ -222,6 +222,15 @@ pub(crate) fn key_access(name: &str, write: bool, argv: &[&[u8]], i: usize) -> (
                 R
             }
         }
+        // The source is read and emptied; the destination only gets an element (Redis's
+        // "RW insert" without access: write permission is enough).
+        "smove" | "rpoplpush" | "lmove" | "blmove" | "brpoplpush" => {
+            if i == 1 {
+                RW
+            } else {
+                W
+            }
+        }
         "copy" | "sort" | "georadius" | "georadiusbymember" => {
             if i == 1 {
                 R
