@@ -282,14 +282,12 @@ fn fragment() -> impl Strategy<Value = String> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-    #[test]
-    fn random_library_programs_never_take_the_server_down(parts in prop::collection::vec(fragment(), 1..5)) {
-        use std::sync::OnceLock;
-        static SERVER: OnceLock<std::sync::Mutex<Server>> = OnceLock::new();
-        let server = SERVER.get_or_init(|| std::sync::Mutex::new(Server::ferrodis(&["--io-threads", "2"])));
-        let s = server.lock().unwrap_or_else(|e| e.into_inner());
+/// One server for every case (killed when the test ends: no static that outlives it).
+#[test]
+fn random_library_programs_never_take_the_server_down() {
+    let s = Server::ferrodis(&["--io-threads", "2"]);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
+    let result = runner.run(&prop::collection::vec(fragment(), 1..5), |parts| {
         let mut old: Vec<Client> = (0..4).map(|_| s.client()).collect();
         let body: Vec<String> = parts.iter().map(|p| format!("pcall(function() {p} end)")).collect();
         let script = format!("local r = {{}} {} return r", body.join(" "));
@@ -297,5 +295,9 @@ proptest! {
         prop_assert!(!reply.starts_with(b"-ERR internal error"), "a panic: {}", shown(&reply));
         prop_assert!(!reply.starts_with(b"-BUSY"), "{}", shown(&reply));
         assert_serving(s.port, &mut old, &script);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
