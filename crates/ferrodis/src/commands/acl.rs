@@ -317,7 +317,7 @@ pub fn denied_in_script(
     })
 }
 
-fn acl<'g>(ctx: &Ctx<'_, 'g>) -> &'g crate::state::acl::Acl {
+fn acl<'a>(ctx: &Ctx<'a>) -> &'a crate::state::acl::Acl {
     ctx.st.acl.get().expect("ACL is set up at start-up")
 }
 

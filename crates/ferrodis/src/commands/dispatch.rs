@@ -358,7 +358,7 @@ fn execute_inner<'g>(
     }
 
     // A script is shown to MONITOR before it runs, so the commands it calls follow it (Redis).
-    if is_script(spec.name) && st.monitor_count.load(Ordering::Relaxed) > 0 {
+    if st.monitor_count.load(Ordering::Relaxed) > 0 && is_script(spec.name) {
         st.feed_monitors(conn.db, &conn.info.addr, argv);
     }
 

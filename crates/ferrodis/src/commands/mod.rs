@@ -209,15 +209,15 @@ impl ConnState {
 }
 
 /// What a handler sees: shared state, its connection, the reply buffer and the locked stripes.
-pub struct Ctx<'a, 'g> {
-    pub st: &'g State,
+pub struct Ctx<'a> {
+    pub st: &'a State,
     pub table: &'a CommandTable,
     pub conn: &'a mut ConnState,
     pub out: &'a mut ReplyBuf,
     pub ts: &'a ThreadStats,
     pub now: i64,
     pub cmd_id: usize,
-    guards: Guards<'g>,
+    guards: Guards<'a>,
     dirty: u64,
     custom_propagated: bool,
     /// Keys this command made ready for blocked clients: (db, key).
@@ -235,9 +235,9 @@ pub struct Ctx<'a, 'g> {
 /// Stripe locks held by a context: (stripe, guard), sorted by stripe.
 pub type Guards<'g> = SmallVec<[(usize, MutexGuard<'g, Stripe>); 8]>;
 
-impl<'a, 'g> Ctx<'a, 'g> {
+impl<'a> Ctx<'a> {
     pub fn new(
-        st: &'g State,
+        st: &'a State,
         table: &'a CommandTable,
         conn: &'a mut ConnState,
         out: &'a mut ReplyBuf,
