@@ -369,25 +369,30 @@ fn another_sentinel_completes_the_failover_when_the_leader_dies_after_promoting(
     assert_eq!(field(new, "replication", "role"), "master");
 }
 
+/// Stops a sentinel (SIGKILL) and starts `kind` in its place: the same port, directory and
+/// sentinel.conf, as the sentinel last wrote it.
+fn restart_as(s: &mut Server, kind: Kind) {
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let bin = if kind == Kind::Ferrodis { FERRODIS } else { "redis-sentinel" };
+    s.child = std::process::Command::new(bin)
+        .arg(s.dir.join("sentinel.conf"))
+        .arg("--sentinel")
+        .current_dir(&s.dir)
+        .stdout(std::fs::File::create(s.dir.join("log")).expect("log"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("restart a sentinel");
+    s.wait_ready();
+}
+
 #[test]
 fn sentinel_restarted_keeps_its_state() {
     let g = group(FERRODIS, &[100], &[Kind::Ferrodis; 2], 1, &[]);
     let mut s = g.sentinels.into_iter().next().unwrap();
     let id: String = q(s.port, &["SENTINEL", "MYID"]).unwrap();
-    let conf = s.dir.join("sentinel.conf");
-    let (port, dir) = (s.port, s.dir.clone());
-    let _ = s.child.kill();
-    let _ = s.child.wait();
-    let child = std::process::Command::new(FERRODIS)
-        .arg(&conf)
-        .arg("--sentinel")
-        .current_dir(&dir)
-        .stdout(std::fs::File::create(dir.join("log2")).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::mem::forget(std::mem::replace(&mut s.child, child));
-    s.wait_ready();
+    let port = s.port;
+    restart_as(&mut s, Kind::Ferrodis);
     assert_eq!(q::<String>(port, &["SENTINEL", "MYID"]).unwrap(), id);
     // Known at once from the file, before any INFO or hello.
     let reps: Vec<redis::Value> = q(port, &["SENTINEL", "REPLICAS", "m"]).unwrap();
@@ -395,6 +400,28 @@ fn sentinel_restarted_keeps_its_state() {
     assert_eq!((reps.len(), sens.len()), (1, 1));
     let role: Vec<redis::Value> = q(port, &["ROLE"]).unwrap();
     assert_eq!(String::from_redis_value(role[0].clone()).unwrap(), "sentinel");
+}
+
+#[test]
+fn sentinels_restarted_from_each_others_files_fail_over_together() {
+    // A ferrodis sentinel and a Redis one swap programs: each restarts from the sentinel.conf the
+    // other wrote (its id, epochs, known replicas and sentinels), beside a third that stays.
+    let mut g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis, Kind::Redis, Kind::Ferrodis], 2, &[]);
+    for (i, kind) in [(0, Kind::Redis), (1, Kind::Ferrodis)] {
+        let s = &mut g.sentinels[i];
+        let id: String = q(s.port, &["SENTINEL", "MYID"]).unwrap();
+        let _: String = q(s.port, &["SENTINEL", "FLUSHCONFIG"]).unwrap();
+        restart_as(s, kind);
+        assert_eq!(q::<String>(s.port, &["SENTINEL", "MYID"]).unwrap(), id, "the id from the other's file");
+        let reps: Vec<redis::Value> = q(s.port, &["SENTINEL", "REPLICAS", "m"]).unwrap();
+        let sens: Vec<redis::Value> = q(s.port, &["SENTINEL", "SENTINELS", "m"]).unwrap();
+        assert_eq!((reps.len(), sens.len()), (2, 2), "known at once from the other's file");
+    }
+    g.wait_agreed(g.master.port);
+    let old = g.master.port;
+    let new = g.kill_master_and_fail_over();
+    assert_eq!(field(new, "replication", "role"), "master");
+    assert_ne!(new, old);
 }
 
 /// Field names (not values) of a flat SENTINEL reply.

@@ -23,5 +23,6 @@ mod robustness;
 mod scripting_limits;
 mod security;
 mod sentinel;
+mod sentinel_conf;
 mod tls;
 mod transactions;

@@ -406,12 +406,13 @@ impl Config {
             let name = canonical(&words[0]);
             let args = &words[1..];
             if name == "sentinel" {
-                // Redis reads these after the rest of the file (its sentinel config queue).
+                // Redis reads these after the rest of the file (its sentinel config queue). A
+                // bare `sentinel` line is accepted and ignored in either mode, as Redis's.
+                if args.is_empty() {
+                    continue;
+                }
                 if !self.sentinel_mode {
                     return Err(fatal("sentinel directive while not in sentinel mode"));
-                }
-                if args.is_empty() {
-                    return Err(fatal("wrong number of arguments"));
                 }
                 self.sentinel_lines.push((i + 1, line.to_string(), args.to_vec()));
                 continue;

@@ -478,7 +478,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) {
                 if to.is_empty() || from == to.to_ascii_lowercase() {
                     m.renamed.remove(&from);
                 } else {
-                    m.renamed.insert(from, to);
+                    m.renamed.insert(from, (val.clone(), to));
                 }
             }
             _ => {

@@ -11,8 +11,31 @@ fn fatal(line_no: usize, line: &str, msg: &str) -> String {
     )
 }
 
-fn parse_port(s: &str) -> Option<u16> {
-    s.parse::<u16>().ok()
+/// C's `atoi`, as Redis reads the numbers of these lines: leading blanks, a sign, the digits
+/// that follow (saturated); 0 when there are none ("12abc" is 12, "abc" is 0).
+pub fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut v: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        v = v.saturating_mul(10).saturating_add((b - b'0') as i64);
+    }
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// C's `strtoull(s, NULL, 10)` for the epochs: the leading digits, 0 when there are none.
+fn strtoull(s: &str) -> u64 {
+    let t = s.trim_start();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    t.bytes().take_while(u8::is_ascii_digit).fold(0u64, |v, b| v.saturating_mul(10).saturating_add((b - b'0') as u64))
 }
 
 /// Checks a host for a new instance: an IP address, or with `resolve-hostnames yes` a name that
@@ -27,6 +50,44 @@ pub fn check_host(env: &Env, host: &str) -> Result<(), &'static str> {
     Err("Can't resolve instance hostname.")
 }
 
+/// The address of an instance named in the file, checked as Redis's createSentinelAddr: the
+/// port first, then the host. With `resolve-hostnames yes` a name that does not resolve (yet) is
+/// kept, as Redis keeps it, and resolved when the instance is connected to.
+fn file_addr(env: &Env, host: &str, port: &str) -> Result<u16, &'static str> {
+    let port = u16::try_from(atoi(port)).map_err(|_| "Invalid port number.")?;
+    if let Err(e) = check_host(env, host) {
+        tracing::warn!("Failed to resolve hostname '{}'", host);
+        if !env.resolve_hostnames {
+            return Err(e);
+        }
+    }
+    Ok(port)
+}
+
+/// Where a `sentinel` line is applied: Redis applies every line of the first kind, then every
+/// `sentinel monitor`, then the rest, each kind in file order, so an option may come before the
+/// `monitor` line of its master (Redis Sentinel's own rewrite leaves files in that order).
+fn phase(verb: &str) -> u8 {
+    const PRE_MONITOR: [&str; 9] = [
+        "announce-ip",
+        "announce-port",
+        "deny-scripts-reconfig",
+        "sentinel-user",
+        "sentinel-pass",
+        "current-epoch",
+        "myid",
+        "resolve-hostnames",
+        "announce-hostnames",
+    ];
+    if verb.eq_ignore_ascii_case("monitor") {
+        1
+    } else if PRE_MONITOR.iter().any(|n| verb.eq_ignore_ascii_case(n)) {
+        0
+    } else {
+        2
+    }
+}
+
 fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
     let verb = a[0].to_ascii_lowercase();
     let argc = a.len();
@@ -35,29 +96,28 @@ fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
             s.masters.get_mut(&a[1]).ok_or("No such master with specified name.")?
         };
     }
-    let yes_no = |v: &str| -> Result<bool, &'static str> {
+    let yes_no = |v: &str, msg: &'static str| -> Result<bool, &'static str> {
         match v.to_ascii_lowercase().as_str() {
             "yes" => Ok(true),
             "no" => Ok(false),
-            _ => Err("Please specify yes or no for the option."),
+            _ => Err(msg),
         }
     };
     match (verb.as_str(), argc) {
         ("monitor", 5) => {
-            let quorum: i64 = a[4].parse().unwrap_or(0);
+            let quorum = atoi(&a[4]);
             if quorum <= 0 {
                 return Err("Quorum must be 1 or greater.");
             }
+            let port = file_addr(&s.env, &a[2], &a[3])?;
             if s.masters.contains_key(&a[1]) {
                 return Err("Duplicate master name.");
             }
-            check_host(&s.env, &a[2])?;
-            let port = parse_port(&a[3]).ok_or("Invalid port number")?;
-            s.masters.insert(a[1].clone(), Master::new(a[1].clone(), a[2].clone(), port, quorum as u32));
+            s.masters.insert(a[1].clone(), Master::new(a[1].clone(), a[2].clone(), port, quorum.min(u32::MAX as i64) as u32));
         }
         ("down-after-milliseconds", 3) => {
             let m = master!();
-            let v: i64 = a[2].parse().unwrap_or(0);
+            let v = atoi(&a[2]);
             if v <= 0 {
                 return Err("negative or zero time parameter.");
             }
@@ -65,7 +125,7 @@ fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
         }
         ("failover-timeout", 3) => {
             let m = master!();
-            let v: i64 = a[2].parse().unwrap_or(0);
+            let v = atoi(&a[2]);
             if v <= 0 {
                 return Err("negative or zero time parameter.");
             }
@@ -73,7 +133,7 @@ fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
         }
         ("parallel-syncs", 3) => {
             let m = master!();
-            m.parallel_syncs = a[2].parse().unwrap_or(0);
+            m.parallel_syncs = atoi(&a[2]).clamp(0, u32::MAX as i64) as u32;
         }
         ("notification-script", 3) | ("client-reconfig-script", 3) => {
             let m = master!();
@@ -99,7 +159,7 @@ fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
             m.auth_user = Some(a[2].clone());
         }
         ("current-epoch", 2) => {
-            let e: u64 = a[1].parse().unwrap_or(0);
+            let e = strtoull(&a[1]);
             if e > s.env.current_epoch {
                 s.env.current_epoch = e;
             }
@@ -111,7 +171,7 @@ fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
             s.env.myid = a[1].clone();
         }
         ("config-epoch", 3) => {
-            let e: u64 = a[2].parse().unwrap_or(0);
+            let e = strtoull(&a[2]);
             master!().config_epoch = e;
             if e > s.env.current_epoch {
                 s.env.current_epoch = e;
@@ -119,38 +179,71 @@ fn one(s: &mut Sentinel, a: &[String]) -> Result<(), &'static str> {
         }
         ("leader-epoch", 3) => {
             let m = master!();
-            m.inst.leader_epoch = a[2].parse().unwrap_or(0);
+            m.inst.leader_epoch = strtoull(&a[2]);
         }
         ("known-slave" | "known-replica", 4) => {
-            let port = parse_port(&a[3]).ok_or("Wrong hostname or port for replica.")?;
-            check_host(&s.env, &a[2]).map_err(|_| "Wrong hostname or port for replica.")?;
+            if !s.masters.contains_key(&a[1]) {
+                return Err("No such master with specified name.");
+            }
+            let port = file_addr(&s.env, &a[2], &a[3])?;
             let m = master!();
             let key = format!("{}:{}", a[2], port);
+            if m.replicas.contains_key(&key) {
+                return Err("Duplicate hostname and port for replica.");
+            }
             let r = Inst::new(Kind::Replica, key.clone(), a[2].clone(), port, m.inst.down_after);
-            m.replicas.entry(key).or_insert(r);
+            m.replicas.insert(key, r);
         }
-        ("known-sentinel", 4 | 5) => {
-            let port = parse_port(&a[3]).ok_or("Wrong hostname or port for sentinel.")?;
+        // The old form without a run id is accepted and ignored, as Redis does.
+        ("known-sentinel", 4) => {}
+        ("known-sentinel", 5) => {
+            if !s.masters.contains_key(&a[1]) {
+                return Err("No such master with specified name.");
+            }
+            let port = file_addr(&s.env, &a[2], &a[3])?;
             let m = master!();
+            if m.sentinels.values().any(|r| r.runid.as_deref() == Some(a[4].as_str())) {
+                return Err("Duplicate runid for sentinel.");
+            }
             let key = format!("{}:{}", a[2], port);
             let mut r = Inst::new(Kind::Sentinel, key.clone(), a[2].clone(), port, m.inst.down_after);
-            r.runid = a.get(4).cloned();
+            r.runid = Some(a[4].clone());
             m.sentinels.insert(key, r);
         }
         ("rename-command", 4) => {
             let m = master!();
-            m.renamed.insert(a[2].to_ascii_lowercase(), a[3].clone());
+            let from = a[2].to_ascii_lowercase();
+            if m.renamed.contains_key(&from) {
+                return Err("Same command renamed multiple times with rename-command.");
+            }
+            m.renamed.insert(from, (a[2].clone(), a[3].clone()));
         }
-        ("announce-ip", 2) => s.env.announce_ip = a[1].clone(),
-        ("announce-port", 2) => s.env.announce_port = a[1].parse().unwrap_or(0),
-        ("deny-scripts-reconfig", 2) => s.env.deny_scripts_reconfig = yes_no(&a[1])?,
-        ("sentinel-user", 2) => s.env.sentinel_user = a[1].clone(),
-        ("sentinel-pass", 2) => s.env.sentinel_pass = a[1].clone(),
-        ("resolve-hostnames", 2) => s.env.resolve_hostnames = yes_no(&a[1])?,
-        ("announce-hostnames", 2) => s.env.announce_hostnames = yes_no(&a[1])?,
+        ("announce-ip", 2) => {
+            if !a[1].is_empty() {
+                s.env.announce_ip = a[1].clone()
+            }
+        }
+        ("announce-port", 2) => s.env.announce_port = u16::try_from(atoi(&a[1])).unwrap_or(0),
+        ("deny-scripts-reconfig", 2) => {
+            s.env.deny_scripts_reconfig = yes_no(&a[1], "Please specify yes or no for the deny-scripts-reconfig options.")?
+        }
+        ("sentinel-user", 2) => {
+            if !a[1].is_empty() {
+                s.env.sentinel_user = a[1].clone()
+            }
+        }
+        ("sentinel-pass", 2) => {
+            if !a[1].is_empty() {
+                s.env.sentinel_pass = a[1].clone()
+            }
+        }
+        ("resolve-hostnames", 2) => s.env.resolve_hostnames = yes_no(&a[1], "Please specify yes or no for the resolve-hostnames option.")?,
+        ("announce-hostnames", 2) => {
+            s.env.announce_hostnames = yes_no(&a[1], "Please specify yes or no for the announce-hostnames option.")?
+        }
         ("master-reboot-down-after-period", 3) => {
             let m = master!();
-            let v: i64 = a[2].parse().unwrap_or(-1);
+            let v = atoi(&a[2]);
             if v < 0 {
                 return Err("negative time parameter.");
             }
@@ -169,17 +262,14 @@ pub fn executable(path: &str) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
-/// Applies the `sentinel` lines in file order (Redis queues them and reads them after the
-/// rest of the file, as here). A missing `myid` gets a new one (written back at start).
+/// Applies the `sentinel` lines as Redis's loadSentinelConfigFromQueue: the options that no
+/// master depends on, then the `monitor` lines, then the rest, each in file order; the first
+/// error stops the start with its line. A missing `myid` gets a new one (written back at start).
 pub fn load(s: &mut Sentinel, lines: &[(usize, String, Vec<String>)]) -> Result<(), String> {
-    // Redis applies resolve-hostnames first wherever it is, so hostnames can be checked.
-    for (_, _, a) in lines {
-        if a.len() == 2 && a[0].eq_ignore_ascii_case("resolve-hostnames") {
-            s.env.resolve_hostnames = a[1].eq_ignore_ascii_case("yes");
+    for p in 0..3 {
+        for (no, line, a) in lines.iter().filter(|(_, _, a)| !a.is_empty() && phase(&a[0]) == p) {
+            one(s, a).map_err(|e| fatal(*no, line, e))?;
         }
-    }
-    for (no, line, a) in lines {
-        one(s, a).map_err(|e| fatal(*no, line, e))?;
     }
     if s.env.myid.is_empty() {
         s.env.myid = random_id();
@@ -253,7 +343,7 @@ pub fn state_lines(s: &Sentinel) -> Vec<String> {
                 out.push(format!("sentinel known-sentinel {} {} {} {}", name, r.host, r.port, id));
             }
         }
-        for (from, to) in &m.renamed {
+        for (from, to) in m.renamed.values() {
             out.push(format!("sentinel rename-command {} {} {}", name, from, to));
         }
     }
@@ -326,6 +416,25 @@ mod tests {
         assert_eq!((m.quorum, m.inst.down_after, m.config_epoch, m.replicas.len(), m.sentinels.len()), (2, 1000, 3, 1, 1));
         assert_eq!(s.env.current_epoch, 5);
         assert_eq!(state_lines(&s).join("\n"), text);
+    }
+
+    #[test]
+    fn options_may_come_before_their_monitor_line() {
+        let text = "sentinel down-after-milliseconds m 5000\n\
+                    sentinel known-replica m 127.0.0.1 6380\n\
+                    sentinel monitor m 127.0.0.1 6379 2\n\
+                    sentinel myid 0123456789012345678901234567890123456789";
+        let mut s = Sentinel::new("x".into(), 26379);
+        load(&mut s, &lines(text)).unwrap();
+        let m = &s.masters["m"];
+        assert_eq!((m.inst.down_after, m.replicas.len()), (5000, 1));
+        assert_eq!(s.env.myid, "0123456789012345678901234567890123456789");
+    }
+
+    #[test]
+    fn numbers_read_as_c_atoi() {
+        assert_eq!([atoi("12abc"), atoi("abc"), atoi(" -7"), atoi("+3"), atoi("99999999999999999999")], [12, 0, -7, 3, i64::MAX]);
+        assert_eq!([strtoull("5x"), strtoull("x")], [5, 0]);
     }
 
     #[test]

@@ -42,10 +42,10 @@ pub fn shared() -> Option<&'static Arc<Shared>> {
 /// file can be rewritten; called before the server starts. Err: the text to print, exit 1.
 pub fn prepare(cfg: &crate::config::Config) -> Result<Sentinel, String> {
     let Some(file) = cfg.file.clone() else {
-        return Err("Sentinel needs config file on disk to save state. Exiting...".into());
+        return Err("Sentinel needs config file on disk to save state. Exiting...\n".into());
     };
     if let Err(e) = std::fs::OpenOptions::new().append(true).open(&file) {
-        return Err(format!("Sentinel config file {} is not writable: {}. Exiting...", file, e));
+        return Err(format!("Sentinel config file {} is not writable: {}. Exiting...\n", file, e));
     }
     // With tls-replication, the other sentinels are told the TLS port (Redis's hello).
     let port = match (cfg.get("tls-replication").as_deref(), cfg.get_int("tls-port")) {

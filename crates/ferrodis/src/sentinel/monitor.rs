@@ -410,8 +410,8 @@ fn master_looks_sane(m: &Master, t: i64) -> bool {
 
 /// The block Redis Sentinel sends to (re)point an instance: MULTI, SLAVEOF, CONFIG REWRITE,
 /// CLIENT KILL of normal and Pub/Sub clients (so they reconnect to the right place), EXEC.
-pub fn slaveof_block(renamed: &std::collections::BTreeMap<String, String>, to: Option<(&str, u16)>) -> Vec<Vec<Vec<u8>>> {
-    let n = |c: &str| renamed.get(c).cloned().unwrap_or_else(|| c.to_uppercase()).into_bytes();
+pub fn slaveof_block(renamed: &std::collections::BTreeMap<String, (String, String)>, to: Option<(&str, u16)>) -> Vec<Vec<Vec<u8>>> {
+    let n = |c: &str| renamed.get(c).map(|(_, to)| to.clone()).unwrap_or_else(|| c.to_uppercase()).into_bytes();
     let (h, p) = match to {
         Some((h, p)) => (h.as_bytes().to_vec(), p.to_string().into_bytes()),
         None => (b"NO".to_vec(), b"ONE".to_vec()),

@@ -182,7 +182,8 @@ impl Inst {
             slave_repl_offset: 0,
             replica_announced: true,
             slave_reconf_sent_time: 0,
-            last_hello_time: 0,
+            // As Redis: creation counts as the last hello (SENTINEL SENTINELS last-hello-message).
+            last_hello_time: now,
             last_master_down_reply_time: now,
             leader: None,
             leader_epoch: 0,
@@ -221,7 +222,9 @@ pub struct Master {
     pub notification_script: Option<String>,
     pub client_reconfig_script: Option<String>,
     pub reboot_down_after: i64,
-    pub renamed: BTreeMap<String, String>,
+    /// `sentinel rename-command`: the command's name in lower case -> (the name as written,
+    /// its new name). Names match without regard to case, and are written back as given.
+    pub renamed: BTreeMap<String, (String, String)>,
     pub config_epoch: u64,
     pub failover_epoch: u64,
     pub failover_state: FailoverState,
@@ -277,7 +280,7 @@ impl Master {
     }
     /// A command's name as the master's renamed commands say (`sentinel rename-command`).
     pub fn cmd_name(&self, name: &str) -> Vec<u8> {
-        self.renamed.get(&name.to_ascii_lowercase()).cloned().unwrap_or_else(|| name.to_string()).into_bytes()
+        self.renamed.get(&name.to_ascii_lowercase()).map(|(_, to)| to.clone()).unwrap_or_else(|| name.to_string()).into_bytes()
     }
     pub fn set_down_after(&mut self, ms: i64) {
         self.inst.down_after = ms;

@@ -82,7 +82,8 @@ pub fn run(config: Config) -> i32 {
         true => match crate::sentinel::prepare(&config) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("{}", e);
+                // The FATAL CONFIG FILE ERROR block ends with its own newline.
+                eprint!("{}", e);
                 return 1;
             }
         },
