@@ -13,6 +13,7 @@ pub mod file;
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
+pub mod stream;
 pub mod ziplist;
 
 /// The RDB version written (Redis 7.0); files up to this version load.
@@ -71,6 +72,7 @@ pub enum Value {
     Set(Vec<Vec<u8>>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     ZSet(Vec<(Vec<u8>, f64)>),
+    Stream(Box<stream::Stream>),
 }
 
 /// Field/value pairs of a hash.

@@ -103,6 +103,12 @@ impl Builder {
         self.count += 1;
     }
 
+    /// Appends every entry of another builder.
+    pub fn append(&mut self, other: Builder) {
+        self.buf.extend_from_slice(&other.buf[6..]);
+        self.count += other.count;
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(0xff);
         let total = self.buf.len() as u32;

@@ -46,6 +46,16 @@ pub fn limits(st: &State) -> prdb::Limits {
             max_value: h.zset_max_value.load(Ordering::Relaxed),
         },
         set_max_ints: h.set_max_intset.load(Ordering::Relaxed),
+        stream: stream_limits(st),
+    }
+}
+
+/// Stream node limits from the config (`stream-node-max-bytes`, `stream-node-max-entries`).
+pub fn stream_limits(st: &State) -> crate::types::stream::NodeLimits {
+    let h = &st.config.hot;
+    crate::types::stream::NodeLimits {
+        max_bytes: h.stream_node_max_bytes.load(Ordering::Relaxed),
+        max_entries: h.stream_node_max_entries.load(Ordering::Relaxed),
     }
 }
 

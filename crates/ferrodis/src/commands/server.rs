@@ -994,6 +994,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Hash(_) => 4,
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -1027,6 +1028,16 @@ fn value_digest(e: &crate::keyspace::Entry, d: &mut [u8; 20]) {
                 mix_digest(&mut e, f);
                 mix_digest(&mut e, v);
                 xor_digest(d, &e);
+            }
+        }
+        // The entries only (not the groups), each ID as "ms.seq", as Redis's debug.c.
+        Value::Stream(s) => {
+            for (id, fields) in s.iter() {
+                mix_digest(d, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for (f, v) in &fields {
+                    mix_digest(d, f);
+                    mix_digest(d, v);
+                }
             }
         }
     }

@@ -263,6 +263,8 @@ pub struct Hot {
     pub lfu_log_factor: AtomicI64,
     pub lfu_decay_time: AtomicI64,
     pub hash_max_entries: AtomicUsize,
+    pub stream_node_max_bytes: AtomicUsize,
+    pub stream_node_max_entries: AtomicUsize,
     pub hash_max_value: AtomicUsize,
     pub set_max_intset: AtomicUsize,
     pub zset_max_entries: AtomicUsize,
@@ -666,6 +668,8 @@ impl Config {
             "latency-monitor-threshold" => h.latency_threshold.store(int(name), Ordering::Relaxed),
             "hash-max-listpack-entries" => h.hash_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "hash-max-listpack-value" => h.hash_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "stream-node-max-bytes" => h.stream_node_max_bytes.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "stream-node-max-entries" => h.stream_node_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "notify-keyspace-events" => {
                 h.notify_flags.store(keyspace_event_flags(&self.get(name).unwrap_or_default()).unwrap_or(0), Ordering::Relaxed)
             }

@@ -8,7 +8,8 @@
 //! temporary name, fsynced, then renamed over the target.
 
 use crate::keyspace::{Entry, Keyspace, SlotTable, SnapshotSink};
-use crate::types::{hash, zset, Hash, List, Set, SmallBytes, StrValue, Value, ZSet};
+use crate::types::stream::{self, StreamId};
+use crate::types::{hash, zset, Hash, List, Set, SmallBytes, StrValue, Stream, Value, ZSet};
 use parking_lot::Mutex;
 use rdb::encode;
 use std::io::Write;
@@ -21,6 +22,7 @@ pub struct Limits {
     pub hash: hash::Limits,
     pub zset: hash::Limits,
     pub set_max_ints: usize,
+    pub stream: crate::types::stream::NodeLimits,
 }
 
 /// How values are written.
@@ -68,6 +70,7 @@ fn put_key_commands(out: &mut Vec<u8>, e: &Entry) {
             let items: Vec<&[u8]> = entries.iter().zip(&scores).flat_map(|((m, _), s)| [s.as_bytes(), m.as_slice()]).collect();
             batches(out, b"ZADD", items, PER_CMD * 2);
         }
+        Value::Stream(s) => put_stream_commands(out, key, s),
     }
     if e.expire != 0 {
         put_command(out, &[b"PEXPIREAT", key, e.expire.to_string().as_bytes()]);
@@ -92,6 +95,123 @@ pub fn encode_value(out: &mut Vec<u8>, key: Option<&[u8]>, v: &Value, f: Format)
             let entries = z.entries();
             let refs: Vec<(&[u8], f64)> = entries.iter().map(|(m, s)| (m.as_slice(), *s)).collect();
             encode::put_zset_value(out, key, &refs, z.encoding() == "listpack", f.compress);
+        }
+        Value::Stream(s) => {
+            out.push(rdb::types::STREAM_LISTPACKS_2);
+            if let Some(k) = key {
+                encode::put_string(out, k, f.compress);
+            }
+            rdb::stream::put(out, &stream_to_rdb(s), f.compress);
+        }
+    }
+}
+
+fn id_pair(id: StreamId) -> rdb::stream::Id {
+    (id.ms, id.seq)
+}
+
+fn pair_id(id: rdb::stream::Id) -> StreamId {
+    StreamId::new(id.0, id.1)
+}
+
+/// A stream as the `rdb` crate writes it.
+pub fn stream_to_rdb(s: &Stream) -> rdb::stream::Stream {
+    rdb::stream::Stream {
+        entries: s.iter().map(|(id, f)| (id_pair(id), f)).collect(),
+        length: s.length,
+        last_id: id_pair(s.last_id),
+        first_id: id_pair(s.first_id),
+        max_deleted: id_pair(s.max_deleted),
+        entries_added: s.entries_added,
+        groups: s
+            .groups
+            .iter()
+            .map(|(name, g)| rdb::stream::Group {
+                name: name.clone(),
+                last_id: id_pair(g.last_id),
+                entries_read: g.entries_read,
+                pel: g.pel.iter().map(|(id, n)| (id_pair(*id), n.delivery_time, n.delivery_count)).collect(),
+                consumers: g
+                    .consumers
+                    .iter()
+                    .map(|(cname, c)| rdb::stream::Consumer {
+                        name: cname.clone(),
+                        seen_time: c.seen_time,
+                        pel: c.pel.iter().map(|id| id_pair(*id)).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A stream from its RDB form. A pending entry names its consumer through the consumer's
+/// own list (Redis resolves it the same way when loading).
+pub fn stream_from_rdb(r: rdb::stream::Stream, limits: stream::NodeLimits) -> Stream {
+    let mut s = Stream::new();
+    for (id, fields) in &r.entries {
+        let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(f, v)| (f.as_slice(), v.as_slice())).collect();
+        s.add(pair_id(*id), &refs, limits);
+    }
+    s.last_id = pair_id(r.last_id);
+    s.first_id = pair_id(r.first_id);
+    s.max_deleted = pair_id(r.max_deleted);
+    s.entries_added = r.entries_added;
+    for g in r.groups {
+        let mut group = stream::Group::new(pair_id(g.last_id), g.entries_read);
+        let mut owner: std::collections::HashMap<rdb::stream::Id, Vec<u8>> = std::collections::HashMap::new();
+        for c in &g.consumers {
+            for id in &c.pel {
+                owner.insert(*id, c.name.clone());
+            }
+            group.consumers.insert(
+                c.name.clone(),
+                stream::Consumer { seen_time: c.seen_time, pel: c.pel.iter().map(|id| pair_id(*id)).collect() },
+            );
+        }
+        for (id, time, count) in g.pel {
+            let consumer = owner.get(&id).cloned().unwrap_or_default();
+            group.pel.insert(pair_id(id), stream::Nack { delivery_time: time, delivery_count: count, consumer });
+        }
+        s.groups.insert(g.name, group);
+    }
+    s
+}
+
+/// The commands that rebuild a stream (Redis's rewriteStreamObject): XADD per entry (an empty
+/// stream by `XADD key MAXLEN 0 0-1 x y`), XSETID with the counters, XGROUP CREATE per group
+/// with its entries-read, then XCLAIM ... JUSTID FORCE per pending entry, or XGROUP
+/// CREATECONSUMER for a consumer with none.
+fn put_stream_commands(out: &mut Vec<u8>, key: &[u8], s: &Stream) {
+    if s.is_empty() {
+        put_command(out, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+    }
+    for (id, fields) in s.iter() {
+        let id = id.to_bytes();
+        let mut args: Vec<&[u8]> = vec![b"XADD", key, &id];
+        for (f, v) in &fields {
+            args.push(f);
+            args.push(v);
+        }
+        put_command(out, &args);
+    }
+    let (last, added, maxdel) = (s.last_id.to_bytes(), s.entries_added.to_string(), s.max_deleted.to_bytes());
+    put_command(out, &[b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes(), b"MAXDELETEDID", &maxdel]);
+    for (name, g) in &s.groups {
+        let (gid, read) = (g.last_id.to_bytes(), g.entries_read.to_string());
+        put_command(out, &[b"XGROUP", b"CREATE", key, name, &gid, b"ENTRIESREAD", read.as_bytes()]);
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                put_command(out, &[b"XGROUP", b"CREATECONSUMER", key, name, cname]);
+            }
+            for id in &c.pel {
+                let Some(n) = g.pel.get(id) else { continue };
+                let (idb, time, count) = (id.to_bytes(), n.delivery_time.to_string(), n.delivery_count.to_string());
+                put_command(
+                    out,
+                    &[b"XCLAIM", key, name, cname, b"0", &idb, b"TIME", time.as_bytes(), b"RETRYCOUNT", count.as_bytes(), b"JUSTID", b"FORCE"],
+                );
+            }
         }
     }
 }
@@ -134,6 +254,8 @@ pub fn value_from_rdb(v: rdb::Value, lim: &Limits) -> Option<Value> {
             entries.sort_by(|a, b| zset::cmp_entry(a.1, &a.0, b.1, &b.0));
             Value::ZSet(Box::new(ZSet::from_sorted(entries, lim.zset)))
         }
+        // An empty stream is kept (a stream key outlives its entries).
+        rdb::Value::Stream(s) => Value::Stream(Box::new(stream_from_rdb(*s, lim.stream))),
     })
 }
 
@@ -451,6 +573,7 @@ mod tests {
         let lim = Limits {
             hash: hash::Limits { max_entries: 128, max_value: 64 },
             zset: hash::Limits { max_entries: 128, max_value: 64 },
+            stream: stream::NodeLimits { max_bytes: 4096, max_entries: 100 },
             set_max_ints: 512,
         };
         for i in 0..200 {

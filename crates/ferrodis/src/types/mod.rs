@@ -10,6 +10,7 @@ pub mod indexed;
 pub mod list;
 pub mod ordertree;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -17,6 +18,7 @@ pub use self::bytes::SmallBytes;
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
+pub use stream::Stream;
 pub use string::StrValue;
 pub use zset::ZSet;
 
@@ -60,6 +62,7 @@ pub enum Value {
     Hash(Hash),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -71,6 +74,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
     /// The name `OBJECT ENCODING` reports.
@@ -81,6 +85,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
     /// True for a collection with no elements left (Redis deletes such keys).
@@ -91,6 +96,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // A stream stays when its last entry goes (XDEL, XTRIM), as in Redis.
+            Value::Stream(_) => false,
         }
     }
     /// Approximate heap bytes used by the value (for `MEMORY USAGE`).
@@ -101,6 +108,7 @@ impl Value {
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => s.heap_size(),
             Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 }
