@@ -4,7 +4,8 @@
 //!
 //! Corpus lines are redis-cli style. Markers: `@sort` compares an array's elements as a
 //! multiset, `@scan` compares SCAN's cursor and its keys as a set,
-//! `@scanpairs` compares the (field, value) pairs of one HSCAN/ZSCAN call as a set, `@skip` runs without comparing.
+//! `@scanpairs` compares the (field, value) pairs of one HSCAN/ZSCAN call as a set, `@pending`
+//! compares XPENDING's rows without their idle times, `@skip` runs without comparing.
 
 use crate::harness::{elements, Client, Server};
 use proptest::prelude::*;
@@ -32,6 +33,20 @@ fn normalize(marker: &str, reply: Vec<u8>) -> Vec<u8> {
             pairs.sort();
             // The cursor is each server's own (a hash table scan may stop short of the end).
             pairs.concat()
+        }
+        "@pending" if reply.first() == Some(&b'*') => {
+            // XPENDING's extended form: the idle time (third of each row) depends on the clock.
+            let rows = elements(&reply);
+            let mut out = format!("*{}\r\n", rows.len()).into_bytes();
+            for r in rows {
+                let mut e = elements(&r);
+                if e.len() == 4 {
+                    e[2] = b":0\r\n".to_vec();
+                }
+                out.extend(format!("*{}\r\n", e.len()).into_bytes());
+                out.extend(e.concat());
+            }
+            out
         }
         _ => reply,
     }
@@ -110,6 +125,7 @@ const CORPORA: &[(&str, &str)] = &[
     // The same sequence with every sorted set in its full (skiplist) form from the start.
     ("zsets-skiplist", concat!("CONFIG SET zset-max-listpack-entries 0\n", include_str!("corpus/zsets.txt"))),
     ("server", include_str!("corpus/server.txt")),
+    ("streams", include_str!("corpus/streams.txt")),
 ];
 
 #[test]

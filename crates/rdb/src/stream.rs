@@ -15,10 +15,13 @@ use crate::Error;
 /// An entry ID: (milliseconds, sequence).
 pub type Id = (u64, u64);
 
+/// An entry: its ID and its field/value pairs.
+pub type Entry = (Id, crate::Pairs);
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Stream {
     /// Live entries in ID order.
-    pub entries: Vec<(Id, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub entries: Vec<Entry>,
     pub length: u64,
     pub last_id: Id,
     pub first_id: Id,
@@ -56,7 +59,8 @@ fn be(id: Id) -> [u8; 16] {
 }
 
 fn from_be(b: &[u8]) -> Option<Id> {
-    (b.len() == 16).then(|| (u64::from_be_bytes(b[..8].try_into().unwrap_or_default()), u64::from_be_bytes(b[8..].try_into().unwrap_or_default())))
+    (b.len() == 16)
+        .then(|| (u64::from_be_bytes(b[..8].try_into().unwrap_or_default()), u64::from_be_bytes(b[8..].try_into().unwrap_or_default())))
 }
 
 fn put_id(out: &mut Vec<u8>, id: Id) {
@@ -66,7 +70,7 @@ fn put_id(out: &mut Vec<u8>, id: Id) {
 
 /// The node listpacks for `entries`, cut as Redis cuts them (`max_bytes` per listpack,
 /// `max_entries` entries per node; 0: no limit).
-fn nodes(entries: &[(Id, Vec<(Vec<u8>, Vec<u8>)>)], max_bytes: usize, max_entries: usize) -> Vec<(Id, Vec<u8>)> {
+fn nodes(entries: &[Entry], max_bytes: usize, max_entries: usize) -> Vec<(Id, Vec<u8>)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < entries.len() {
@@ -149,11 +153,14 @@ pub fn put(out: &mut Vec<u8>, s: &Stream, compress: bool) {
 }
 
 fn int(items: &[Vec<u8>], i: usize) -> Result<i64, String> {
-    items.get(i).and_then(|v| crate::strict_i64(v).or_else(|| std::str::from_utf8(v).ok()?.parse().ok())).ok_or_else(|| "bad stream listpack".to_string())
+    items
+        .get(i)
+        .and_then(|v| crate::strict_i64(v).or_else(|| std::str::from_utf8(v).ok()?.parse().ok()))
+        .ok_or_else(|| "bad stream listpack".to_string())
 }
 
 /// The live entries of one node listpack.
-fn node_entries(master: Id, lp: &[u8], out: &mut Vec<(Id, Vec<(Vec<u8>, Vec<u8>)>)>) -> Result<(), String> {
+fn node_entries(master: Id, lp: &[u8], out: &mut Vec<Entry>) -> Result<(), String> {
     let items = listpack::decode(lp).map_err(|e| e.msg)?;
     if items.is_empty() {
         return Err("Empty listpack inside stream".into());

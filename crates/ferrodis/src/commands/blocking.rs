@@ -46,14 +46,21 @@ pub fn serve_ready(st: &State, table: &CommandTable, ts: &ThreadStats, ready: im
     let _writing = crate::crash::WriteGuard::enter();
     let mut queue: VecDeque<(usize, Vec<u8>)> = ready.into_iter().collect();
     while let Some((db, key)) = queue.pop_front() {
-        while let Some(w) = st.blocking.first(db, &key) {
-            match serve_one(st, table, ts, &w, &key) {
-                Some(chained) => {
-                    st.blocking.remove(&w);
+        // In arrival order. Stream readers consume nothing, so each is tried; list and sorted
+        // set waiters are served while the key has data for the next one in line.
+        let mut drained = false;
+        for w in st.blocking.waiting(db, &key) {
+            if w.op.on_streams() || !drained {
+                let served = serve_one(st, table, ts, &w, &key);
+                let done = served.is_some() || !w.is_waiting();
+                if let Some(chained) = served {
                     queue.extend(chained);
                 }
-                None if !w.is_waiting() => st.blocking.remove(&w),
-                None => break,
+                if done {
+                    st.blocking.remove(&w);
+                } else if !w.op.on_streams() {
+                    drained = true;
+                }
             }
         }
     }

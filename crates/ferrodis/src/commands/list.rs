@@ -576,7 +576,9 @@ fn serve_blocked(ctx: &mut Ctx, key: &[u8], w: &Waiter) -> bool {
             let _ = mpop_from(ctx, &[key], *left, *count);
         }
         BlockOp::ListMove { dst, from_left, to_left } => move_generic(ctx, key, dst, *from_left, *to_left),
-        BlockOp::ZPop { .. } | BlockOp::ZMPop { .. } => unreachable!("a list command blocks with a list operation"),
+        BlockOp::ZPop { .. } | BlockOp::ZMPop { .. } | BlockOp::Stream { .. } => {
+            unreachable!("a list command blocks with a list operation")
+        }
     }
     true
 }

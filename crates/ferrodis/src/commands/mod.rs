@@ -27,6 +27,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -58,6 +59,7 @@ pub fn build_table() -> CommandTable {
     t.register(hash::COMMANDS);
     t.register(set::COMMANDS);
     t.register(zset::COMMANDS);
+    t.register(stream::COMMANDS);
     t.register(hyperloglog::COMMANDS);
     t.register(geo::COMMANDS);
     t.register(sort::COMMANDS);
@@ -102,6 +104,10 @@ pub struct ConnState {
     pub watch_dirty: crate::state::watch::DirtyFlag,
     /// Blocking commands answer at once as if timed out (inside EXEC and scripts).
     pub deny_blocking: bool,
+    /// A script is running on this connection (XREAD BLOCK is refused there, as Redis).
+    pub in_script: bool,
+    /// The AOF loader's client: its commands obey as written (no trimming LIMIT), as the master's.
+    pub loading: bool,
     /// Pub/Sub subscriptions and the mailbox their messages arrive in.
     pub pubsub: Option<PubSubConn>,
     /// This connection is our master's replication link (a replica applying its stream).
@@ -195,6 +201,8 @@ impl ConnState {
             watched: Vec::new(),
             watch_dirty: Default::default(),
             deny_blocking: false,
+            in_script: false,
+            loading: false,
             pubsub: None,
             is_master: false,
             woff: 0,

@@ -439,6 +439,7 @@ fn load_aof(st: &State, table: &CommandTable, m: &crate::persistence::aof::Manif
     };
     let info = Arc::new(crate::state::ClientInfo { addr: "AOF".into(), ..Default::default() });
     let mut conn = super::ConnState::new(info, true);
+    conn.loading = true;
     let ts = crate::state::ThreadStats::new(table.len());
     let mut out = resp::ReplyBuf::new(resp::Proto::Resp2);
     let mut exec = |argv: &[&[u8]]| -> Result<(), String> {

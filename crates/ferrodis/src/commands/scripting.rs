@@ -957,6 +957,7 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
         let _ = g.raw_set("ARGV", at.clone());
     }
     let was_denying = std::mem::replace(&mut ctx.conn.deny_blocking, true);
+    let was_in_script = std::mem::replace(&mut ctx.conn.in_script, true);
     // Inside EXEC the transaction's capture collects the script's effects too.
     let nested = ctx.capture.is_some();
     if !nested {
@@ -1000,6 +1001,7 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
         ctx.capture = None;
     }
     ctx.conn.deny_blocking = was_denying;
+    ctx.conn.in_script = was_in_script;
     match result {
         Ok(v) => lua_to_reply(lua, ctx.out, v),
         Err(e) => {

@@ -72,6 +72,7 @@ fn canonical(v: &crate::types::Value) -> Vec<u8> {
             m
         }
         Value::ZSet(z) => z.entries().into_iter().map(|(m, s)| [m, b"=".to_vec(), s.to_bits().to_be_bytes().to_vec()].concat()).collect(),
+        Value::Stream(s) => vec![format!("{:?}", crate::persistence::rdb::stream_to_rdb(s)).into_bytes()],
     };
     parts.insert(0, v.encoding().as_bytes().to_vec());
     parts.join(&b'|')

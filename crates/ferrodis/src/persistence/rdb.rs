@@ -164,10 +164,9 @@ pub fn stream_from_rdb(r: rdb::stream::Stream, limits: stream::NodeLimits) -> St
             for id in &c.pel {
                 owner.insert(*id, c.name.clone());
             }
-            group.consumers.insert(
-                c.name.clone(),
-                stream::Consumer { seen_time: c.seen_time, pel: c.pel.iter().map(|id| pair_id(*id)).collect() },
-            );
+            group
+                .consumers
+                .insert(c.name.clone(), stream::Consumer { seen_time: c.seen_time, pel: c.pel.iter().map(|id| pair_id(*id)).collect() });
         }
         for (id, time, count) in g.pel {
             let consumer = owner.get(&id).cloned().unwrap_or_default();
@@ -209,7 +208,20 @@ fn put_stream_commands(out: &mut Vec<u8>, key: &[u8], s: &Stream) {
                 let (idb, time, count) = (id.to_bytes(), n.delivery_time.to_string(), n.delivery_count.to_string());
                 put_command(
                     out,
-                    &[b"XCLAIM", key, name, cname, b"0", &idb, b"TIME", time.as_bytes(), b"RETRYCOUNT", count.as_bytes(), b"JUSTID", b"FORCE"],
+                    &[
+                        b"XCLAIM",
+                        key,
+                        name,
+                        cname,
+                        b"0",
+                        &idb,
+                        b"TIME",
+                        time.as_bytes(),
+                        b"RETRYCOUNT",
+                        count.as_bytes(),
+                        b"JUSTID",
+                        b"FORCE",
+                    ],
                 );
             }
         }

@@ -29,12 +29,20 @@ pub enum BlockOp {
     ZPop { max: bool },
     /// BZMPOP: reply [key, [[member, score] ...]].
     ZMPop { max: bool, count: usize },
+    /// XREAD / XREADGROUP: where each key is read from, the COUNT, and the group and
+    /// consumer (with NOACK) of XREADGROUP.
+    Stream { from: Vec<crate::types::stream::ReadFrom>, count: usize, group: Option<(Vec<u8>, Vec<u8>)>, noack: bool },
 }
 
 impl BlockOp {
     /// True for the list commands (false: sorted sets).
     pub fn on_lists(&self) -> bool {
         matches!(self, BlockOp::ListPop { .. } | BlockOp::ListMPop { .. } | BlockOp::ListMove { .. })
+    }
+    /// True for XREAD / XREADGROUP: serving one reader consumes nothing, so every waiter on a
+    /// key is tried, not only the first.
+    pub fn on_streams(&self) -> bool {
+        matches!(self, BlockOp::Stream { .. })
     }
 }
 
@@ -153,6 +161,11 @@ impl Blocking {
     pub fn first(&self, db: usize, key: &[u8]) -> Option<Arc<Waiter>> {
         let g = self.inner.lock();
         g.by_key.get(&(db, key.to_vec()))?.iter().find(|w| w.is_waiting()).cloned()
+    }
+    /// Every client waiting on a key, in arrival order.
+    pub fn waiting(&self, db: usize, key: &[u8]) -> Vec<Arc<Waiter>> {
+        let g = self.inner.lock();
+        g.by_key.get(&(db, key.to_vec())).map(|q| q.iter().filter(|w| w.is_waiting()).cloned().collect()).unwrap_or_default()
     }
     /// The keys of `db` that clients wait on (SWAPDB makes them ready).
     pub fn keys_in_db(&self, db: usize) -> Vec<Vec<u8>> {

@@ -231,6 +231,15 @@ impl Group {
     }
 }
 
+/// Where a blocked XREAD / XREADGROUP reads a key from: after an ID, the group's new entries
+/// (">"), or (XREADGROUP with an ID) the consumer's history.
+#[derive(Clone, Debug)]
+pub enum ReadFrom {
+    After(StreamId),
+    New,
+    History(StreamId),
+}
+
 /// How XADD and XTRIM trim.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Trim {
@@ -362,8 +371,7 @@ impl Stream {
     /// bounds the entries removed. Returns how many went.
     pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
         let mut removed = 0u64;
-        loop {
-            let Some((&key, node)) = self.nodes.first_key_value() else { break };
+        while let Some((&key, node)) = self.nodes.first_key_value() {
             let live = node.live as u64;
             let whole = match how {
                 Trim::MaxLen(n) => self.length - live >= n,
@@ -495,7 +503,8 @@ mod tests {
         let mut s = Stream::new();
         for i in 1..=n {
             let v = i.to_string();
-            let fields: Vec<(&[u8], &[u8])> = if i % 2 == 0 { vec![(b"a", v.as_bytes())] } else { vec![(b"a", v.as_bytes()), (b"b", b"x")] };
+            let fields: Vec<(&[u8], &[u8])> =
+                if i % 2 == 0 { vec![(b"a", v.as_bytes())] } else { vec![(b"a", v.as_bytes()), (b"b", b"x")] };
             s.add(id(i, 0), &fields, L);
         }
         s
