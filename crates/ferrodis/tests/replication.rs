@@ -86,6 +86,24 @@ fn live_writes(m: &Server, round: usize) {
         ]),
         "function",
     );
+    // Streams: generated IDs, an approximate trim, group reads, acknowledgements, claims (their
+    // effects are what replicates: XCLAIM ... LASTID, XGROUP SETID, CREATECONSUMER).
+    let s = r("live-stream");
+    for i in 0..30 {
+        ok(c.cmd(&["XADD", &s, "MAXLEN", "~", "20", "*", "n", &i.to_string()]), "xadd");
+    }
+    ok(c.cmd(&["XGROUP", "CREATE", &s, "g", "0"]), "xgroup create");
+    ok(c.cmd(&["XREADGROUP", "GROUP", "g", "c1", "COUNT", "4", "STREAMS", &s, ">"]), "xreadgroup");
+    ok(c.cmd(&["XREADGROUP", "GROUP", "g", "c2", "NOACK", "COUNT", "2", "STREAMS", &s, ">"]), "xreadgroup noack");
+    ok(c.cmd(&["XAUTOCLAIM", &s, "g", "c3", "0", "0", "COUNT", "1"]), "xautoclaim");
+    ok(c.cmd(&["XGROUP", "CREATE", &s, "g2", "$"]), "xgroup create $");
+    ok(c.cmd(&["XTRIM", &s, "MAXLEN", "~", "5"]), "xtrim");
+    // A group read blocked until an entry arrives.
+    let mut reader = m.client();
+    reader.send(&crate::harness::encode(&[b"XREADGROUP", b"GROUP", b"g2", b"c9", b"BLOCK", b"10000", b"STREAMS", s.as_bytes(), b">"]));
+    assert!(wait_until(SYNC_WAIT, || info_i(&mut c, "blocked_clients") == 1));
+    ok(c.cmd(&["XADD", &s, "*", "late", "1"]), "xadd late");
+    assert!(reader.read_reply().expect("XREADGROUP reply").starts_with(b"*1"));
     // A blocking pop served by a later push: the pop reaches the replica as its effect.
     let mut blocked = m.client();
     blocked.send(&crate::harness::encode(&[b"BLPOP", r("live-queue").as_bytes(), b"10"]));

@@ -521,11 +521,14 @@ impl<'a> Ctx<'a> {
         let lru = self.touched_field(None);
         // A new list or sorted set may be what a blocked client waits for (checked under the
         // key's stripe lock; see state::blocking).
-        if matches!(value, Value::List(_) | Value::ZSet(_)) && self.st.blocking.any() {
-            self.ready.push((db, key.to_vec()));
-        }
+        let mut ready = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_)) && self.st.blocking.any();
         let e = Entry { key: SmallBytes::new(key), value, expire, lru };
         let old = self.guards[pos].1.insert(db, &loc, e, hasher);
+        // A stream replaced by another value ends its XREADGROUP waits (Redis 7.0).
+        ready |= old.as_ref().is_some_and(|o| matches!(o.value, Value::Stream(_))) && self.st.blocking.any();
+        if ready {
+            self.ready.push((db, key.to_vec()));
+        }
         if old.is_none() {
             self.notify(crate::config::notify::NEW, "new", db, key);
         }
@@ -573,6 +576,10 @@ impl<'a> Ctx<'a> {
         let loc = self.st.keyspace.locate(key);
         let e = self.stripe(loc.stripe).remove(db, &loc, key);
         self.dirty += 1;
+        // A deleted stream ends its XREADGROUP waits (Redis 7.0's signalDeletedKeyAsReady).
+        if e.as_ref().is_some_and(|e| matches!(e.value, Value::Stream(_))) && self.st.blocking.any() {
+            self.ready.push((db, key.to_vec()));
+        }
         e
     }
 

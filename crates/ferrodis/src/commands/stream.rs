@@ -764,7 +764,10 @@ fn read_one(ctx: &mut Ctx, key: &[u8], from: &ReadFrom, count: usize, group: Opt
                 }
                 rows.push((id, Some(fields)));
             }
-            if noack && last_update.is_some() {
+            // The group's new last ID and entries-read, after the XCLAIMs. Redis 7.0 sends this
+            // only with NOACK, and its replicas lose the entries-read count (later Redis sends it
+            // always, as here).
+            if last_update.is_some() {
                 let g = &s.groups[gname];
                 effects.push(setid_effect(key, gname, g));
             }
@@ -837,14 +840,19 @@ fn serve_blocked(ctx: &mut Ctx, key: &[u8], w: &Waiter) -> bool {
     let BlockOp::Stream { from, count, group, noack } = &w.op else { return false };
     let Some(i) = w.keys.iter().position(|k| k == key) else { return false };
     let f = &from[i];
-    // A group destroyed under its blocked readers ends their wait with an error (Redis 7.0).
+    // A stream deleted (or replaced) or a group destroyed under its blocked group readers ends
+    // their wait with an error (Redis 7.0).
     if let Some((g, _)) = group {
-        let gone = !matches!(stream_mut(ctx, key, false), Ok(Some(s)) if s.groups.contains_key(g));
-        if gone {
+        let err = match ctx.entry(key, false).0.map(|e| &e.value) {
+            Some(Value::Stream(s)) if s.groups.contains_key(g) => None,
+            Some(Value::Stream(_)) => Some("NOGROUP the consumer group this client was blocked on no longer exists"),
+            _ => Some("UNBLOCKED the stream key no longer exists"),
+        };
+        if let Some(err) = err {
             if !w.claim() {
                 return false;
             }
-            ctx.out.error("NOGROUP the consumer group this client was blocked on no longer exists");
+            ctx.out.error(err);
             return true;
         }
     }
@@ -952,9 +960,7 @@ fn xgroup_create(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.touched();
     let db = ctx.db();
     ctx.notify(EV, "xgroup-create", db, key);
-    // "$" is propagated as the ID it stood for.
-    let (idb, readb) = (id.to_bytes(), read.to_string());
-    ctx.propagate(&[b"XGROUP", b"CREATE", key, gname, &idb, b"ENTRIESREAD", readb.as_bytes()]);
+    // Propagated as written, as Redis does ("$" names the same ID on a replica in sync).
 }
 
 fn xgroup_setid(ctx: &mut Ctx, argv: &[&[u8]]) {
