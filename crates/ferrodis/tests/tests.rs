@@ -24,5 +24,6 @@ mod scripting_limits;
 mod security;
 mod sentinel;
 mod sentinel_conf;
+mod streams;
 mod tls;
 mod transactions;
