@@ -152,3 +152,49 @@ fn replicas_of_ferrodis_keep_consumer_groups_exact() {
     assert_eq!(d(&rf), d(&m));
     assert_eq!(d(&rr), d(&m));
 }
+
+/// The keyspace events (keyevent channel) a stream workload fires, in order.
+fn stream_events(s: &Server) -> Vec<String> {
+    let mut ctl = s.client();
+    ctl.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let mut sub = s.client();
+    sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    for c in [
+        &["XADD", "s", "1-1", "a", "1"][..],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+        &["XCLAIM", "s", "g", "d", "0", "1-1"],
+        &["XAUTOCLAIM", "s", "g", "e", "0", "0"],
+        &["XACK", "s", "g", "1-1"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "f"],
+        &["XADD", "s", "MAXLEN", "0", "2-1", "a", "1"],
+        &["XGROUP", "SETID", "s", "g", "0"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XSETID", "s", "5-5"],
+        &["XADD", "s", "6-1", "a", "1"],
+        &["XDEL", "s", "6-1"],
+        &["XTRIM", "s", "MAXLEN", "0"],
+        &["XGROUP", "CREATE", "n", "g", "$", "MKSTREAM"],
+        &["PUBLISH", "__keyevent@0__:end", "x"],
+    ] {
+        ctl.cmd(c);
+    }
+    let mut out = Vec::new();
+    loop {
+        let m = crate::harness::elements(&sub.read_reply().expect("an event"));
+        let channel = String::from_utf8_lossy(&crate::persistence::bulk(&m[2])).into_owned();
+        if channel.ends_with(":end") {
+            return out;
+        }
+        out.push(format!("{} {}", channel, String::from_utf8_lossy(&crate::persistence::bulk(&m[3]))));
+    }
+}
+
+#[test]
+fn stream_keyspace_events_are_redis_events() {
+    let (r, f) = (Server::redis(&[]), Server::ferrodis(&[]));
+    let want = stream_events(&r);
+    assert!(want.iter().any(|e| e.contains("xgroup-createconsumer")), "{want:?}");
+    assert_eq!(stream_events(&f), want);
+}

@@ -165,9 +165,9 @@ fn node_entries(master: Id, lp: &[u8], out: &mut Vec<Entry>) -> Result<(), Strin
     if items.is_empty() {
         return Err("Empty listpack inside stream".into());
     }
-    let nfields = int(&items, 2)? as usize;
+    let nfields = usize::try_from(int(&items, 2)?).map_err(|_| "bad stream master entry")?;
     let fields_at = 3;
-    if items.len() < fields_at + nfields + 1 || int(&items, fields_at + nfields)? != 0 {
+    if nfields >= items.len() || items.len() < fields_at + nfields + 1 || int(&items, fields_at + nfields)? != 0 {
         return Err("bad stream master entry".into());
     }
     let master_fields = &items[fields_at..fields_at + nfields];
@@ -184,7 +184,7 @@ fn node_entries(master: Id, lp: &[u8], out: &mut Vec<Entry>) -> Result<(), Strin
                 i += 1;
             }
         } else {
-            let n = int(&items, i)? as usize;
+            let n = usize::try_from(int(&items, i)?).ok().filter(|n| *n <= items.len()).ok_or("bad stream entry")?;
             i += 1;
             for _ in 0..n {
                 let f = items.get(i).ok_or("bad stream entry")?.clone();
@@ -195,6 +195,9 @@ fn node_entries(master: Id, lp: &[u8], out: &mut Vec<Entry>) -> Result<(), Strin
         }
         int(&items, i)?; // lp-count
         i += 1;
+        if (ms, seq) < master || out.last().is_some_and(|(last, _)| *last >= (ms, seq)) {
+            return Err("stream entries out of order".into());
+        }
         if flags & DELETED == 0 {
             out.push(((ms, seq), fields));
         }
@@ -234,19 +237,29 @@ pub fn read(c: &mut Cursor, t: u8) -> Result<Stream, Error> {
     if s.entries.len() as u64 != s.length {
         return Err(c.err("stream length does not match its entries"));
     }
+    if s.entries.last().is_some_and(|(id, _)| *id > s.last_id) {
+        return Err(c.err("stream last ID is smaller than its last entry"));
+    }
     let groups = c.count(1)?;
     for _ in 0..groups {
         let mut g = Group { name: c.string()?, last_id: read_id(c)?, entries_read: -1, ..Group::default() };
         if t >= crate::types::STREAM_LISTPACKS_2 {
             g.entries_read = c.length()? as i64;
         }
+        if s.groups.iter().any(|x| x.name == g.name) {
+            return Err(c.err("Duplicated consumer group name"));
+        }
         let pel = c.count(17)?;
         for _ in 0..pel {
             let id = raw_id(c)?;
             let time = c.u64_le()? as i64;
             let count = c.length()?;
+            if g.pel.last().is_some_and(|p| p.0 >= id) {
+                return Err(c.err("Duplicated global PEL entry loading stream consumer group"));
+            }
             g.pel.push((id, time, count));
         }
+        let mut owned = std::collections::HashSet::new();
         let consumers = c.count(1)?;
         for _ in 0..consumers {
             let name = c.string()?;
@@ -261,9 +274,19 @@ pub fn read(c: &mut Cursor, t: u8) -> Result<Stream, Error> {
                 if g.pel.binary_search_by(|p| p.0.cmp(&id)).is_err() {
                     return Err(c.err("Consumer PEL entry not found in the group's PEL"));
                 }
+                if !owned.insert(id) {
+                    return Err(c.err("Duplicated consumer PEL entry loading a stream consumer group"));
+                }
                 pel.push(id);
             }
+            if g.consumers.iter().any(|x| x.name == name) {
+                return Err(c.err("Duplicate stream consumer detected."));
+            }
+            pel.sort_unstable();
             g.consumers.push(Consumer { name, seen_time, pel });
+        }
+        if owned.len() != g.pel.len() {
+            return Err(c.err("Stream PEL entry without a consumer"));
         }
         s.groups.push(g);
     }
@@ -298,5 +321,20 @@ mod tests {
         put(&mut out, &s, false);
         let back = read(&mut Cursor::new(&out), crate::types::STREAM_LISTPACKS_2).unwrap();
         assert_eq!(back, s);
+        // Every cut is an error, never a panic.
+        for cut in 0..out.len() {
+            assert!(read(&mut Cursor::new(&out[..cut]), crate::types::STREAM_LISTPACKS_2).is_err(), "cut at {cut}");
+        }
+        // Broken invariants are refused.
+        let mut bad = s.clone();
+        bad.last_id = (1, 0);
+        let mut out = Vec::new();
+        put(&mut out, &bad, false);
+        assert!(read(&mut Cursor::new(&out), crate::types::STREAM_LISTPACKS_2).is_err());
+        let mut bad = s.clone();
+        bad.groups[0].consumers[0].pel.pop();
+        let mut out = Vec::new();
+        put(&mut out, &bad, false);
+        assert!(read(&mut Cursor::new(&out), crate::types::STREAM_LISTPACKS_2).unwrap_err().msg.contains("without a consumer"));
     }
 }

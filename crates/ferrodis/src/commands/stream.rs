@@ -788,6 +788,10 @@ fn read_one(ctx: &mut Ctx, key: &[u8], from: &ReadFrom, count: usize, group: Opt
             }
         }
     }
+    if created {
+        let db = ctx.db();
+        ctx.notify(EV, "xgroup-createconsumer", db, key);
+    }
     ctx.touched();
     if effects.is_empty() {
         ctx.mark_propagated();
@@ -1330,6 +1334,8 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     if created {
         effects.insert(0, vec![b"XGROUP".to_vec(), b"CREATECONSUMER".to_vec(), key.to_vec(), gname.to_vec(), cname.to_vec()]);
+        let db = ctx.db();
+        ctx.notify(EV, "xgroup-createconsumer", db, key);
     }
     ctx.out.array(rows.len());
     for (id, f) in &rows {
@@ -1436,6 +1442,8 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     if created {
         effects.insert(0, vec![b"XGROUP".to_vec(), b"CREATECONSUMER".to_vec(), key.to_vec(), gname.to_vec(), cname.to_vec()]);
+        let db = ctx.db();
+        ctx.notify(EV, "xgroup-createconsumer", db, key);
     }
     ctx.out.array(3);
     ctx.out.bulk(&next.to_bytes());
