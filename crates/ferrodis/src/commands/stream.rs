@@ -447,6 +447,11 @@ fn xlen(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn xdel(ctx: &mut Ctx, argv: &[&[u8]]) {
+    match stream_mut(ctx, argv[1], false) {
+        Err(()) => return,
+        Ok(None) => return ctx.out.int(0),
+        Ok(Some(_)) => {}
+    }
     let mut ids = Vec::with_capacity(argv.len() - 2);
     for a in &argv[2..] {
         let Some(id) = strict_id(ctx, a) else { return };
@@ -892,9 +897,13 @@ const XGROUP_NOKEY: &str = "ERR The XGROUP subcommand requires the key to exist.
 
 /// The stream at argv[2] for XGROUP subcommands; Err after replying.
 fn group_stream<'a>(ctx: &'a mut Ctx, argv: &[&[u8]]) -> Result<&'a mut Stream, ()> {
-    if matches!(stream_mut(ctx, argv[2], false), Ok(None)) {
-        ctx.out.error(XGROUP_NOKEY);
-        return Err(());
+    match stream_mut(ctx, argv[2], false) {
+        Err(()) => return Err(()),
+        Ok(None) => {
+            ctx.out.error(XGROUP_NOKEY);
+            return Err(());
+        }
+        Ok(Some(_)) => {}
     }
     match stream_mut(ctx, argv[2], false) {
         Ok(Some(s)) => Ok(s),
@@ -1073,6 +1082,12 @@ fn xgroup_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
 // XACK, XPENDING, XCLAIM, XAUTOCLAIM
 
 fn xack(ctx: &mut Ctx, argv: &[&[u8]]) {
+    // No key or no group: nothing to acknowledge, whatever the IDs.
+    match claim_group_exists(ctx, argv[1], argv[2]) {
+        None => return,
+        Some(false) => return ctx.out.int(0),
+        Some(true) => {}
+    }
     let mut ids = Vec::with_capacity(argv.len() - 3);
     for a in &argv[3..] {
         let Some(id) = strict_id(ctx, a) else { return };
@@ -1204,8 +1219,29 @@ fn min_idle_arg(ctx: &mut Ctx, a: &[u8], cmd: &str) -> Option<i64> {
     }
 }
 
+/// XCLAIM / XAUTOCLAIM's first check: the key's type, then the group (Redis's NOGROUP).
+fn claim_group_exists(ctx: &mut Ctx, key: &[u8], gname: &[u8]) -> Option<bool> {
+    match stream_mut(ctx, key, false) {
+        Err(()) => None,
+        Ok(s) => Some(s.is_some_and(|s| s.groups.contains_key(gname))),
+    }
+}
+
+fn nogroup_claim(ctx: &mut Ctx, key: &[u8], gname: &[u8]) {
+    ctx.out.error(&format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        String::from_utf8_lossy(key),
+        String::from_utf8_lossy(gname)
+    ));
+}
+
 fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
     let (key, gname, cname) = (argv[1], argv[2], argv[3]);
+    match claim_group_exists(ctx, key, gname) {
+        None => return,
+        Some(false) => return nogroup_claim(ctx, key, gname),
+        Some(true) => {}
+    }
     let Some(min_idle) = min_idle_arg(ctx, argv[4], "XCLAIM") else { return };
     let min_idle = min_idle.max(0);
     let now = ctx.now;

@@ -372,15 +372,20 @@ impl Stream {
     pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
         let mut removed = 0u64;
         while let Some((&key, node)) = self.nodes.first_key_value() {
+            if let Trim::MaxLen(n) = how {
+                if self.length <= n {
+                    break;
+                }
+            }
             let live = node.live as u64;
+            if limit > 0 && removed + live > limit {
+                break;
+            }
             let whole = match how {
                 Trim::MaxLen(n) => self.length - live >= n,
                 Trim::MinId(min) => node.raws().last().is_some_and(|r| r.id < min),
             };
             if whole {
-                if limit > 0 && removed + live > limit {
-                    break;
-                }
                 self.nodes.remove(&key);
                 self.length -= live;
                 removed += live;
@@ -389,7 +394,8 @@ impl Stream {
             if approx {
                 break;
             }
-            // Entry by entry in this node, then stop.
+            // Entry by entry in this node, then stop. (A node left with no live entry stays,
+            // as in Redis: later entries are appended to it.)
             let node = self.nodes.get_mut(&key).expect("the first node");
             let raws: Vec<(usize, StreamId, bool)> = node.raws().map(|r| (r.at, r.id, r.flags & DELETED != 0)).collect();
             for (at, id, dead) in raws {
@@ -408,9 +414,6 @@ impl Stream {
                 node.deleted += 1;
                 self.length -= 1;
                 removed += 1;
-            }
-            if node.live == 0 {
-                self.nodes.remove(&key);
             }
             break;
         }
