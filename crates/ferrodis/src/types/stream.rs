@@ -75,7 +75,9 @@ const SAMEFIELDS: u8 = 2;
 
 /// Entries packed in one buffer. Each entry: flags byte, ms delta from the node's first ID
 /// (varint), seq (varint), then unless SAMEFIELDS a field count (varint) and field/value pairs,
-/// else only the values; every string is a varint length and its bytes.
+/// else only the values. A string is a varint tag: a canonical integer (as Redis's listpacks
+/// store them) is `zigzag(n) << 1 | 1` with no bytes after; any other string `len << 1` and its
+/// bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     master: StreamId,
@@ -115,11 +117,9 @@ impl Node {
         }
         for (f, v) in fields {
             if !same {
-                put_varint(&mut self.buf, f.len());
-                self.buf.extend_from_slice(f);
+                put_str(&mut self.buf, f);
             }
-            put_varint(&mut self.buf, v.len());
-            self.buf.extend_from_slice(v);
+            put_str(&mut self.buf, v);
         }
         self.live += 1;
     }
@@ -135,8 +135,7 @@ impl Node {
         let n = if flags & SAMEFIELDS != 0 { self.master_fields.len() } else { get_varint(b, &mut pos) };
         let strings = if flags & SAMEFIELDS != 0 { n } else { 2 * n };
         for _ in 0..strings {
-            let l = get_varint(b, &mut pos);
-            pos += l;
+            skip_str(b, &mut pos);
         }
         Raw { at, flags, id: StreamId::new(ms, seq), body, end: pos }
     }
@@ -154,12 +153,7 @@ impl Node {
     fn fields(&self, r: &Raw) -> Fields {
         let b = &self.buf;
         let mut pos = r.body;
-        let string = |pos: &mut usize| {
-            let l = get_varint(b, pos);
-            let s = b[*pos..*pos + l].to_vec();
-            *pos += l;
-            s
-        };
+        let string = |pos: &mut usize| get_str(b, pos);
         if r.flags & SAMEFIELDS != 0 {
             self.master_fields.iter().map(|f| (f.to_vec(), string(&mut pos))).collect()
         } else {
@@ -177,6 +171,39 @@ impl Node {
     }
     fn heap_size(&self) -> usize {
         self.buf.capacity() + self.master_fields.iter().map(|f| f.len() + 16).sum::<usize>() + std::mem::size_of::<Node>()
+    }
+}
+
+/// Appends a string: a canonical integer as its tagged zigzag value, else tagged length and bytes.
+fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
+    // (Integers of up to 62 bits: their zigzag form leaves the tag bit free.)
+    match crate::util::parse_i64(s).filter(|n| n.unsigned_abs() < 1 << 62) {
+        Some(n) => put_u64(buf, (((n << 1) ^ (n >> 63)) as u64) << 1 | 1),
+        None => {
+            put_u64(buf, (s.len() as u64) << 1);
+            buf.extend_from_slice(s);
+        }
+    }
+}
+
+fn get_str(buf: &[u8], pos: &mut usize) -> Vec<u8> {
+    let tag = get_u64(buf, pos);
+    if tag & 1 == 1 {
+        let z = tag >> 1;
+        let n = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        itoa::Buffer::new().format(n).as_bytes().to_vec()
+    } else {
+        let l = (tag >> 1) as usize;
+        let s = buf[*pos..*pos + l].to_vec();
+        *pos += l;
+        s
+    }
+}
+
+fn skip_str(buf: &[u8], pos: &mut usize) {
+    let tag = get_u64(buf, pos);
+    if tag & 1 == 0 {
+        *pos += (tag >> 1) as usize;
     }
 }
 
@@ -286,6 +313,11 @@ impl Stream {
             }
         };
         if full {
+            // The node before is complete: give back its growth slack (a node's buffer grows by
+            // doubling while it fills).
+            if let Some((_, last)) = self.nodes.iter_mut().next_back() {
+                last.buf.shrink_to_fit();
+            }
             self.nodes.insert(id, Node::new(id, fields));
         }
         let (_, node) = self.nodes.iter_mut().next_back().expect("a node");
@@ -539,6 +571,20 @@ mod tests {
         assert_eq!(s.trim(Trim::MinId(id(8, 0)), false, 0), 2);
         assert_eq!(s.iter().map(|(i, _)| i.ms).collect::<Vec<_>>(), vec![8, 9, 10]);
         assert_eq!(s.entries_added, 10);
+    }
+
+    #[test]
+    fn values_that_are_integers_pack_small_and_read_back_as_written() {
+        let vals: [&[u8]; 9] = [b"0", b"-1", b"1400000", b"9223372036854775807", b"-9223372036854775808", b"01", b"-0", b"+5", b"x"];
+        let mut s = Stream::new();
+        for (i, v) in vals.iter().enumerate() {
+            s.add(id(i as u64 + 1, 0), &[(b"f", v)], L);
+        }
+        let back: Vec<Vec<u8>> = s.iter().map(|(_, f)| f[0].1.clone()).collect();
+        assert_eq!(back, vals.iter().map(|v| v.to_vec()).collect::<Vec<_>>());
+        let mut one = Stream::new();
+        one.add(id(1, 0), &[(b"f", b"1400000")], L);
+        assert!(one.nodes.values().next().unwrap().buf.len() <= 8, "an integer value takes its varint only");
     }
 
     #[test]
