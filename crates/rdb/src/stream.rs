@@ -28,6 +28,9 @@ pub struct Stream {
     pub max_deleted: Id,
     pub entries_added: u64,
     pub groups: Vec<Group>,
+    /// Read from RDB_TYPE_STREAM_LISTPACKS (before 7.0): the counters were derived, and the
+    /// groups' entries-read is to be estimated by the loader, as Redis does.
+    pub legacy: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -233,6 +236,7 @@ pub fn read(c: &mut Cursor, t: u8) -> Result<Stream, Error> {
     } else {
         s.first_id = s.entries.first().map(|e| e.0).unwrap_or_default();
         s.entries_added = s.length;
+        s.legacy = true;
     }
     if s.entries.len() as u64 != s.length {
         return Err(c.err("stream length does not match its entries"));

@@ -99,7 +99,12 @@ fn serve_one(st: &State, table: &CommandTable, ts: &ThreadStats, w: &Arc<Waiter>
     if !served {
         return None;
     }
-    ThreadStats::add(&ts.cmd[w.cmd_id].calls, 1);
+    // The call was counted when the command blocked (once per command, as Redis). An error
+    // that ends the wait (a stream or group gone) counts as a failed call and in errorstats.
+    if out.buf.first() == Some(&b'-') {
+        ThreadStats::add(&ts.cmd[w.cmd_id].failed, 1);
+        super::dispatch::count_error_reply(st, &out.buf);
+    }
     st.watches.touch(w.db, key);
     if let BlockOp::ListMove { dst, .. } = &w.op {
         st.watches.touch(w.db, dst);

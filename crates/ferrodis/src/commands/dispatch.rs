@@ -177,11 +177,7 @@ fn execute_in<'g>(
         conn.asking = false;
     }
     // Error statistics come from the reply itself, so handlers need not report them.
-    if out.buf.len() > reply_start && out.buf[reply_start] == b'-' {
-        let end = out.buf[reply_start + 1..].iter().position(|&c| c == b' ' || c == b'\r').map_or(out.buf.len(), |p| reply_start + 1 + p);
-        let prefix = String::from_utf8_lossy(&out.buf[reply_start + 1..end]).into_owned();
-        st.stats.record_error(&prefix);
-    }
+    count_error_reply(st, &out.buf[reply_start..]);
     // CLIENT REPLY OFF / SKIP.
     if conn.skip_this || conn.reply_mode == ReplyMode::Off {
         out.buf.truncate(reply_start);
@@ -549,6 +545,14 @@ fn flag_transaction(conn: &mut ConnState) {
 
 /// Runs a handler on a context whose stripes are locked, journals its effect (the argv of a write
 /// unless the handler gave its own) and flags clients watching the keys it changed.
+/// Counts an error reply in errorstats under its code (the word after '-').
+pub(crate) fn count_error_reply(st: &State, reply: &[u8]) {
+    if reply.first() == Some(&b'-') {
+        let end = reply[1..].iter().position(|&c| c == b' ' || c == b'\r').map_or(reply.len(), |p| 1 + p);
+        st.stats.record_error(&String::from_utf8_lossy(&reply[1..end]));
+    }
+}
+
 pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8]]) -> u64 {
     ctx.dirty = 0;
     ctx.custom_propagated = false;

@@ -420,6 +420,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     ctx.propagate(&[b"FLUSHDB"]);
     drop(guards);
+    wake_flushed(ctx, db..db + 1);
     ctx.touched();
     drop_maybe_async(garbage, lazy);
     ctx.out.ok();
@@ -443,9 +444,20 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     ctx.propagate(&[b"FLUSHALL"]);
     drop(guards);
+    wake_flushed(ctx, 0..ctx.st.keyspace.databases);
     ctx.touched();
     drop_maybe_async(garbage, lazy);
     ctx.out.ok();
+}
+
+/// Keys that clients wait on in flushed databases are ready: XREADGROUP readers learn that
+/// their stream is gone (Redis 7.0), the others find nothing and go on waiting.
+fn wake_flushed(ctx: &mut Ctx, dbs: std::ops::Range<usize>) {
+    if ctx.st.blocking.any() {
+        for db in dbs {
+            ctx.ready.extend(ctx.st.blocking.keys_in_db(db).into_iter().map(|k| (db, k)));
+        }
+    }
 }
 
 fn drop_maybe_async<T: Send + 'static>(garbage: Vec<T>, lazy: bool) {

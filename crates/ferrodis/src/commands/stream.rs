@@ -722,9 +722,12 @@ fn read_one(ctx: &mut Ctx, key: &[u8], from: &ReadFrom, count: usize, group: Opt
     }
     let mut rows: Vec<(StreamId, Option<Fields>)> = Vec::new();
     match history {
-        Some(start) => {
-            let ids: Vec<StreamId> =
-                g.consumers[cname].pel.range(start..).take(if count == 0 { usize::MAX } else { count }).copied().collect();
+        Some(after) => {
+            // The history after the ID given (Redis's start is exclusive here too).
+            let ids: Vec<StreamId> = match after.next() {
+                Some(start) => g.consumers[cname].pel.range(start..).take(if count == 0 { usize::MAX } else { count }).copied().collect(),
+                None => Vec::new(),
+            };
             let g_last = g.last_id;
             for id in ids {
                 let fields = s.get(id);
@@ -944,6 +947,17 @@ fn entries_read_arg(ctx: &mut Ctx, argv: &[&[u8]], at: usize, mkstream: &mut Opt
     Some(read)
 }
 
+/// XGROUP CREATE / SETID take any ID, "-" and "+" too (Redis's streamParseIDOrReply).
+fn group_id(ctx: &mut Ctx, a: &[u8]) -> Option<StreamId> {
+    match parse_id_raw(a, 0, false, false) {
+        Some((id, _)) => Some(id),
+        None => {
+            ctx.out.error(INVALID_ID);
+            None
+        }
+    }
+}
+
 fn xgroup_create(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut mk = Some(false);
     let Some(read) = entries_read_arg(ctx, argv, 5, &mut mk) else { return };
@@ -952,7 +966,7 @@ fn xgroup_create(ctx: &mut Ctx, argv: &[&[u8]]) {
     let id = if idarg == b"$" {
         None
     } else {
-        let Some(id) = strict_id(ctx, idarg) else { return };
+        let Some(id) = group_id(ctx, idarg) else { return };
         Some(id)
     };
     match stream_mut(ctx, key, false) {
@@ -983,7 +997,7 @@ fn xgroup_setid(ctx: &mut Ctx, argv: &[&[u8]]) {
     let given = if idarg == b"$" {
         None
     } else {
-        let Some(id) = strict_id(ctx, idarg) else { return };
+        let Some(id) = group_id(ctx, idarg) else { return };
         Some(id)
     };
     let Ok(s) = group_stream(ctx, argv) else { return };
@@ -1424,6 +1438,8 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
         ));
     };
     let mut attempts = count * 10;
+    // Claimed and deleted entries both use up COUNT (Redis's XAUTOCLAIM).
+    let mut budget = count;
     let mut rows: Vec<(StreamId, Option<Fields>)> = Vec::new();
     let mut deleted: Vec<StreamId> = Vec::new();
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
@@ -1432,7 +1448,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut created = false;
     let mut it = pending.into_iter();
     for id in it.by_ref() {
-        if attempts == 0 || rows.len() as i64 >= count {
+        if attempts == 0 || budget == 0 {
             next = id;
             break;
         }
@@ -1446,6 +1462,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
                 }
             }
             deleted.push(id);
+            budget -= 1;
             effects.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id.to_bytes()]);
             continue;
         }
@@ -1453,6 +1470,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
         if min_idle > 0 && now - n.delivery_time < min_idle {
             continue;
         }
+        budget -= 1;
         let old = n.consumer.clone();
         if old != cname {
             if let Some(c) = g.consumers.get_mut(&old) {

@@ -437,8 +437,14 @@ impl Config {
             if !self.defaults.contains_key(&name) {
                 return Err(fatal("Bad directive or wrong number of arguments"));
             }
-            // Repeated `save` and `bind` lines accumulate, as in Redis.
-            let value = if name == "save" && saves_seen && !args.is_empty() && !args[0].is_empty() {
+            // Repeated `save` and `bind` lines accumulate, as in Redis. A bare `save` line means
+            // no save points when it comes first, and adds nothing after others (Redis's).
+            let value = if name == "save" && args.is_empty() {
+                if saves_seen {
+                    continue;
+                }
+                String::new()
+            } else if name == "save" && saves_seen && !args.is_empty() && !args[0].is_empty() {
                 let cur = self.get(&name).unwrap_or_default();
                 let v = self.validate(&name, args).map_err(|e| fatal(&e))?;
                 if cur.is_empty() {
@@ -810,6 +816,19 @@ mod tests {
         assert_eq!(c.get("port").unwrap(), "7000");
         assert_eq!(c.get("save").unwrap(), "");
         assert_eq!(c.get("bind").unwrap(), "127.0.0.1 ::1");
+    }
+
+    #[test]
+    fn a_bare_save_line_means_no_save_points_first_and_nothing_after() {
+        let mut c = Config::new();
+        c.load_text("save\n").unwrap();
+        assert_eq!(c.get("save").unwrap(), "");
+        let mut c = Config::new();
+        c.load_text("save 100 1\nsave\n").unwrap();
+        assert_eq!(c.get("save").unwrap(), "100 1");
+        let mut c = Config::new();
+        c.load_text(&argv_to_config(&["--save".to_string()])).unwrap();
+        assert_eq!(c.get("save").unwrap(), "");
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub fn stream_to_rdb(s: &Stream) -> rdb::stream::Stream {
                     .collect(),
             })
             .collect(),
+        legacy: false,
     }
 }
 
@@ -158,7 +159,9 @@ pub fn stream_from_rdb(r: rdb::stream::Stream, limits: stream::NodeLimits) -> St
     s.max_deleted = pair_id(r.max_deleted);
     s.entries_added = r.entries_added;
     for g in r.groups {
-        let mut group = stream::Group::new(pair_id(g.last_id), g.entries_read);
+        // A pre-7.0 file has no entries-read: estimated from the group's last ID, as Redis.
+        let read = if r.legacy { s.entries_read_at(pair_id(g.last_id)).map_or(-1, |v| v as i64) } else { g.entries_read };
+        let mut group = stream::Group::new(pair_id(g.last_id), read);
         let mut owner: std::collections::HashMap<rdb::stream::Id, Vec<u8>> = std::collections::HashMap::new();
         for c in &g.consumers {
             for id in &c.pel {
