@@ -1096,32 +1096,37 @@ fn xgroup_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
 // XACK, XPENDING, XCLAIM, XAUTOCLAIM
 
 fn xack(ctx: &mut Ctx, argv: &[&[u8]]) {
-    // No key or no group: nothing to acknowledge, whatever the IDs.
-    match claim_group_exists(ctx, argv[1], argv[2]) {
-        None => return,
-        Some(false) => return ctx.out.int(0),
-        Some(true) => {}
-    }
-    let mut ids = Vec::with_capacity(argv.len() - 3);
+    // One lookup. No key or no group: nothing to acknowledge, whatever the IDs; else the IDs
+    // must all parse before any is acknowledged.
+    let mut ids: smallvec::SmallVec<[StreamId; 4]> = smallvec::SmallVec::new();
+    let mut bad = false;
     for a in &argv[3..] {
-        let Some(id) = strict_id(ctx, a) else { return };
-        ids.push(id);
-    }
-    let s = match stream_mut(ctx, argv[1], false) {
-        Err(()) => return,
-        Ok(None) => return ctx.out.int(0),
-        Ok(Some(s)) => s,
-    };
-    let Some(g) = s.groups.get_mut(argv[2]) else { return ctx.out.int(0) };
-    let mut n = 0;
-    for id in ids {
-        if let Some(nack) = g.pel.remove(&id) {
-            if let Some(c) = g.consumers.get_mut(&nack.consumer) {
-                c.pel.remove(&id);
-            }
-            n += 1;
+        match parse_id_raw(a, 0, true, false) {
+            Some((id, _)) => ids.push(id),
+            None => bad = true,
         }
     }
+    let acked = match stream_mut(ctx, argv[1], false) {
+        Err(()) => return,
+        Ok(None) => Some(0),
+        Ok(Some(s)) => match s.groups.get_mut(argv[2]) {
+            None => Some(0),
+            Some(_) if bad => None,
+            Some(g) => {
+                let mut n = 0;
+                for id in &ids {
+                    if let Some(nack) = g.pel.remove(id) {
+                        if let Some(c) = g.consumers.get_mut(&nack.consumer) {
+                            c.pel.remove(id);
+                        }
+                        n += 1;
+                    }
+                }
+                Some(n)
+            }
+        },
+    };
+    let Some(n) = acked else { return ctx.out.error(INVALID_ID) };
     ctx.out.int(n);
     for _ in 0..n {
         ctx.touched();
