@@ -756,3 +756,51 @@ fn redis_py_cluster_client_follows_a_failover() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("cluster-py ok"), "{text}\n{}", c.logs());
 }
+
+/// A master killed under a consumer-group workload (`sync-replicas 1`): its replica takes over
+/// with every acknowledged XADD and XACK.
+#[test]
+fn killed_master_in_a_consumer_group_workload_keeps_every_acknowledged_xadd_and_xack() {
+    let mut c = Cluster::create(FERRODIS, 6, 1, &["--sync-replicas", "1"]);
+    let ports = c.ports();
+    let key = "{xs}s";
+    let slot = keyslot(ports[0], key);
+    let old = c.owner(slot, &[]).unwrap();
+    let replica = c.replica_of(old);
+    let _: String = q(old, &["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]).unwrap();
+    let (stop, added, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+    let dead = Arc::new(Mutex::new(Vec::new()));
+    let worker = {
+        let (stop, added, acked, dead, ports) = (stop.clone(), added.clone(), acked.clone(), dead.clone(), ports.clone());
+        std::thread::spawn(move || {
+            let mut n = 1u64;
+            let mut target: Option<redis::Connection> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if target.is_none() {
+                    let alive: Vec<u16> = ports.iter().copied().filter(|p| !dead.lock().unwrap().contains(p)).collect();
+                    target = owner_among(&alive, slot).and_then(|p| crate::harness::conn(p).ok());
+                }
+                if let Some(con) = target.as_mut() {
+                    if !crate::streams::workload_step(con, key, n, &added, &acked) {
+                        target = None;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    assert!(wait_until(LONG, || acked.lock().unwrap().len() > 20), "no acknowledged XACKs");
+    dead.lock().unwrap().push(old);
+    let i = c.index(old);
+    let _ = c.nodes[i].child.kill();
+    let _ = c.nodes[i].child.wait();
+    assert!(wait_until(LONG, || myself(replica).is_some_and(|m| m.flags.contains("master"))), "{}", c.logs());
+    let before = added.lock().unwrap().len();
+    assert!(wait_until(LONG, || added.lock().unwrap().len() > before + 50), "no XADDs after the failover\n{}", c.logs());
+    stop.store(true, Ordering::Relaxed);
+    let _ = worker.join();
+    let (added, acked) = (added.lock().unwrap().clone(), acked.lock().unwrap().clone());
+    crate::streams::assert_kept(replica, key, &added, &acked);
+}

@@ -562,3 +562,67 @@ fn old_master_restarted_from_its_snapshot_rejoins_with_a_partial_resync() {
     assert!(back.log().contains("Master accepted a Partial Resynchronization"), "{}", back.log());
     assert_eq!(q::<Option<String>>(old, &["GET", "k"]).unwrap().as_deref(), Some("v"));
 }
+
+/// A consumer-group workload against wherever the sentinels say the master is (see
+/// `streams::workload_step`).
+struct StreamWriter {
+    stop: Arc<AtomicBool>,
+    added: Arc<Mutex<Vec<u64>>>,
+    acked: Arc<Mutex<Vec<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StreamWriter {
+    fn start(sentinels: Vec<u16>) -> StreamWriter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (added, acked) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let (st, ad, ac) = (stop.clone(), added.clone(), acked.clone());
+        let handle = std::thread::spawn(move || {
+            let mut n = 1u64;
+            let mut c: Option<redis::Connection> = None;
+            while !st.load(Ordering::Relaxed) {
+                if c.is_none() {
+                    let port = sentinels.iter().find_map(|s| {
+                        let a: Vec<String> = q(*s, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m"]).ok()?;
+                        a.get(1)?.parse::<u16>().ok()
+                    });
+                    c = port.and_then(|p| conn(p).ok());
+                }
+                if let Some(con) = c.as_mut() {
+                    if !crate::streams::workload_step(con, "s", n, &ad, &ac) {
+                        c = None;
+                    }
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        StreamWriter { stop, added, acked, handle: Some(handle) }
+    }
+    fn finish(mut self) -> (Vec<u64>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let (a, b) = (self.added.lock().unwrap().clone(), self.acked.lock().unwrap().clone());
+        (a, b)
+    }
+}
+
+#[test]
+fn failover_in_a_consumer_group_workload_keeps_every_acknowledged_xadd_and_xack() {
+    let args = ["--sync-replicas", "1", "--sync-replicas-timeout", "500"];
+    let mut g = group(FERRODIS, &[100, 100], &[Kind::Ferrodis; 3], 2, &args);
+    let old = g.master.port;
+    let _: String = q(old, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]).unwrap();
+    let w = StreamWriter::start(g.sentinels.iter().map(|s| s.port).collect());
+    assert!(wait_until(LONG, || w.acked.lock().unwrap().len() > 20), "no acknowledged XACKs");
+    let _ = g.master.child.kill();
+    let _ = g.master.child.wait();
+    let all: Vec<&Server> = g.sentinels.iter().collect();
+    let new = g.wait_switch(old, &all);
+    let before = w.added.lock().unwrap().len();
+    assert!(wait_until(LONG, || w.added.lock().unwrap().len() > before + 50), "no XADDs on the new master:\n{}", g.logs());
+    let (added, acked) = w.finish();
+    crate::streams::assert_kept(new, "s", &added, &acked);
+}

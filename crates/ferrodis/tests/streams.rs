@@ -198,3 +198,73 @@ fn stream_keyspace_events_are_redis_events() {
     assert!(want.iter().any(|e| e.contains("xgroup-createconsumer")), "{want:?}");
     assert_eq!(stream_events(&f), want);
 }
+
+/// One step of a consumer-group workload: `XADD key n-1 v n`, and for every third n the next
+/// entry read into group "g" and acknowledged. Acknowledged XADDs and XACKs are recorded; false
+/// when the connection failed (the caller locates the master again).
+pub(crate) fn workload_step(
+    con: &mut redis::Connection,
+    key: &str,
+    n: u64,
+    added: &std::sync::Mutex<Vec<u64>>,
+    acked: &std::sync::Mutex<Vec<String>>,
+) -> bool {
+    let r: redis::RedisResult<String> = redis::cmd("XADD").arg(key).arg(format!("{n}-1")).arg("v").arg(n).query(con);
+    match r {
+        Ok(_) => added.lock().unwrap().push(n),
+        Err(e) if e.to_string().contains("equal or smaller") => {}
+        Err(_) => return false,
+    }
+    if !n.is_multiple_of(3) {
+        return true;
+    }
+    let read: redis::RedisResult<redis::Value> =
+        redis::cmd("XREADGROUP").arg("GROUP").arg("g").arg("c").arg("COUNT").arg(1).arg("STREAMS").arg(key).arg(">").query(con);
+    let Ok(read) = read else { return false };
+    if let Some(id) = first_read_id(&read) {
+        match redis::cmd("XACK").arg(key).arg("g").arg(&id).query::<i64>(con) {
+            Ok(1) => acked.lock().unwrap().push(id),
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The ID of the first entry of an XREADGROUP reply ([[key, [[id, fields]]]]).
+fn first_read_id(v: &redis::Value) -> Option<String> {
+    use redis::FromRedisValue;
+    let streams: Vec<redis::Value> = FromRedisValue::from_redis_value(v.clone()).ok()?;
+    let stream: Vec<redis::Value> = FromRedisValue::from_redis_value(streams.first()?.clone()).ok()?;
+    let entries: Vec<redis::Value> = FromRedisValue::from_redis_value(stream.get(1)?.clone()).ok()?;
+    let entry: Vec<redis::Value> = FromRedisValue::from_redis_value(entries.first()?.clone()).ok()?;
+    String::from_redis_value(entry.first()?.clone()).ok()
+}
+
+/// Every acknowledged XADD is in the stream on the node at `port`, and no acknowledged XACK's
+/// entry is pending there.
+pub(crate) fn assert_kept(port: u16, key: &str, added: &[u64], acked: &[String]) {
+    use redis::FromRedisValue;
+    let mut c = crate::harness::conn(port).expect("connect to the new master");
+    let missing: Vec<u64> = added
+        .iter()
+        .copied()
+        .filter(|n| {
+            let id = format!("{n}-1");
+            let r: Vec<redis::Value> = redis::cmd("XRANGE").arg(key).arg(&id).arg(&id).query(&mut c).unwrap_or_default();
+            r.is_empty()
+        })
+        .collect();
+    assert!(missing.is_empty(), "{} of {} acknowledged XADDs lost: {:?}", missing.len(), added.len(), &missing[..missing.len().min(10)]);
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING").arg(key).arg("g").arg("-").arg("+").arg(1_000_000).query(&mut c).unwrap();
+    let pending: std::collections::HashSet<String> = pending
+        .into_iter()
+        .filter_map(|row| {
+            let row: Vec<redis::Value> = FromRedisValue::from_redis_value(row).ok()?;
+            String::from_redis_value(row.first()?.clone()).ok()
+        })
+        .collect();
+    let undone: Vec<&String> = acked.iter().filter(|id| pending.contains(*id)).collect();
+    assert!(undone.is_empty(), "{} of {} acknowledged XACKs undone: {:?}", undone.len(), acked.len(), undone);
+    assert!(acked.len() > 20 && added.len() > 100, "a workload too small to tell: {} XADDs, {} XACKs", added.len(), acked.len());
+}
