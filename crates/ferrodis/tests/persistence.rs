@@ -157,6 +157,10 @@ pub(crate) fn fill(c: &mut Client) {
     add(&[b"XACK", b"bigstream", b"g1", b"1000-2"]);
     add(&[b"XGROUP", b"CREATECONSUMER", b"bigstream", b"g1", b"idle"]);
     add(&[b"XCLAIM", b"bigstream", b"g1", b"carol", b"0", b"1001-1", b"RETRYCOUNT", b"5", b"JUSTID"]);
+    // A big PEL over many consumers.
+    for c in [&b"c1"[..], b"c2", b"c3", b"c4", b"c5"] {
+        add(&[b"XREADGROUP", b"GROUP", b"g2", c, b"COUNT", b"30", b"STREAMS", b"bigstream", b">"]);
+    }
     add(&[b"XGROUP", b"CREATE", b"emptystream", b"g", b"$", b"MKSTREAM"]);
     add(&[b"XADD", b"gonestream", b"5-5", b"a", b"1"]);
     add(&[b"XDEL", b"gonestream", b"5-5"]);

@@ -301,6 +301,43 @@ pub fn read(c: &mut Cursor, t: u8) -> Result<Stream, Error> {
 mod tests {
     use super::*;
 
+    fn sample() -> Vec<u8> {
+        let f = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let mut s = Stream::default();
+        for i in 1..=150u64 {
+            s.entries.push(((i, 0), if i % 2 == 0 { vec![f("a", "1")] } else { vec![f("a", "x"), f("b", "-7")] }));
+        }
+        s.length = 150;
+        s.last_id = (150, 0);
+        s.first_id = (1, 0);
+        s.entries_added = 150;
+        s.groups.push(Group {
+            name: b"g".to_vec(),
+            last_id: (3, 0),
+            entries_read: 3,
+            pel: vec![((1, 0), 5, 1), ((2, 0), 6, 2)],
+            consumers: vec![Consumer { name: b"c".to_vec(), seen_time: 7, pel: vec![(1, 0), (2, 0)] }],
+        });
+        let mut out = Vec::new();
+        put(&mut out, &s, false);
+        out
+    }
+
+    proptest::proptest! {
+        /// A valid payload with bytes changed: an error or a stream, never a panic.
+        #[test]
+        fn corrupted_payloads_never_panic(changes in proptest::collection::vec((0usize..4000, proptest::prelude::any::<u8>()), 1..6)) {
+            let mut b = sample();
+            for (at, v) in changes {
+                let i = at % b.len();
+                b[i] = v;
+            }
+            for t in [crate::types::STREAM_LISTPACKS, crate::types::STREAM_LISTPACKS_2, crate::types::STREAM_LISTPACKS_3] {
+                let _ = read(&mut Cursor::new(&b), t);
+            }
+        }
+    }
+
     #[test]
     fn round_trips_entries_and_groups() {
         let f = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
