@@ -130,7 +130,13 @@ fn replicas_of_ferrodis_keep_consumer_groups_exact() {
     let rf = Server::ferrodis(&["--replicaof", "127.0.0.1", &port]);
     let rr = Server::redis(&["--replicaof", "127.0.0.1", &port]);
     let mut c = m.client();
-    for i in 0..20 {
+    // A reader blocked on a replica is served by the master's XADD as it arrives.
+    assert!(synced(&m, &rf), "replica did not sync");
+    let mut ctl = rf.client();
+    let mut reader = block_on(&rf, &mut ctl, &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], 0);
+    c.cmd(&["XADD", "s", "1-0", "first", "1"]);
+    assert!(String::from_utf8_lossy(&reader.read_reply().expect("served on the replica")).contains("first"));
+    for i in 1..20 {
         c.cmd(&["XADD", "s", &format!("1-{i}"), "n", &i.to_string()]);
     }
     c.cmd(&["XGROUP", "CREATE", "s", "g", "0"]);
