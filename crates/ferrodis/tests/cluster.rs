@@ -804,3 +804,49 @@ fn killed_master_in_a_consumer_group_workload_keeps_every_acknowledged_xadd_and_
     let (added, acked) = (added.lock().unwrap().clone(), acked.lock().unwrap().clone());
     crate::streams::assert_kept(replica, key, &added, &acked);
 }
+
+/// Clients blocked on a slot that moves away: a group reader whose stream MIGRATE takes is told
+/// `-UNBLOCKED the stream key no longer exists`; a plain XREAD and a BLPOP are told `-MOVED`
+/// once the slot is assigned to the other node (Redis's clusterRedirectBlockedClientIfNeeded).
+#[test]
+fn blocked_clients_of_a_moved_slot_are_unblocked_or_redirected() {
+    // The same steps on redis-server nodes, then on ferrodis nodes.
+    blocked_clients_of_a_moved_slot("redis-server");
+    blocked_clients_of_a_moved_slot(FERRODIS);
+}
+
+fn blocked_clients_of_a_moved_slot(bin: &'static str) {
+    let c = Cluster::create(bin, 3, 0, &[]);
+    let ports = c.ports();
+    let slot = keyslot(ports[0], "{bl}");
+    let src = c.owner(slot, &[]).unwrap();
+    let dst = *ports.iter().find(|&&p| p != src).unwrap();
+    let (src_id, dst_id) = (myself(src).unwrap().id, myself(dst).unwrap().id);
+    let _: String = q(src, &["XGROUP", "CREATE", "{bl}s", "g", "$", "MKSTREAM"]).unwrap();
+    let send = |args: &[&str]| {
+        let mut cl = Client::connect(src);
+        let a: Vec<&[u8]> = args.iter().map(|x| x.as_bytes()).collect();
+        cl.send(&crate::harness::encode(&a));
+        cl
+    };
+    let blocked = || field(src, "clients", "blocked_clients");
+    let mut group = send(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "{bl}s", ">"]);
+    let mut plain = send(&["XREAD", "BLOCK", "0", "STREAMS", "{bl}t", "$"]);
+    let mut list = send(&["BLPOP", "{bl}l", "0"]);
+    assert!(wait_until(LONG, || blocked() == "3"), "clients did not block");
+    let s = slot.to_string();
+    assert_eq!(q::<String>(dst, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]).unwrap(), "OK");
+    assert_eq!(q::<String>(src, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]).unwrap(), "OK");
+    let r: String = q(src, &["MIGRATE", "127.0.0.1", &dst.to_string(), "{bl}s", "0", "5000"]).unwrap();
+    assert_eq!(r, "OK");
+    let reply = String::from_utf8_lossy(&group.read_reply().expect("the group reader's reply")).into_owned();
+    assert_eq!(reply, "-UNBLOCKED the stream key no longer exists\r\n", "{bin}");
+    for p in [src, dst] {
+        assert_eq!(q::<String>(p, &["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]).unwrap(), "OK");
+    }
+    let moved = format!("-MOVED {slot} 127.0.0.1:{dst}\r\n");
+    for cl in [&mut plain, &mut list] {
+        let reply = String::from_utf8_lossy(&cl.read_reply().expect("a redirect")).into_owned();
+        assert_eq!(reply, moved, "{bin}");
+    }
+}

@@ -291,7 +291,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             None => {}
         }
         if let Some((w, deadline)) = conn.blocked.take() {
-            let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, deadline, &st, &ts, &info).await else { break };
+            let redirect = Redirect { readonly_read: conn.cluster_readonly && !table.spec(w.cmd_id).is_write(), plain: !conn.tls };
+            let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, deadline, &st, &ts, &info, redirect).await else { break };
             out.raw(&reply);
             if flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
                 break;
@@ -366,6 +367,13 @@ async fn recv_pubsub(ps: Option<&mut crate::commands::PubSubConn>) -> Option<Vec
     }
 }
 
+/// What a blocked client's cluster check needs to know of its connection.
+#[derive(Clone, Copy)]
+struct Redirect {
+    readonly_read: bool,
+    plain: bool,
+}
+
 /// Waits until a blocked command is served, times out or is unblocked, and returns its reply;
 /// meanwhile input is read into `rbuf` (run after the reply, in order). None when the
 /// connection closed or was killed (the waiter is withdrawn, so it leaves no trace).
@@ -377,14 +385,29 @@ async fn wait_blocked(
     st: &State,
     ts: &ThreadStats,
     info: &ClientInfo,
+    redirect: Redirect,
 ) -> Option<Vec<u8>> {
     info.blocked.store(true, Ordering::Relaxed);
+    // In cluster mode a blocked client is checked every 100 ms (Redis's client cron): its slot
+    // may have moved or the cluster gone down.
+    let cluster = st.cluster.enabled.load(Ordering::Relaxed);
+    let mut check = tokio::time::interval(std::time::Duration::from_millis(100));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let r = loop {
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
         tokio::select! {
             r = w.wait() => break Some(r),
+            _ = check.tick(), if cluster => {
+                let err = w.keys.first().and_then(|k| st.cluster.blocked_redirect(k, redirect.readonly_read, redirect.plain));
+                if let Some(err) = err {
+                    if w.claim() {
+                        st.blocking.remove(w);
+                        break Some(format!("-{}\r\n", err).into_bytes());
+                    }
+                }
+            }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(std::time::Instant::now).into()), if deadline.is_some() => {
                 if w.claim() {
                     st.blocking.remove(w);

@@ -120,6 +120,31 @@ impl Routing {
         }
     }
 
+    /// For a client blocked on `key` (Redis's clusterRedirectBlockedClientIfNeeded, run from
+    /// its client cron): the error that ends its wait when the cluster is down, the slot is
+    /// unassigned, or the slot is served elsewhere and not being imported here; None to go on
+    /// waiting. `readonly_read`: a READONLY client's read, which a replica of the slot's master
+    /// may serve.
+    pub fn blocked_redirect(&self, key: &[u8], readonly_read: bool, plain: bool) -> Option<String> {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        if !self.ok.load(Ordering::Acquire) {
+            return Some(DOWN.into());
+        }
+        let slot = crate::util::key_slot(key);
+        let r = self.slot(slot);
+        let me = self.me.load(Ordering::Relaxed);
+        let mine = r.owner == me || (readonly_read && r.owner != 0 && self.my_master.load(Ordering::Relaxed) == r.owner);
+        if mine || r.importing != 0 {
+            return None;
+        }
+        if r.owner == 0 {
+            return Some(UNBOUND.into());
+        }
+        Some(format!("MOVED {} {}", slot, self.addr(r.owner, plain)))
+    }
+
     /// Routes a command with these keys. None: serve it here; Some: the error to answer
     /// (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN), as Redis 7.0's getNodeByQuery decides.
     /// `exists` says whether a key exists (in `q.db`, and not expired).
