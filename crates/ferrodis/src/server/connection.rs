@@ -291,8 +291,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             None => {}
         }
         if let Some((w, deadline)) = conn.blocked.take() {
-            let redirect = Redirect { readonly_read: conn.cluster_readonly && !table.spec(w.cmd_id).is_write(), plain: !conn.tls };
-            let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, deadline, &st, &ts, &info, redirect).await else { break };
+            let how = Wait { deadline, readonly_read: conn.cluster_readonly && !table.spec(w.cmd_id).is_write(), plain: !conn.tls };
+            let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, how, &st, &ts, &info).await else { break };
             out.raw(&reply);
             if flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
                 break;
@@ -367,9 +367,11 @@ async fn recv_pubsub(ps: Option<&mut crate::commands::PubSubConn>) -> Option<Vec
     }
 }
 
-/// What a blocked client's cluster check needs to know of its connection.
+/// How a blocked client waits: its deadline (None: forever), and what its cluster check needs
+/// to know of its connection.
 #[derive(Clone, Copy)]
-struct Redirect {
+struct Wait {
+    deadline: Option<std::time::Instant>,
     readonly_read: bool,
     plain: bool,
 }
@@ -381,12 +383,12 @@ async fn wait_blocked(
     sock: &Socket,
     rbuf: &mut BytesMut,
     w: &Arc<Waiter>,
-    mut deadline: Option<std::time::Instant>,
+    how: Wait,
     st: &State,
     ts: &ThreadStats,
     info: &ClientInfo,
-    redirect: Redirect,
 ) -> Option<Vec<u8>> {
+    let mut deadline = how.deadline;
     info.blocked.store(true, Ordering::Relaxed);
     // In cluster mode a blocked client is checked every 100 ms (Redis's client cron): its slot
     // may have moved or the cluster gone down.
@@ -400,7 +402,7 @@ async fn wait_blocked(
         tokio::select! {
             r = w.wait() => break Some(r),
             _ = check.tick(), if cluster => {
-                let err = w.keys.first().and_then(|k| st.cluster.blocked_redirect(k, redirect.readonly_read, redirect.plain));
+                let err = w.keys.first().and_then(|k| st.cluster.blocked_redirect(k, how.readonly_read, how.plain));
                 if let Some(err) = err {
                     if w.claim() {
                         st.blocking.remove(w);
