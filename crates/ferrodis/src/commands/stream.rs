@@ -1238,6 +1238,41 @@ fn min_idle_arg(ctx: &mut Ctx, a: &[u8], cmd: &str) -> Option<i64> {
     }
 }
 
+/// Drops a pending entry (its entry was deleted from the stream) from the group and from its
+/// consumer.
+fn drop_pending(g: &mut Group, id: StreamId) {
+    if let Some(n) = g.pel.remove(&id) {
+        if let Some(c) = g.consumers.get_mut(&n.consumer) {
+            c.pel.remove(&id);
+        }
+    }
+}
+
+/// Hands a pending entry to `cname` (created if new: returns true then): moved between the
+/// consumers' lists, delivered at `time`, its delivery count set to `count` or, unless JUSTID,
+/// counted up. Returns the entry's new state too.
+fn claim_pending(g: &mut Group, id: StreamId, cname: &[u8], now: i64, time: i64, count: Option<u64>, justid: bool) -> (bool, Nack) {
+    let old = g.pel.get(&id).map(|n| n.consumer.clone()).unwrap_or_default();
+    if old != cname {
+        if let Some(c) = g.consumers.get_mut(&old) {
+            c.pel.remove(&id);
+        }
+    }
+    let created = !g.consumers.contains_key(cname);
+    let c = g.consumers.entry(cname.to_vec()).or_default();
+    c.pel.insert(id);
+    c.seen_time = now;
+    let n = g.pel.get_mut(&id).expect("pending");
+    n.consumer = cname.to_vec();
+    n.delivery_time = time;
+    match count {
+        Some(c) => n.delivery_count = c,
+        None if !justid => n.delivery_count += 1,
+        None => {}
+    }
+    (created, n.clone())
+}
+
 /// XCLAIM / XAUTOCLAIM's first check: the key's type, then the group (Redis's NOGROUP).
 fn claim_group_exists(ctx: &mut Ctx, key: &[u8], gname: &[u8]) -> Option<bool> {
     match stream_mut(ctx, key, false) {
@@ -1350,39 +1385,15 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
         if exists.is_none() {
             // Deleted from the stream: drop it from the PEL (Redis 7.0).
-            if let Some(n) = g.pel.remove(&id) {
-                if let Some(c) = g.consumers.get_mut(&n.consumer) {
-                    c.pel.remove(&id);
-                }
-            }
+            drop_pending(g, id);
             effects.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id.to_bytes()]);
             continue;
         }
-        let n = g.pel.get(&id).expect("pending");
-        if min_idle > 0 && now - n.delivery_time < min_idle {
+        if min_idle > 0 && now - g.pel[&id].delivery_time < min_idle {
             continue;
         }
-        let old = n.consumer.clone();
-        if old != cname {
-            if let Some(c) = g.consumers.get_mut(&old) {
-                c.pel.remove(&id);
-            }
-        }
-        if !g.consumers.contains_key(cname) {
-            created = true;
-        }
-        let c = g.consumers.entry(cname.to_vec()).or_default();
-        c.pel.insert(id);
-        c.seen_time = now;
-        let n = g.pel.get_mut(&id).expect("pending");
-        n.consumer = cname.to_vec();
-        n.delivery_time = deliverytime;
-        if retrycount >= 0 {
-            n.delivery_count = retrycount as u64;
-        } else if !justid {
-            n.delivery_count += 1;
-        }
-        let n = n.clone();
+        let (new, n) = claim_pending(g, id, cname, now, deliverytime, (retrycount >= 0).then_some(retrycount as u64), justid);
+        created |= new;
         let last = g.last_id;
         rows.push((id, if justid { None } else { exists }));
         effects.push(xclaim_effect(key, gname, cname, id, &n, last));
@@ -1461,40 +1472,18 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
         let exists = s.get(id);
         let g = s.groups.get_mut(gname).expect("the group");
         if exists.is_none() {
-            if let Some(n) = g.pel.remove(&id) {
-                if let Some(c) = g.consumers.get_mut(&n.consumer) {
-                    c.pel.remove(&id);
-                }
-            }
+            drop_pending(g, id);
             deleted.push(id);
             budget -= 1;
             effects.push(vec![b"XACK".to_vec(), key.to_vec(), gname.to_vec(), id.to_bytes()]);
             continue;
         }
-        let n = g.pel.get(&id).expect("pending");
-        if min_idle > 0 && now - n.delivery_time < min_idle {
+        if min_idle > 0 && now - g.pel[&id].delivery_time < min_idle {
             continue;
         }
         budget -= 1;
-        let old = n.consumer.clone();
-        if old != cname {
-            if let Some(c) = g.consumers.get_mut(&old) {
-                c.pel.remove(&id);
-            }
-        }
-        if !g.consumers.contains_key(cname) {
-            created = true;
-        }
-        let c = g.consumers.entry(cname.to_vec()).or_default();
-        c.pel.insert(id);
-        c.seen_time = now;
-        let n = g.pel.get_mut(&id).expect("pending");
-        n.consumer = cname.to_vec();
-        n.delivery_time = now;
-        if !justid {
-            n.delivery_count += 1;
-        }
-        let n = n.clone();
+        let (new, n) = claim_pending(g, id, cname, now, now, None, justid);
+        created |= new;
         let last = g.last_id;
         effects.push(xclaim_effect(key, gname, cname, id, &n, last));
         rows.push((id, if justid { None } else { exists }));
