@@ -1170,11 +1170,7 @@ fn xpending(ctx: &mut Ctx, argv: &[&[u8]]) {
         Ok(s) => s,
     };
     let Some(g) = s.and_then(|s| s.groups.get(gname)) else {
-        return ctx.out.error(&format!(
-            "NOGROUP No such key '{}' or consumer group '{}'",
-            String::from_utf8_lossy(key),
-            String::from_utf8_lossy(gname)
-        ));
+        return nogroup_claim(ctx, key, gname);
     };
     let g = g.clone();
     if justinfo {
@@ -1350,11 +1346,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
         Ok(s) => s,
     };
     let Some(s) = s.filter(|s| s.groups.contains_key(gname)) else {
-        return ctx.out.error(&format!(
-            "NOGROUP No such key '{}' or consumer group '{}'",
-            String::from_utf8_lossy(key),
-            String::from_utf8_lossy(gname)
-        ));
+        return nogroup_claim(ctx, key, gname);
     };
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut rows: Vec<(StreamId, Option<Fields>)> = Vec::new();
@@ -1447,11 +1439,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) {
         Ok(s) => s,
     };
     let Some(s) = s.filter(|s| s.groups.contains_key(gname)) else {
-        return ctx.out.error(&format!(
-            "NOGROUP No such key '{}' or consumer group '{}'",
-            String::from_utf8_lossy(key),
-            String::from_utf8_lossy(gname)
-        ));
+        return nogroup_claim(ctx, key, gname);
     };
     let mut attempts = count * 10;
     // Claimed and deleted entries both use up COUNT (Redis's XAUTOCLAIM).
