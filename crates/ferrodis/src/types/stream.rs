@@ -207,26 +207,16 @@ fn skip_str(buf: &[u8], pos: &mut usize) {
     }
 }
 
-/// Seqs take a full u64: a LEB128 varint of up to 10 bytes.
-fn put_u64(buf: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        buf.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    buf.push(n as u8);
+/// A u64 as the packed encodings' LEB128 varint (usize is 64 bits here: a seq takes up to 10
+/// bytes).
+const _: () = assert!(usize::BITS == 64, "stream IDs are packed as usize varints");
+
+fn put_u64(buf: &mut Vec<u8>, n: u64) {
+    put_varint(buf, n as usize)
 }
 
 fn get_u64(buf: &[u8], pos: &mut usize) -> u64 {
-    let (mut n, mut shift) = (0u64, 0);
-    loop {
-        let b = buf[*pos];
-        *pos += 1;
-        n |= ((b & 0x7f) as u64) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
+    get_varint(buf, pos) as u64
 }
 
 /// A pending entry of a consumer group: delivered, not yet acknowledged.
