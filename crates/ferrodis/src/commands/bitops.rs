@@ -183,6 +183,11 @@ fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) {
         None
     };
     let len = v.len() as i64;
+    // Both ends negative with the start after the end: 0, before clamping (Redis 7.0).
+    if parsed.is_some_and(|(s, e, _)| s < 0 && e < 0 && s > e) {
+        ctx.out.int(0);
+        return;
+    }
     let (start, end, fm, lm) = match parsed {
         Some((s, e, b)) => normalize(s, e, b, len),
         None => (0, len - 1, 0, 0),

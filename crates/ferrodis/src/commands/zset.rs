@@ -876,8 +876,8 @@ fn setop_generic(ctx: &mut Ctx, argv: &[&[u8]], dst: Option<&[u8]>, nk: usize, o
         } else if card_only && eq(a, "limit") && remaining >= 2 {
             match parse_i64(argv[j + 1]) {
                 Some(l) if l >= 0 => limit = l as usize,
-                Some(_) => return ctx.out.error("ERR LIMIT can't be negative"),
-                None => return ctx.out.error(NOT_INT),
+                // Redis's getPositiveLongFromObjectOrReply: one message for both.
+                _ => return ctx.out.error("ERR LIMIT can't be negative"),
             }
             j += 1;
         } else {
