@@ -230,3 +230,50 @@ fn lua_rate_limiter_allows_exactly_the_limit() {
     let ttl = c.text(&["TTL", "rate:user1"]);
     assert!(ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n", "{ttl}");
 }
+
+/// What a command counts as changes (rdb_changes_since_last_save) and whether a WATCH on its
+/// destination sees it, compared with redis-server: SMOVE of a member the destination already
+/// holds leaves the destination untouched; SADD counts one change per member added.
+#[test]
+fn changes_and_watch_touches_match_redis() {
+    let run = |s: &Server| -> Vec<String> {
+        let (mut a, mut b) = (s.client(), s.client());
+        let changes = |c: &mut crate::harness::Client| -> i64 {
+            let t = c.text(&["INFO", "persistence"]);
+            t.lines().find_map(|l| l.strip_prefix("rdb_changes_since_last_save:")).and_then(|v| v.trim().parse().ok()).unwrap_or(-1)
+        };
+        let mut out = Vec::new();
+        for cmd in [
+            &["SADD", "a", "x", "y"][..],
+            &["SADD", "b", "x"],
+            &["SADD", "b", "p", "q", "r"],
+            &["SADD", "b", "p"],
+            &["SMOVE", "a", "b", "x"],
+            &["SMOVE", "a", "c", "y"],
+            &["SMOVE", "b", "a", "nope"],
+        ] {
+            let before = changes(&mut b);
+            b.cmd(cmd);
+            out.push(format!("{:?} +{}", cmd, changes(&mut b) - before));
+        }
+        // WATCH the destination; SMOVE a member it already holds; EXEC goes through.
+        b.cmd(&["SADD", "src", "m", "n"]);
+        b.cmd(&["SADD", "dst", "m"]);
+        a.cmd(&["WATCH", "dst"]);
+        b.cmd(&["SMOVE", "src", "dst", "m"]);
+        a.cmd(&["MULTI"]);
+        a.cmd(&["PING"]);
+        out.push(a.text(&["EXEC"]));
+        // And when the member is new there, the WATCH fires.
+        a.cmd(&["WATCH", "dst"]);
+        b.cmd(&["SMOVE", "src", "dst", "n"]);
+        a.cmd(&["MULTI"]);
+        a.cmd(&["PING"]);
+        out.push(a.text(&["EXEC"]));
+        out
+    };
+    let (r, f) = (Server::redis(&[]), Server::ferrodis(&[]));
+    let want = run(&r);
+    assert_eq!(want[want.len() - 2], "*1\r\n+PONG\r\n");
+    assert_eq!(run(&f), want);
+}

@@ -556,6 +556,7 @@ pub(crate) fn count_error_reply(st: &State, reply: &[u8]) {
 pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8]]) -> u64 {
     ctx.dirty = 0;
     ctx.custom_propagated = false;
+    ctx.touched_keys = None;
     let reply_at = ctx.conn.pubsub.is_some().then_some(ctx.out.buf.len());
     // A panic while a write handler runs is fatal (crate::crash): the keyspace, the journal and
     // the replicas might no longer agree.
@@ -583,7 +584,10 @@ pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8
         ctx.st.dirty.fetch_add(dirty, Ordering::Relaxed);
         if spec.is_write() && ctx.st.watches.any() {
             let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
-            spec.key_indices(argv, &mut idx);
+            match &ctx.touched_keys {
+                Some(only) => idx.extend(only.iter().copied()),
+                None => spec.key_indices(argv, &mut idx),
+            }
             for i in idx {
                 ctx.st.watches.touch(db, argv[i]);
             }

@@ -230,6 +230,9 @@ pub struct Ctx<'a> {
     custom_propagated: bool,
     /// Keys this command made ready for blocked clients: (db, key).
     pub ready: SmallVec<[(usize, Vec<u8>); 1]>,
+    /// Set by a handler that changed only some of its keys (SMOVE into a set that already held
+    /// the member): the argument indices WATCH sees touched, instead of every key.
+    pub touched_keys: Option<SmallVec<[usize; 2]>>,
     /// Keyspace events to fire after the command's own (the "del" of a key it deleted).
     pub deferred: SmallVec<[DeferredEvent; 1]>,
     /// Inside EXEC: journal effects collected here, to go to the journal as one MULTI/EXEC block.
@@ -272,6 +275,7 @@ impl<'a> Ctx<'a> {
             dirty: 0,
             custom_propagated: false,
             ready: SmallVec::new(),
+            touched_keys: None,
             deferred: SmallVec::new(),
             capture: None,
             propagate_off: false,

@@ -58,7 +58,6 @@ fn events(name: &str, argv: &[&[u8]]) -> SmallVec<[Event; 2]> {
         "sadd" => one(SET, "sadd"),
         "srem" => one(SET, "srem"),
         "spop" => one(SET, "spop"),
-        "smove" => smallvec::smallvec![(SET, "srem", 1), (SET, "sadd", 2)],
         "zadd" => {
             if argv[2..].iter().any(|a| eq(a, "incr")) {
                 one(ZSET, "zincr")

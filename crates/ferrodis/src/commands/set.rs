@@ -40,17 +40,21 @@ fn set_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a mu
 
 fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) {
     let max = max_ints(ctx);
-    let added = match set_mut(ctx, argv[1], false) {
+    // One change per member added, as Redis counts them (a new key's store counts the first).
+    let (added, changes) = match set_mut(ctx, argv[1], false) {
         Err(()) => return,
-        Ok(Some(s)) => argv[2..].iter().filter(|m| s.add(m, max)).count(),
+        Ok(Some(s)) => {
+            let n = argv[2..].iter().filter(|m| s.add(m, max)).count();
+            (n, n)
+        }
         Ok(None) => {
             let mut s = Set::default();
             let n = argv[2..].iter().filter(|m| s.add(m, max)).count();
             ctx.store(argv[1], Value::Set(Box::new(s)), 0);
-            n
+            (n, n.saturating_sub(1))
         }
     };
-    if added > 0 {
+    for _ in 0..changes {
         ctx.touched();
     }
     ctx.out.int(added as i64);
@@ -198,18 +202,33 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) {
     if let Ok(Some(s)) = set_mut(ctx, src, false) {
         s.remove(m);
     }
+    // As Redis's smoveCommand: the source changed (one change, its "srem"); the destination
+    // only if the member was not there already (a second change, its "sadd", and WATCH).
+    let db = ctx.db();
+    ctx.notify(crate::config::notify::SET, "srem", db, src);
+    // (A source emptied is deleted, and that deletion is its one change.)
+    let before = ctx.dirty();
     ctx.delete_if_empty(src);
-    match set_mut(ctx, dst, false) {
-        Ok(Some(d)) => {
-            d.add(m, max);
-        }
-        _ => {
+    if ctx.dirty() == before {
+        ctx.touched();
+    }
+    let added = match set_mut(ctx, dst, false) {
+        Ok(Some(d)) => Some(d.add(m, max)),
+        _ => None,
+    };
+    match added {
+        Some(true) => ctx.touched(),
+        Some(false) => ctx.touched_keys = Some(smallvec::smallvec![1]),
+        None => {
+            // A new destination (the store counts its change).
             let mut d = Set::default();
             d.add(m, max);
             ctx.store(dst, Value::Set(Box::new(d)), 0);
         }
     }
-    ctx.touched();
+    if added != Some(false) {
+        ctx.notify(crate::config::notify::SET, "sadd", db, dst);
+    }
     ctx.out.int(1);
 }
 
