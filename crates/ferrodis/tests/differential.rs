@@ -512,6 +512,8 @@ fn command_table_matches_redis() {
             let s = String::from_utf8_lossy(e).into_owned();
             s.split("\r\n").nth(1).unwrap_or_default().to_string()
         })
+        // Top-level commands (COMMAND LIST also names the subcommands, "acl|cat" ...).
+        .filter(|n| !n.contains('|'))
         .collect();
     assert!(names.len() > 60, "{:?}", names);
     let mut bad = Vec::new();

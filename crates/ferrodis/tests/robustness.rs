@@ -110,7 +110,7 @@ proptest! {
             let names: Vec<String> = elements(&list)
                 .iter()
                 .map(|e| String::from_utf8_lossy(e).split("\r\n").nth(1).unwrap_or_default().to_string())
-                .filter(|n| !DISRUPTIVE.contains(&n.as_str()))
+                .filter(|n| !DISRUPTIVE.contains(&n.as_str()) && !n.contains('|'))
                 .collect();
             let name = pick.get(&names).clone();
             let mut argv: Vec<&[u8]> = vec![name.as_bytes()];

@@ -647,9 +647,8 @@ fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.error(SYNTAX);
         return;
     }
-    let names: Vec<String> = ctx
-        .table
-        .top_level()
+    // Every command and, after it, its subcommands ("acl|cat" ...), as Redis lists them.
+    let names: Vec<String> = (0..ctx.table.len())
         .filter(|&id| match &filter {
             None => true,
             Some((k, v)) if k == "pattern" => crate::util::glob_match(v.as_bytes(), ctx.table.full_name(id).as_bytes(), true),
