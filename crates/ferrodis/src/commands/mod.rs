@@ -529,7 +529,7 @@ impl<'a> Ctx<'a> {
         let e = Entry { key: SmallBytes::new(key), value, expire, lru };
         let old = self.guards[pos].1.insert(db, &loc, e, hasher);
         // A stream replaced by another value ends its XREADGROUP waits (Redis 7.0).
-        ready |= old.as_ref().is_some_and(|o| matches!(o.value, Value::Stream(_))) && self.st.blocking.any();
+        ready |= self.st.blocking.any() && old.as_ref().is_some_and(|o| matches!(o.value, Value::Stream(_)));
         if ready {
             self.ready.push((db, key.to_vec()));
         }
@@ -581,7 +581,7 @@ impl<'a> Ctx<'a> {
         let e = self.stripe(loc.stripe).remove(db, &loc, key);
         self.dirty += 1;
         // A deleted stream ends its XREADGROUP waits (Redis 7.0's signalDeletedKeyAsReady).
-        if e.as_ref().is_some_and(|e| matches!(e.value, Value::Stream(_))) && self.st.blocking.any() {
+        if self.st.blocking.any() && e.as_ref().is_some_and(|e| matches!(e.value, Value::Stream(_))) {
             self.ready.push((db, key.to_vec()));
         }
         e

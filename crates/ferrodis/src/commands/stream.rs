@@ -174,19 +174,44 @@ fn must_obey(ctx: &Ctx) -> bool {
 }
 
 fn reply_entry(ctx: &mut Ctx, id: StreamId, fields: &Fields) {
-    ctx.out.array(2);
-    ctx.out.bulk(&id.to_bytes());
-    ctx.out.array(fields.len() * 2);
+    put_entry(ctx.out, id, fields)
+}
+
+fn put_entry(out: &mut resp::ReplyBuf, id: StreamId, fields: &Fields) {
+    out.array(2);
+    out.bulk(&id.to_bytes());
+    out.array(fields.len() * 2);
     for (f, v) in fields {
-        ctx.out.bulk(f);
-        ctx.out.bulk(v);
+        out.bulk(f);
+        out.bulk(v);
     }
 }
 
 fn reply_entries(ctx: &mut Ctx, entries: &[(StreamId, Fields)]) {
-    ctx.out.array(entries.len());
+    put_entries(ctx.out, entries)
+}
+
+fn put_entries(out: &mut resp::ReplyBuf, entries: &[(StreamId, Fields)]) {
+    out.array(entries.len());
     for (id, f) in entries {
-        reply_entry(ctx, *id, f);
+        put_entry(out, *id, f);
+    }
+}
+
+/// The stream at `key` for XINFO, read in place with the reply buffer beside it (no copy of
+/// the stream); None after replying "no such key" or WRONGTYPE.
+fn info_stream<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Option<(&'a Stream, &'a mut resp::ReplyBuf)> {
+    let (e, out) = ctx.entry(key, false);
+    match e.map(|e| &e.value) {
+        Some(Value::Stream(s)) => Some((&**s, out)),
+        Some(_) => {
+            out.error(WRONGTYPE);
+            None
+        }
+        None => {
+            out.error("ERR no such key");
+            None
+        }
     }
 }
 
@@ -1005,12 +1030,11 @@ fn xgroup_setid(ctx: &mut Ctx, argv: &[&[u8]]) {
     let Some(g) = s.groups.get_mut(gname) else { return nogroup(ctx, key, gname) };
     g.last_id = id;
     g.entries_read = read;
-    let gc = g.clone();
+    let e = setid_effect(key, gname, g);
     ctx.out.ok();
     ctx.touched();
     let db = ctx.db();
     ctx.notify(EV, "xgroup-setid", db, key);
-    let e = setid_effect(key, gname, &gc);
     let refs: Vec<&[u8]> = e.iter().map(|x| x.as_slice()).collect();
     ctx.propagate(&refs);
 }
@@ -1165,62 +1189,77 @@ fn xpending(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
     }
     let now = ctx.now;
-    let s = match stream_mut(ctx, key, true) {
-        Err(()) => return,
-        Ok(s) => s,
-    };
-    let Some(g) = s.and_then(|s| s.groups.get(gname)) else {
-        return nogroup_claim(ctx, key, gname);
-    };
-    let g = g.clone();
-    if justinfo {
-        ctx.out.array(4);
-        ctx.out.int(g.pel.len() as i64);
-        if g.pel.is_empty() {
-            ctx.out.null();
-            ctx.out.null();
-            ctx.out.null_array();
-            return;
-        }
-        ctx.out.bulk(&g.pel.keys().next().expect("one").to_bytes());
-        ctx.out.bulk(&g.pel.keys().next_back().expect("one").to_bytes());
-        let per: Vec<(&Vec<u8>, usize)> = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).map(|(n, c)| (n, c.pel.len())).collect();
-        ctx.out.array(per.len());
-        for (name, n) in per {
-            ctx.out.array(2);
-            ctx.out.bulk(name);
-            ctx.out.bulk(n.to_string().as_bytes());
-        }
-        return;
+    // What the reply needs, read while the key is borrowed (not a copy of the group).
+    enum Pending {
+        Summary(usize, Option<(StreamId, StreamId)>, Vec<(Vec<u8>, usize)>),
+        Rows(Vec<(StreamId, Vec<u8>, i64, u64)>),
     }
-    let mut rows = Vec::new();
-    if start <= end && count > 0 {
-        let ids: Box<dyn Iterator<Item = &StreamId>> = match consumer {
-            Some(c) => match g.consumers.get(c) {
-                Some(c) => Box::new(c.pel.range(start..=end)),
-                None => Box::new(std::iter::empty()),
-            },
-            None => Box::new(g.pel.range(start..=end).map(|(id, _)| id)),
+    let reply = {
+        let s = match stream_mut(ctx, key, true) {
+            Err(()) => return,
+            Ok(s) => s,
         };
-        for id in ids {
-            if rows.len() as i64 >= count {
-                break;
+        let Some(g) = s.and_then(|s| s.groups.get(gname)) else {
+            return nogroup_claim(ctx, key, gname);
+        };
+        if justinfo {
+            let edges = g.pel.keys().next().zip(g.pel.keys().next_back()).map(|(a, b)| (*a, *b));
+            let per = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).map(|(n, c)| (n.clone(), c.pel.len())).collect();
+            Pending::Summary(g.pel.len(), edges, per)
+        } else {
+            let mut rows = Vec::new();
+            if start <= end && count > 0 {
+                let ids: Box<dyn Iterator<Item = &StreamId>> = match consumer {
+                    Some(c) => match g.consumers.get(c) {
+                        Some(c) => Box::new(c.pel.range(start..=end)),
+                        None => Box::new(std::iter::empty()),
+                    },
+                    None => Box::new(g.pel.range(start..=end).map(|(id, _)| id)),
+                };
+                for id in ids {
+                    if rows.len() as i64 >= count {
+                        break;
+                    }
+                    let n = &g.pel[id];
+                    let idle = (now - n.delivery_time).max(0);
+                    if min_idle > 0 && idle < min_idle {
+                        continue;
+                    }
+                    rows.push((*id, n.consumer.clone(), idle, n.delivery_count));
+                }
             }
-            let n = &g.pel[id];
-            let idle = (now - n.delivery_time).max(0);
-            if min_idle > 0 && idle < min_idle {
-                continue;
-            }
-            rows.push((*id, n.consumer.clone(), idle, n.delivery_count));
+            Pending::Rows(rows)
         }
-    }
-    ctx.out.array(rows.len());
-    for (id, c, idle, count) in rows {
-        ctx.out.array(4);
-        ctx.out.bulk(&id.to_bytes());
-        ctx.out.bulk(&c);
-        ctx.out.int(idle);
-        ctx.out.int(count as i64);
+    };
+    match reply {
+        Pending::Summary(n, edges, per) => {
+            ctx.out.array(4);
+            ctx.out.int(n as i64);
+            let Some((first, last)) = edges else {
+                ctx.out.null();
+                ctx.out.null();
+                ctx.out.null_array();
+                return;
+            };
+            ctx.out.bulk(&first.to_bytes());
+            ctx.out.bulk(&last.to_bytes());
+            ctx.out.array(per.len());
+            for (name, n) in per {
+                ctx.out.array(2);
+                ctx.out.bulk(&name);
+                ctx.out.bulk(n.to_string().as_bytes());
+            }
+        }
+        Pending::Rows(rows) => {
+            ctx.out.array(rows.len());
+            for (id, c, idle, count) in rows {
+                ctx.out.array(4);
+                ctx.out.bulk(&id.to_bytes());
+                ctx.out.bulk(&c);
+                ctx.out.int(idle);
+                ctx.out.int(count as i64);
+            }
+        }
     }
 }
 
@@ -1522,94 +1561,88 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[&[u8]]) {
             return ctx.out.error(BAD);
         }
     }
-    let now = ctx.now;
-    let s = match stream_mut(ctx, argv[2], false) {
-        Err(()) => return,
-        Ok(None) => return ctx.out.error("ERR no such key"),
-        Ok(Some(s)) => s.clone(),
-    };
+    let Some((s, out)) = info_stream(ctx, argv[2]) else { return };
     let recorded_first = s.first_id;
-    let base = |ctx: &mut Ctx, n: usize| {
-        ctx.out.map(n);
-        ctx.out.bulk(b"length");
-        ctx.out.int(s.length as i64);
-        ctx.out.bulk(b"radix-tree-keys");
-        ctx.out.int(s.node_count() as i64);
-        ctx.out.bulk(b"radix-tree-nodes");
-        ctx.out.int(radix_nodes(s.node_count()) as i64);
-        ctx.out.bulk(b"last-generated-id");
-        ctx.out.bulk(&s.last_id.to_bytes());
-        ctx.out.bulk(b"max-deleted-entry-id");
-        ctx.out.bulk(&s.max_deleted.to_bytes());
-        ctx.out.bulk(b"entries-added");
-        ctx.out.int(s.entries_added as i64);
-        ctx.out.bulk(b"recorded-first-entry-id");
-        ctx.out.bulk(&recorded_first.to_bytes());
+    let base = |out: &mut resp::ReplyBuf, n: usize| {
+        out.map(n);
+        out.bulk(b"length");
+        out.int(s.length as i64);
+        out.bulk(b"radix-tree-keys");
+        out.int(s.node_count() as i64);
+        out.bulk(b"radix-tree-nodes");
+        out.int(radix_nodes(s.node_count()) as i64);
+        out.bulk(b"last-generated-id");
+        out.bulk(&s.last_id.to_bytes());
+        out.bulk(b"max-deleted-entry-id");
+        out.bulk(&s.max_deleted.to_bytes());
+        out.bulk(b"entries-added");
+        out.int(s.entries_added as i64);
+        out.bulk(b"recorded-first-entry-id");
+        out.bulk(&recorded_first.to_bytes());
     };
     if !full {
-        base(ctx, 10);
-        ctx.out.bulk(b"groups");
-        ctx.out.int(s.groups.len() as i64);
+        base(out, 10);
+        out.bulk(b"groups");
+        out.int(s.groups.len() as i64);
         for last in [false, true] {
-            ctx.out.bulk(if last { b"last-entry" } else { b"first-entry" });
+            out.bulk(if last { b"last-entry" } else { b"first-entry" });
             match s.range(StreamId::MIN, StreamId::MAX, last, 1).first() {
-                Some((id, f)) => reply_entry(ctx, *id, f),
-                None => ctx.out.null(),
+                Some((id, f)) => put_entry(out, *id, f),
+                None => out.null(),
             }
         }
         return;
     }
-    base(ctx, 9);
-    ctx.out.bulk(b"entries");
+    base(out, 9);
+    out.bulk(b"entries");
     let entries = s.range(StreamId::MIN, StreamId::MAX, false, count as usize);
-    reply_entries(ctx, &entries);
-    ctx.out.bulk(b"groups");
-    ctx.out.array(s.groups.len());
+    put_entries(out, &entries);
+    out.bulk(b"groups");
+    out.array(s.groups.len());
     for (name, g) in &s.groups {
-        ctx.out.map(7);
-        ctx.out.bulk(b"name");
-        ctx.out.bulk(name);
-        ctx.out.bulk(b"last-delivered-id");
-        ctx.out.bulk(&g.last_id.to_bytes());
-        ctx.out.bulk(b"entries-read");
-        reply_entries_read(ctx, g);
-        ctx.out.bulk(b"lag");
-        reply_lag(ctx, &s, g);
-        ctx.out.bulk(b"pel-count");
-        ctx.out.int(g.pel.len() as i64);
-        ctx.out.bulk(b"pending");
+        out.map(7);
+        out.bulk(b"name");
+        out.bulk(name);
+        out.bulk(b"last-delivered-id");
+        out.bulk(&g.last_id.to_bytes());
+        out.bulk(b"entries-read");
+        reply_entries_read(out, g);
+        out.bulk(b"lag");
+        reply_lag(out, s, g);
+        out.bulk(b"pel-count");
+        out.int(g.pel.len() as i64);
+        out.bulk(b"pending");
         let pel: Vec<(&StreamId, &Nack)> = g.pel.iter().take(if count == 0 { usize::MAX } else { count as usize }).collect();
-        ctx.out.array(pel.len());
+        out.array(pel.len());
         for (id, n) in pel {
-            ctx.out.array(4);
-            ctx.out.bulk(&id.to_bytes());
-            ctx.out.bulk(&n.consumer);
-            ctx.out.int(n.delivery_time);
-            ctx.out.int(n.delivery_count as i64);
+            out.array(4);
+            out.bulk(&id.to_bytes());
+            out.bulk(&n.consumer);
+            out.int(n.delivery_time);
+            out.int(n.delivery_count as i64);
         }
-        ctx.out.bulk(b"consumers");
-        ctx.out.array(g.consumers.len());
+        out.bulk(b"consumers");
+        out.array(g.consumers.len());
         for (cname, c) in &g.consumers {
-            ctx.out.map(4);
-            ctx.out.bulk(b"name");
-            ctx.out.bulk(cname);
-            ctx.out.bulk(b"seen-time");
-            ctx.out.int(c.seen_time);
-            ctx.out.bulk(b"pel-count");
-            ctx.out.int(c.pel.len() as i64);
-            ctx.out.bulk(b"pending");
+            out.map(4);
+            out.bulk(b"name");
+            out.bulk(cname);
+            out.bulk(b"seen-time");
+            out.int(c.seen_time);
+            out.bulk(b"pel-count");
+            out.int(c.pel.len() as i64);
+            out.bulk(b"pending");
             let pel: Vec<&StreamId> = c.pel.iter().take(if count == 0 { usize::MAX } else { count as usize }).collect();
-            ctx.out.array(pel.len());
+            out.array(pel.len());
             for id in pel {
                 let n = &g.pel[id];
-                ctx.out.array(3);
-                ctx.out.bulk(&id.to_bytes());
-                ctx.out.int(n.delivery_time);
-                ctx.out.int(n.delivery_count as i64);
+                out.array(3);
+                out.bulk(&id.to_bytes());
+                out.int(n.delivery_time);
+                out.int(n.delivery_count as i64);
             }
         }
     }
-    let _ = now;
 }
 
 /// Redis's radix tree node count for `keys` 16-byte keys is an internal figure; an estimate that
@@ -1622,42 +1655,38 @@ fn radix_nodes(keys: usize) -> usize {
     }
 }
 
-fn reply_entries_read(ctx: &mut Ctx, g: &Group) {
+fn reply_entries_read(out: &mut resp::ReplyBuf, g: &Group) {
     if g.entries_read >= 0 {
-        ctx.out.int(g.entries_read);
+        out.int(g.entries_read);
     } else {
-        ctx.out.null();
+        out.null();
     }
 }
 
-fn reply_lag(ctx: &mut Ctx, s: &Stream, g: &Group) {
+fn reply_lag(out: &mut resp::ReplyBuf, s: &Stream, g: &Group) {
     match s.lag(g) {
-        Some(l) => ctx.out.int(l as i64),
-        None => ctx.out.null(),
+        Some(l) => out.int(l as i64),
+        None => out.null(),
     }
 }
 
 fn xinfo_groups(ctx: &mut Ctx, argv: &[&[u8]]) {
-    let s = match stream_mut(ctx, argv[2], false) {
-        Err(()) => return,
-        Ok(None) => return ctx.out.error("ERR no such key"),
-        Ok(Some(s)) => s.clone(),
-    };
-    ctx.out.array(s.groups.len());
+    let Some((s, out)) = info_stream(ctx, argv[2]) else { return };
+    out.array(s.groups.len());
     for (name, g) in &s.groups {
-        ctx.out.map(6);
-        ctx.out.bulk(b"name");
-        ctx.out.bulk(name);
-        ctx.out.bulk(b"consumers");
-        ctx.out.int(g.consumers.len() as i64);
-        ctx.out.bulk(b"pending");
-        ctx.out.int(g.pel.len() as i64);
-        ctx.out.bulk(b"last-delivered-id");
-        ctx.out.bulk(&g.last_id.to_bytes());
-        ctx.out.bulk(b"entries-read");
-        reply_entries_read(ctx, g);
-        ctx.out.bulk(b"lag");
-        reply_lag(ctx, &s, g);
+        out.map(6);
+        out.bulk(b"name");
+        out.bulk(name);
+        out.bulk(b"consumers");
+        out.int(g.consumers.len() as i64);
+        out.bulk(b"pending");
+        out.int(g.pel.len() as i64);
+        out.bulk(b"last-delivered-id");
+        out.bulk(&g.last_id.to_bytes());
+        out.bulk(b"entries-read");
+        reply_entries_read(out, g);
+        out.bulk(b"lag");
+        reply_lag(out, s, g);
     }
 }
 
