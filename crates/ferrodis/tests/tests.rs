@@ -26,4 +26,5 @@ mod sentinel;
 mod sentinel_conf;
 mod streams;
 mod tls;
+mod tracking;
 mod transactions;

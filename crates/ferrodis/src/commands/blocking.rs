@@ -109,6 +109,16 @@ fn serve_one(st: &State, table: &CommandTable, ts: &ThreadStats, w: &Arc<Waiter>
     if let BlockOp::ListMove { dst, .. } = &w.op {
         st.watches.touch(w.db, dst);
     }
+    if st.tracking.active() || !conn.tracking_pending.is_empty() {
+        // The served client is the one running here: what it changed and itself tracks is
+        // invalidated after its reply, as Redis.
+        let mut cur = crate::state::tracking::Current { id: w.info.id, pending: &mut conn.tracking_pending };
+        st.tracking.invalidate(&st.inboxes, key, Some(&mut cur), w.info.id);
+        if let BlockOp::ListMove { dst, .. } = &w.op {
+            st.tracking.invalidate(&st.inboxes, dst, Some(&mut cur), w.info.id);
+        }
+        st.tracking.send_pending(&st.inboxes, &w.info, &mut conn.tracking_pending, &mut out.buf);
+    }
     w.finish(out.buf);
     Some(chained)
 }

@@ -34,6 +34,10 @@ static CLIENT: &[CommandSpec] = &[
     cmd("reply", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_reply),
     cmd("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, SLOW_CONN, NO_KEYS, client_no_evict),
     cmd("setinfo", 4, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_setinfo),
+    cmd("tracking", -3, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_tracking),
+    cmd("trackinginfo", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_trackinginfo),
+    cmd("getredir", 2, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_getredir),
+    cmd("caching", 3, NOSCRIPT | LOADING | STALE, "@slow @connection", NO_KEYS, client_caching),
     cmd("help", 2, LOADING | STALE, "@slow @connection", NO_KEYS, client_help),
 ];
 
@@ -63,6 +67,8 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) {
 
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) {
     ctx.conn.multi = None;
+    let info = ctx.conn.info.clone();
+    ctx.st.tracking.disable(&info, &mut ctx.conn.tracking_prefixes);
     super::multi::unwatch_all(ctx.st, ctx.conn);
     super::pubsub::unsubscribe_all(ctx.st, ctx.conn);
     ctx.conn.db = 0;
@@ -225,6 +231,158 @@ const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or spec
 
 fn valid_name(n: &[u8]) -> bool {
     n.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP], with
+/// Redis's checks in Redis's order.
+fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) {
+    use crate::state::tracking::{flag as tf, Tracking};
+    let mut redirect = 0u64;
+    let mut options = 0u32;
+    let mut prefixes: Vec<&[u8]> = Vec::new();
+    let mut j = 3;
+    while j < argv.len() {
+        let more = j + 1 < argv.len();
+        let a = argv[j];
+        if eq(a, "redirect") && more {
+            j += 1;
+            if redirect != 0 {
+                return ctx.out.error("ERR A client can only redirect to a single other client");
+            }
+            let Some(id) = parse_i64(argv[j]) else { return ctx.out.error(super::NOT_INT) };
+            // The client must exist now (it may go later: the redirection then breaks).
+            let target = if id > 0 { ctx.st.clients.get(id as u64) } else { None };
+            let Some(target) = target else {
+                return ctx.out.error("ERR The client ID you want redirect to does not exist");
+            };
+            redirect = target.id;
+        } else if eq(a, "bcast") {
+            options |= tf::BCAST;
+        } else if eq(a, "optin") {
+            options |= tf::OPTIN;
+        } else if eq(a, "optout") {
+            options |= tf::OPTOUT;
+        } else if eq(a, "noloop") {
+            options |= tf::NOLOOP;
+        } else if eq(a, "prefix") && more {
+            j += 1;
+            prefixes.push(argv[j]);
+        } else {
+            return ctx.out.error(SYNTAX);
+        }
+        j += 1;
+    }
+    let info = ctx.conn.info.clone();
+    if eq(argv[2], "on") {
+        let current = info.tracking.load(Ordering::Relaxed);
+        let err = if options & tf::BCAST == 0 && !prefixes.is_empty() {
+            Some("ERR PREFIX option requires BCAST mode to be enabled".to_string())
+        } else if current & tf::ON != 0 && (current & tf::BCAST != 0) != (options & tf::BCAST != 0) {
+            Some("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.".to_string())
+        } else if options & tf::BCAST != 0 && options & (tf::OPTIN | tf::OPTOUT) != 0 {
+            Some("ERR OPTIN and OPTOUT are not compatible with BCAST".to_string())
+        } else if options & tf::OPTIN != 0 && options & tf::OPTOUT != 0 {
+            Some("ERR You can't specify both OPTIN mode and OPTOUT mode".to_string())
+        } else if (options & tf::OPTIN != 0 && current & tf::OPTOUT != 0) || (options & tf::OPTOUT != 0 && current & tf::OPTIN != 0) {
+            Some("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.".to_string())
+        } else if options & tf::BCAST != 0 {
+            Tracking::prefix_collision(&ctx.conn.tracking_prefixes, &prefixes)
+        } else {
+            None
+        };
+        if let Some(e) = err {
+            return ctx.out.error(&e);
+        }
+        if redirect != 0 {
+            if let Some(target) = ctx.st.clients.get(redirect) {
+                ctx.st.inboxes.reach(&target);
+            }
+        }
+        // Invalidations reach this connection through its mailbox.
+        ctx.conn.inbox(&ctx.st.inboxes);
+        ctx.st.tracking.enable(&info, redirect, options, &prefixes, &mut ctx.conn.tracking_prefixes);
+    } else if eq(argv[2], "off") {
+        ctx.st.tracking.disable(&info, &mut ctx.conn.tracking_prefixes);
+    } else {
+        return ctx.out.error(SYNTAX);
+    }
+    ctx.out.ok();
+}
+
+fn client_caching(ctx: &mut Ctx, argv: &[&[u8]]) {
+    use crate::state::tracking::flag as tf;
+    let f = ctx.conn.info.tracking.load(Ordering::Relaxed);
+    if f & tf::ON == 0 {
+        return ctx
+            .out
+            .error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+    }
+    if eq(argv[2], "yes") {
+        if f & tf::OPTIN == 0 {
+            return ctx.out.error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+        }
+    } else if eq(argv[2], "no") {
+        if f & tf::OPTOUT == 0 {
+            return ctx.out.error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+        }
+    } else {
+        return ctx.out.error(SYNTAX);
+    }
+    ctx.conn.info.tracking.fetch_or(tf::CACHING, Ordering::Relaxed);
+    ctx.out.ok();
+}
+
+fn client_trackinginfo(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    use crate::state::tracking::flag as tf;
+    let f = ctx.conn.info.tracking.load(Ordering::Relaxed);
+    let mut flags: Vec<&[u8]> = vec![if f & tf::ON != 0 { b"on" } else { b"off" }];
+    if f & tf::BCAST != 0 {
+        flags.push(b"bcast");
+    }
+    if f & tf::OPTIN != 0 {
+        flags.push(b"optin");
+        if f & tf::CACHING != 0 {
+            flags.push(b"caching-yes");
+        }
+    }
+    if f & tf::OPTOUT != 0 {
+        flags.push(b"optout");
+        if f & tf::CACHING != 0 {
+            flags.push(b"caching-no");
+        }
+    }
+    if f & tf::NOLOOP != 0 {
+        flags.push(b"noloop");
+    }
+    if f & tf::BROKEN_REDIR != 0 {
+        flags.push(b"broken_redirect");
+    }
+    ctx.out.map(3);
+    ctx.out.bulk(b"flags");
+    ctx.out.set(flags.len());
+    for fl in flags {
+        ctx.out.bulk(fl);
+    }
+    ctx.out.bulk(b"redirect");
+    ctx.out.int(tracking_redirect(ctx));
+    ctx.out.bulk(b"prefixes");
+    ctx.out.array(ctx.conn.tracking_prefixes.len());
+    for p in &ctx.conn.tracking_prefixes {
+        ctx.out.bulk(p);
+    }
+}
+
+/// The client invalidations are redirected to: 0 for none, -1 when tracking is off.
+fn tracking_redirect(ctx: &Ctx) -> i64 {
+    if ctx.conn.info.tracking.load(Ordering::Relaxed) & crate::state::tracking::flag::ON == 0 {
+        return -1;
+    }
+    ctx.conn.info.tracking_redir.load(Ordering::Relaxed) as i64
+}
+
+fn client_getredir(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    let r = tracking_redirect(ctx);
+    ctx.out.int(r);
 }
 
 fn client_id(ctx: &mut Ctx, _argv: &[&[u8]]) {
@@ -479,6 +637,10 @@ fn client_no_evict(ctx: &mut Ctx, argv: &[&[u8]]) {
 fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
     let lines = [
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
         "ID",
         "    Return the ID of the current connection.",
         "INFO",
@@ -503,6 +665,11 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
         "    Control the replies sent to the current connection.",
         "NO-EVICT (ON|OFF)",
         "    Protect current client connection from eviction.",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+        "TRACKINGINFO",
+        "    Report tracking status for the current connection.",
         "HELP",
         "    Print this help.",
     ];

@@ -169,6 +169,9 @@ fn execute_in<'g>(
     clock: &mut Clock,
     group: &mut Group<'g>,
 ) -> Flow {
+    if st.tracking.clients() > 0 {
+        tracking_before(st, conn, out);
+    }
     let reply_start = out.buf.len();
     let was_asking = conn.asking;
     let flow = execute_inner(st, table, conn, out, ts, argv, reply_start, clock, group);
@@ -187,7 +190,35 @@ fn execute_in<'g>(
         conn.reply_mode = ReplyMode::On;
         conn.skip_this = true;
     }
+    tracking_after(st, conn, out, argv);
     flow
+}
+
+/// Client-side caching before a command (Redis's processCommand): the tracking table is kept
+/// within `tracking-table-max-keys`, and invalidations already in this client's mailbox go out
+/// before the reply.
+#[cold]
+fn tracking_before(st: &State, conn: &mut ConnState, out: &mut ReplyBuf) {
+    st.tracking.limit(&st.inboxes, st.config.hot.tracking_table_max_keys.load(Ordering::Relaxed));
+    if let Some(ps) = conn.pubsub.as_mut() {
+        let msgs = ps.drain();
+        out.raw(&msgs);
+    }
+}
+
+/// Client-side caching after a command: the invalidations it caused for its own client follow
+/// its reply (even with CLIENT REPLY OFF, as pushes), broadcast keys go out, and CLIENT CACHING
+/// holds for one command (or one transaction) only.
+#[inline]
+fn tracking_after(st: &State, conn: &mut ConnState, out: &mut ReplyBuf, argv: &[&[u8]]) {
+    use crate::state::tracking::flag as tf;
+    if conn.info.tracking.load(Ordering::Relaxed) & tf::CACHING != 0 && conn.multi.is_none() && !argv[0].eq_ignore_ascii_case(b"client") {
+        conn.info.tracking.fetch_and(!tf::CACHING, Ordering::Relaxed);
+    }
+    if !conn.tracking_pending.is_empty() {
+        st.tracking.send_pending(&st.inboxes, &conn.info, &mut conn.tracking_pending, &mut out.buf);
+    }
+    st.tracking.flush_bcast(&st.inboxes);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -582,18 +613,49 @@ pub(crate) fn run_handler(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8
             ctx.emit(db, argv);
         }
         ctx.st.dirty.fetch_add(dirty, Ordering::Relaxed);
-        if spec.is_write() && ctx.st.watches.any() {
+        if spec.is_write() && (ctx.st.watches.any() || ctx.st.tracking.active()) {
             let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
             match &ctx.touched_keys {
                 Some(only) => idx.extend(only.iter().copied()),
                 None => spec.key_indices(argv, &mut idx),
             }
             for i in idx {
-                ctx.st.watches.touch(db, argv[i]);
+                ctx.touch_key(db, argv[i]);
             }
         }
     }
+    if ctx.conn.info.tracking.load(Ordering::Relaxed) & crate::state::tracking::flag::ON != 0 {
+        remember_read_keys(ctx, spec, argv);
+    }
     dirty
+}
+
+/// Client-side caching: a tracking client's read-only command records the keys it read (Redis's
+/// trackingRememberKeys). Inside a script, a read-only command makes the script's declared keys
+/// tracked instead, once the script ends; EVAL_RO and FCALL_RO themselves track nothing.
+fn remember_read_keys(ctx: &mut Ctx, spec: &super::CommandSpec, argv: &[&[u8]]) {
+    use crate::state::tracking::flag as tf;
+    let f = ctx.conn.info.tracking.load(Ordering::Relaxed);
+    if f & tf::BCAST != 0 {
+        return;
+    }
+    let script_read = std::mem::take(&mut ctx.conn.tracking_script_read);
+    let read_only = spec.flags & flag::READONLY != 0 && !matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro");
+    if ctx.conn.in_script {
+        ctx.conn.tracking_script_read = script_read || read_only;
+        return;
+    }
+    if !(read_only || script_read) || spec.flags & flag::PUBSUB != 0 {
+        return;
+    }
+    // OPTIN tracks only after CLIENT CACHING yes, OPTOUT all but after CLIENT CACHING no.
+    let caching = f & tf::CACHING != 0;
+    if (f & tf::OPTIN != 0 && !caching) || (f & tf::OPTOUT != 0 && caching) {
+        return;
+    }
+    let mut idx: SmallVec<[usize; 8]> = SmallVec::new();
+    spec.key_indices(argv, &mut idx);
+    ctx.st.tracking.remember(ctx.conn.info.id, idx.iter().map(|&i| argv[i]));
 }
 
 fn is_unpause(table: &super::CommandTable, id: usize) -> bool {

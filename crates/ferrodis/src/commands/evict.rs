@@ -192,6 +192,9 @@ fn delete(st: &State, db: usize, key: &[u8], now_ms: i64) -> bool {
     if st.watches.any() {
         st.watches.touch(db, key);
     }
+    if st.tracking.active() {
+        st.tracking.invalidate(&st.inboxes, key, None, 0);
+    }
     st.evict.evicted.fetch_add(1, Ordering::Relaxed);
     super::pubsub::keyspace_event(st, db, crate::config::notify::EVICTED, "evicted", key, now_ms);
     true

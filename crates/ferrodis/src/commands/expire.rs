@@ -171,6 +171,9 @@ impl ActiveExpire {
             for (db, e) in &gone_here {
                 st.journal.append(*db, &[b"DEL", e.key.as_slice()]);
                 st.watches.touch(*db, e.key.as_slice());
+                if st.tracking.active() {
+                    st.tracking.invalidate(&st.inboxes, e.key.as_slice(), None, 0);
+                }
                 crate::commands::pubsub::keyspace_event(st, *db, crate::config::notify::EXPIRED, "expired", e.key.as_slice(), now);
             }
             drop(stripe);
@@ -189,6 +192,7 @@ impl ActiveExpire {
             }
         }
         st.stats.expired_keys.fetch_add(expired, Ordering::Relaxed);
+        st.tracking.flush_bcast(&st.inboxes);
         if expired > 0 {
             st.dirty.fetch_add(expired, Ordering::Relaxed);
         }

@@ -420,6 +420,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     ctx.propagate(&[b"FLUSHDB"]);
     drop(guards);
+    ctx.invalidate_all_tracked();
     wake_flushed(ctx, db..db + 1);
     ctx.touched();
     drop_maybe_async(garbage, lazy);
@@ -444,6 +445,7 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     ctx.propagate(&[b"FLUSHALL"]);
     drop(guards);
+    ctx.invalidate_all_tracked();
     wake_flushed(ctx, 0..ctx.st.keyspace.databases);
     ctx.touched();
     drop_maybe_async(garbage, lazy);

@@ -108,8 +108,15 @@ pub struct ConnState {
     pub in_script: bool,
     /// The AOF loader's client: its commands obey as written (no trimming LIMIT), as the master's.
     pub loading: bool,
-    /// Pub/Sub subscriptions and the mailbox their messages arrive in.
+    /// Pub/Sub subscriptions and the mailbox their messages (and tracking invalidations)
+    /// arrive in.
     pub pubsub: Option<PubSubConn>,
+    /// Client-side caching: this client's broadcast prefixes, the invalidations its running
+    /// command caused for itself (sent after its reply), and whether the script it runs called a
+    /// read-only command (its declared keys are then tracked, as Redis).
+    pub tracking_prefixes: Vec<Vec<u8>>,
+    pub tracking_pending: crate::state::tracking::Pending,
+    pub tracking_script_read: bool,
     /// This connection is our master's replication link (a replica applying its stream).
     pub is_master: bool,
     /// The journal offset after this client's last write (Redis's `woff`): WAIT's target.
@@ -167,6 +174,15 @@ impl PubSubConn {
 }
 
 impl ConnState {
+    /// The connection's mailbox (created now, or taken from where another connection parked
+    /// it: `pubsub::Inboxes`); the connection loop reads it once it exists.
+    pub fn inbox(&mut self, inboxes: &crate::state::pubsub::Inboxes) -> &mut PubSubConn {
+        let info = &self.info;
+        self.pubsub.get_or_insert_with(|| {
+            let (mailbox, rx) = inboxes.attach(info);
+            PubSubConn { mailbox, rx, channels: Vec::new(), patterns: Vec::new(), shard: Vec::new() }
+        })
+    }
     /// RESP2 subscriber mode: only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET are allowed.
     pub fn in_subscriber_mode(&self) -> bool {
         self.pubsub.as_ref().is_some_and(|p| !(p.channels.is_empty() && p.patterns.is_empty() && p.shard.is_empty()))
@@ -204,6 +220,9 @@ impl ConnState {
             in_script: false,
             loading: false,
             pubsub: None,
+            tracking_prefixes: Vec::new(),
+            tracking_pending: Vec::new(),
+            tracking_script_read: false,
             is_master: false,
             woff: 0,
             handoff: None,
@@ -433,6 +452,10 @@ impl<'a> Ctx<'a> {
                     pubsub::keyspace_event(self.st, db, crate::config::notify::EXPIRED, "expired", key, now);
                 }
                 self.st.watches.touch(db, key);
+                if self.st.tracking.active() {
+                    let mut cur = crate::state::tracking::Current { id: self.conn.info.id, pending: &mut self.conn.tracking_pending };
+                    self.st.tracking.invalidate(&self.st.inboxes, key, Some(&mut cur), 0);
+                }
                 ThreadStats::add(&self.ts.expired, 1);
                 self.dirty += 1;
                 None
@@ -621,6 +644,24 @@ impl<'a> Ctx<'a> {
         self.st.blocking.register(w.clone());
         let deadline = (timeout_ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
         self.conn.blocked = Some((w, deadline));
+    }
+
+    /// A key this client's command changed (Redis's signalModifiedKey): clients WATCHing it
+    /// fail their EXEC, clients that may cache it are told.
+    pub fn touch_key(&mut self, db: usize, key: &[u8]) {
+        self.st.watches.touch(db, key);
+        if self.st.tracking.active() {
+            let id = self.conn.info.id;
+            let mut cur = crate::state::tracking::Current { id, pending: &mut self.conn.tracking_pending };
+            self.st.tracking.invalidate(&self.st.inboxes, key, Some(&mut cur), id);
+        }
+    }
+
+    /// FLUSHALL / FLUSHDB: every tracking client is told that every key changed (this client
+    /// after its reply).
+    pub fn invalidate_all_tracked(&mut self) {
+        let mut cur = crate::state::tracking::Current { id: self.conn.info.id, pending: &mut self.conn.tracking_pending };
+        self.st.tracking.invalidate_all(&self.st.inboxes, Some(&mut cur));
     }
 
     /// Counts a change made in place through `entry` (APPEND, INCR, SETRANGE ...).

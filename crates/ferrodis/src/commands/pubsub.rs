@@ -4,7 +4,7 @@
 
 use super::table::{cmd, container, flag::*, range, CommandSpec, NO_KEYS};
 use super::{ConnState, Ctx, PubSubConn};
-use crate::state::pubsub::{Kind, Limits, Mailbox};
+use crate::state::pubsub::{Kind, Limits};
 use std::sync::atomic::Ordering;
 
 const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
@@ -32,11 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The connection's subscription state, created on its first subscription.
 fn conn_pubsub<'a>(ctx: &'a mut Ctx) -> &'a mut PubSubConn {
-    let info = ctx.conn.info.clone();
-    ctx.conn.pubsub.get_or_insert_with(|| {
-        let (mailbox, rx) = Mailbox::new(info);
-        PubSubConn { mailbox, rx, channels: Vec::new(), patterns: Vec::new(), shard: Vec::new() }
-    })
+    ctx.conn.inbox(&ctx.st.inboxes)
 }
 
 fn list_of(ps: &mut PubSubConn, k: Kind) -> &mut Vec<Vec<u8>> {
@@ -117,11 +113,11 @@ fn unsubscribe_generic(ctx: &mut Ctx, names: &[&[u8]], k: Kind, what: &[u8], rep
 
 /// Drops every subscription of the connection, silently (RESET, disconnect).
 pub fn unsubscribe_all(st: &crate::state::State, conn: &mut ConnState) {
-    let Some(ps) = conn.pubsub.take() else { return };
+    let Some(ps) = conn.pubsub.as_mut() else { return };
     let id = conn.info.id;
-    for (k, names) in [(Kind::Channel, &ps.channels), (Kind::Pattern, &ps.patterns), (Kind::Shard, &ps.shard)] {
-        for n in names {
-            st.pubsub.unsubscribe(k, n, id);
+    for (k, names) in [(Kind::Channel, &mut ps.channels), (Kind::Pattern, &mut ps.patterns), (Kind::Shard, &mut ps.shard)] {
+        for n in names.drain(..) {
+            st.pubsub.unsubscribe(k, &n, id);
         }
     }
     conn.info.sub.store(0, Ordering::Relaxed);

@@ -265,6 +265,7 @@ pub struct Hot {
     pub hash_max_entries: AtomicUsize,
     pub stream_node_max_bytes: AtomicUsize,
     pub stream_node_max_entries: AtomicUsize,
+    pub tracking_table_max_keys: AtomicUsize,
     pub hash_max_value: AtomicUsize,
     pub set_max_intset: AtomicUsize,
     pub zset_max_entries: AtomicUsize,
@@ -676,6 +677,7 @@ impl Config {
             "hash-max-listpack-value" => h.hash_max_value.store(int(name).max(0) as usize, Ordering::Relaxed),
             "stream-node-max-bytes" => h.stream_node_max_bytes.store(int(name).max(0) as usize, Ordering::Relaxed),
             "stream-node-max-entries" => h.stream_node_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "tracking-table-max-keys" => h.tracking_table_max_keys.store(int(name).max(0) as usize, Ordering::Relaxed),
             "notify-keyspace-events" => {
                 h.notify_flags.store(keyspace_event_flags(&self.get(name).unwrap_or_default()).unwrap_or(0), Ordering::Relaxed)
             }

@@ -81,6 +81,11 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
             if rbuf.capacity() - rbuf.len() < 4096 {
                 rbuf.reserve(16 * 1024);
             }
+            // Another client created this one's mailbox (it redirects invalidations here): read
+            // it from now on.
+            if info.inbox_parked.load(Ordering::Relaxed) && conn.pubsub.is_none() {
+                conn.inbox(&st.inboxes);
+            }
             let r = if conn.monitor.is_none() && conn.pubsub.is_none() {
                 sock.read_buf(&mut rbuf).await
             } else {
@@ -317,6 +322,8 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     }
     crate::commands::multi::unwatch_all(&st, &mut conn);
     crate::commands::pubsub::unsubscribe_all(&st, &mut conn);
+    st.tracking.disable(&info, &mut conn.tracking_prefixes);
+    st.inboxes.detach(info.id);
     if let Some(psync) = to_replication {
         let conf = std::mem::take(&mut conn.replconf);
         if let Ok(stream) = sock.into_stream() {

@@ -23,12 +23,19 @@ fn run(st: Arc<State>) {
         let hz = st.config.hot.hz.load(Ordering::Relaxed).clamp(1, 500) as u64;
         let period = Duration::from_millis(1000 / hz);
         std::thread::sleep(period);
+        if st.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         // A replica waits for its master's DELs (Redis's rule).
         if st.active_expire.load(Ordering::Relaxed) && !st.repl.is_replica() {
             // Redis's slow cycle: at most 25% of the cron period.
             let t0 = Instant::now();
             expire.cycle(&st, period / 4);
             st.stats.expire_cycle_cpu_ms.fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        // Client-side caching: the tracking table within tracking-table-max-keys.
+        if st.tracking.clients() > 0 {
+            st.tracking.limit(&st.inboxes, st.config.hot.tracking_table_max_keys.load(Ordering::Relaxed));
         }
         if last_sample.elapsed() >= Duration::from_millis(100) {
             last_sample = Instant::now();

@@ -38,6 +38,13 @@ pub struct ClientInfo {
     pub user: Mutex<String>,
     /// `KIND_MASTER` for our master's link, `KIND_REPLICA` for a replica's, else 0.
     pub repl_kind: std::sync::atomic::AtomicU8,
+    /// Client-side caching: the `tracking::flag` bits, and the client invalidations are
+    /// redirected to (0: none).
+    pub tracking: std::sync::atomic::AtomicU32,
+    pub tracking_redir: AtomicU64,
+    /// Another connection created this client's mailbox (`pubsub::Inboxes::reach`): its
+    /// connection takes the receiving end at its next turn.
+    pub inbox_parked: AtomicBool,
 }
 
 pub const KIND_NORMAL: u8 = 0;
@@ -73,6 +80,37 @@ impl ClientInfo {
         // SAFETY: shutdown(2) on an fd the registry guarantees is this client's open socket.
         unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
     }
+    /// CLIENT LIST's flags, in Redis's order (N: none).
+    fn flags(&self) -> String {
+        use crate::state::tracking::flag as tf;
+        let mut f = String::new();
+        let kind = self.repl_kind.load(Ordering::Relaxed);
+        if kind == KIND_REPLICA {
+            f.push('S');
+        }
+        if kind == KIND_MASTER {
+            f.push('M');
+        }
+        if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 {
+            f.push('P');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            f.push('b');
+        }
+        let t = self.tracking.load(Ordering::Relaxed);
+        for (bit, c) in [(tf::ON, 't'), (tf::BROKEN_REDIR, 'R'), (tf::BCAST, 'B')] {
+            if t & bit != 0 {
+                f.push(c);
+            }
+        }
+        if self.no_evict.load(Ordering::Relaxed) && kind == 0 {
+            f.push('e');
+        }
+        if f.is_empty() {
+            f.push('N');
+        }
+        f
+    }
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
@@ -83,7 +121,7 @@ impl ClientInfo {
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let obuf = self.obuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=16384 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -91,19 +129,7 @@ impl ClientInfo {
             name,
             (now_ms - self.created_ms) / 1000,
             (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000,
-            if self.blocked.load(Ordering::Relaxed) {
-                "b"
-            } else if self.no_evict.load(Ordering::Relaxed) && self.repl_kind.load(Ordering::Relaxed) == 0 {
-                "e"
-            } else if self.repl_kind.load(Ordering::Relaxed) == KIND_MASTER {
-                "M"
-            } else if self.repl_kind.load(Ordering::Relaxed) == KIND_REPLICA {
-                "S"
-            } else if self.sub.load(Ordering::Relaxed) + self.psub.load(Ordering::Relaxed) + self.ssub.load(Ordering::Relaxed) > 0 {
-                "P"
-            } else {
-                "N"
-            },
+            self.flags(),
             self.db.load(Ordering::Relaxed),
             self.sub.load(Ordering::Relaxed),
             self.psub.load(Ordering::Relaxed),
@@ -117,6 +143,10 @@ impl ClientInfo {
                 id => cmd_name(id - 1),
             },
             self.user.lock(),
+            match self.tracking.load(Ordering::Relaxed) & crate::state::tracking::flag::ON {
+                0 => -1,
+                _ => self.tracking_redir.load(Ordering::Relaxed) as i64,
+            },
             self.resp.load(Ordering::Relaxed).max(2),
             String::from_utf8_lossy(&self.lib_name.lock()),
             String::from_utf8_lossy(&self.lib_ver.lock()),

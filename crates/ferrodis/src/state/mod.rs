@@ -11,6 +11,7 @@ pub mod pubsub;
 pub mod repl;
 pub mod scripts;
 pub mod stats;
+pub mod tracking;
 pub mod watch;
 
 use crate::config::Config;
@@ -44,6 +45,8 @@ pub struct State {
     pub tcp_port: u16,
     pub executable: String,
     pub active_expire: AtomicBool,
+    /// DEBUG PAUSE-CRON: the periodic tasks (server::cron) skip their turns.
+    pub cron_paused: AtomicBool,
     pub lastsave: AtomicI64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: AtomicU64,
@@ -63,6 +66,10 @@ pub struct State {
     pub watches: watch::Watches,
     /// Pub/Sub subscriptions.
     pub pubsub: pubsub::PubSub,
+    /// Every connection's mailbox, by client id.
+    pub inboxes: pubsub::Inboxes,
+    /// Client-side caching: tracked keys and broadcast prefixes.
+    pub tracking: tracking::Tracking,
     /// The Lua script cache.
     pub scripts: scripts::Scripts,
     /// RDB saves: in progress, last result, counters (INFO persistence).
@@ -184,6 +191,7 @@ impl State {
             tcp_port,
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             lastsave: AtomicI64::new(crate::util::now_ms() / 1000),
             dirty: AtomicU64::new(0),
             shutdown: Mutex::new(None),
@@ -196,6 +204,8 @@ impl State {
             blocking: Default::default(),
             watches: Default::default(),
             pubsub: Default::default(),
+            inboxes: Default::default(),
+            tracking: Default::default(),
             scripts: Default::default(),
             rdb: Default::default(),
             aof,

@@ -54,12 +54,71 @@ impl Mailbox {
         let _ = self.tx.send(msg);
         true
     }
+    /// Queues a message the client must get whatever its buffers hold (a tracking invalidation,
+    /// which Redis adds to the client's reply as any reply).
+    pub fn push(&self, msg: Vec<u8>) {
+        self.queued.fetch_add(msg.len(), Ordering::AcqRel);
+        let _ = self.tx.send(msg);
+    }
     /// The connection took `n` bytes out of the mailbox.
     pub fn drained(&self, n: usize) {
         self.queued.fetch_sub(n, Ordering::AcqRel);
     }
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Every connection's mailbox, by client id, for the messages other connections send it by id
+/// (tracking invalidations redirected to it). A connection gets its mailbox from here when it
+/// first needs one (a subscription, CLIENT TRACKING); another connection that needs to reach a
+/// client with none yet creates it and parks the receiving end, which the client's connection
+/// takes at its next turn (`ClientInfo::inbox_parked`).
+#[derive(Default)]
+pub struct Inboxes {
+    boxes: RwLock<HashMap<u64, Arc<Mailbox>>>,
+    parked: parking_lot::Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>>,
+}
+
+impl Inboxes {
+    /// The mailbox of a client that has one.
+    pub fn get(&self, id: u64) -> Option<Arc<Mailbox>> {
+        self.boxes.read().get(&id).cloned()
+    }
+    /// The client's own connection: its mailbox and the receiving end (created now, or the one
+    /// parked for it).
+    pub fn attach(&self, info: &Arc<ClientInfo>) -> (Arc<Mailbox>, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+        let mut boxes = self.boxes.write();
+        if let Some(mb) = boxes.get(&info.id) {
+            if let Some(rx) = self.parked.lock().remove(&info.id) {
+                info.inbox_parked.store(false, Ordering::Release);
+                return (mb.clone(), rx);
+            }
+        }
+        let (mb, rx) = Mailbox::new(info.clone());
+        boxes.insert(info.id, mb.clone());
+        (mb, rx)
+    }
+    /// Another connection: the client's mailbox, created (and its receiver parked) if need be.
+    pub fn reach(&self, info: &Arc<ClientInfo>) -> Arc<Mailbox> {
+        let mut boxes = self.boxes.write();
+        if let Some(mb) = boxes.get(&info.id) {
+            return mb.clone();
+        }
+        let (mb, rx) = Mailbox::new(info.clone());
+        boxes.insert(info.id, mb.clone());
+        self.parked.lock().insert(info.id, rx);
+        info.inbox_parked.store(true, Ordering::Release);
+        mb
+    }
+    /// Every mailbox (FLUSHALL tells every tracking client).
+    pub fn all(&self) -> Vec<Arc<Mailbox>> {
+        self.boxes.read().values().cloned().collect()
+    }
+    /// The connection ended: its mailbox goes (messages sent to it later are dropped).
+    pub fn detach(&self, id: u64) {
+        self.boxes.write().remove(&id);
+        self.parked.lock().remove(&id);
     }
 }
 
