@@ -104,3 +104,19 @@ fn port_in_use_fails() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Could not create server TCP listening socket"));
 }
+
+#[test]
+fn always_show_logo_prints_the_banner_with_the_pid_as_redis() {
+    // Redis's test suite and tools find the server's PID in the logo's " PID: <pid>" line.
+    let f = Server::ferrodis(&["--always-show-logo", "yes"]);
+    let pid = f.child.id();
+    let log = f.log();
+    assert!(log.contains(&format!(" PID: {pid}\n")), "{log}");
+    assert!(log.contains("Running in standalone mode"), "{log}");
+    assert!(!log.contains("Running mode="), "{log}");
+    // Without it (and not on a terminal): Redis's one-line notice instead.
+    let g = Server::ferrodis(&[]);
+    let log = g.log();
+    assert!(log.contains(&format!("Running mode=standalone, port={}.", g.port)), "{log}");
+    assert!(!log.contains(" PID: "), "{log}");
+}

@@ -46,6 +46,34 @@ pub fn timestamp() -> String {
     )
 }
 
+/// The target of lines written as they are, without the time and level prefix (Redis's LL_RAW).
+pub const RAW: &str = "ferrodis::raw";
+
+/// The startup banner (Redis's logo, with ferrodis's own art): with `always-show-logo yes`, or
+/// when logging to a terminal, the version, mode, port and PID lines that Redis's logo carries
+/// (tools and Redis's test suite find the PID there); otherwise Redis's one-line notice.
+pub fn banner(config: &crate::config::Config, mode: &str, port: u16) {
+    let logfile = config.get("logfile").unwrap_or_default();
+    let syslog = config.get("syslog-enabled").is_some_and(|v| v == "yes");
+    // SAFETY: isatty(2) only inspects the descriptor.
+    let tty = !syslog && logfile.is_empty() && unsafe { libc::isatty(1) } == 1;
+    if !(tty || config.get("always-show-logo").is_some_and(|v| v == "yes")) {
+        tracing::info!("Running mode={}, port={}.", mode, port);
+        return;
+    }
+    let lines = [
+        String::new(),
+        "     _______   ".to_string(),
+        format!("    /  ___  \\      ferrodis {} (Redis 7.0.15 compatible) 64 bit", env!("CARGO_PKG_VERSION")),
+        "   |  |___|  |   ".to_string(),
+        format!("   |   ___   |     Running in {mode} mode"),
+        format!("   |  |   |  |     Port: {port}"),
+        format!("   |__|   |__|     PID: {}", std::process::id()),
+        String::new(),
+    ];
+    tracing::info!(target: RAW, "{}", lines.join("\n"));
+}
+
 impl<S, N> FormatEvent<S, N> for RedisFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -57,6 +85,10 @@ where
             Level::INFO => '*',
             Level::WARN | Level::ERROR => '#',
         };
+        if event.metadata().target() == RAW {
+            ctx.field_format().format_fields(w.by_ref(), event)?;
+            return writeln!(w);
+        }
         let role = crate::util::LOG_ROLE.load(std::sync::atomic::Ordering::Relaxed) as char;
         write!(w, "{}:{} {} {} ", std::process::id(), role, timestamp(), lvl)?;
         ctx.field_format().format_fields(w.by_ref(), event)?;

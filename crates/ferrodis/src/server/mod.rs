@@ -238,17 +238,14 @@ pub fn run(config: Config) -> i32 {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("main runtime");
     rt.block_on(async move {
-        tracing::info!(
-            "Running mode={}, port={}.",
-            if sentinel_mode {
-                "sentinel"
-            } else if cluster_mode {
-                "cluster"
-            } else {
-                "standalone"
-            },
-            port
-        );
+        let mode = if sentinel_mode {
+            "sentinel"
+        } else if cluster_mode {
+            "cluster"
+        } else {
+            "standalone"
+        };
+        log::banner(&st.config, mode, port);
         tracing::info!("Server initialized");
         for (next, (l, tls)) in listeners.into_iter().enumerate() {
             let l = tokio::net::TcpListener::from_std(l).expect("listener");
