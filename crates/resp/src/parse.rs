@@ -116,6 +116,9 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, req: &mut Request) -> Result<boo
     }
     let n = match parse_int(&buf[1..nl]) {
         Some(n) if n <= limits.max_multibulk_len && (limits.authenticated || n <= 10) => n,
+        Some(n) if n <= limits.max_multibulk_len => {
+            return Err(ParseError("Protocol error: unauthenticated multibulk length".into()));
+        }
         _ => return Err(ParseError("Protocol error: invalid multibulk length".into())),
     };
     let mut pos = nl + 2;
@@ -150,6 +153,9 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, req: &mut Request) -> Result<boo
         }
         let len = match parse_int(&rest[1..cr]) {
             Some(l) if l >= 0 && l <= limits.max_bulk_len && (limits.authenticated || l <= 16384) => l as usize,
+            Some(l) if l >= 0 && l <= limits.max_bulk_len => {
+                return Err(ParseError("Protocol error: unauthenticated bulk length".into()));
+            }
             _ => return Err(ParseError("Protocol error: invalid bulk length".into())),
         };
         let start = pos + cr + 2;
@@ -317,6 +323,16 @@ mod tests {
         let r = parse_all(b"SET k \"a b\\x41\" 'c d'\r\n").unwrap();
         assert_eq!(r[0], vec![b"SET".to_vec(), b"k".to_vec(), b"a bA".to_vec(), b"c d".to_vec()]);
         assert_eq!(parse_all(b"\r\n\r\nPING\n").unwrap(), vec![vec![b"PING".to_vec()]]);
+    }
+
+    #[test]
+    fn unauthenticated_limits_have_their_own_errors() {
+        let l = Limits { authenticated: false, ..Limits::default() };
+        let mut req = Request::default();
+        assert_eq!(parse_request(b"*11\r\n", &l, &mut req).unwrap_err().0, "Protocol error: unauthenticated multibulk length");
+        assert_eq!(parse_request(b"*x\r\n", &l, &mut req).unwrap_err().0, "Protocol error: invalid multibulk length");
+        assert_eq!(parse_request(b"*1\r\n$16385\r\n", &l, &mut req).unwrap_err().0, "Protocol error: unauthenticated bulk length");
+        assert!(parse_request(b"*10\r\n$16384\r\n", &l, &mut req).is_ok());
     }
 
     #[test]

@@ -181,8 +181,8 @@ fn execute_in<'g>(
     }
     // Error statistics come from the reply itself, so handlers need not report them.
     count_error_reply(st, &out.buf[reply_start..]);
-    // CLIENT REPLY OFF / SKIP.
-    if conn.skip_this || conn.reply_mode == ReplyMode::Off {
+    // CLIENT REPLY OFF / SKIP (RESP3 pushes still go out).
+    if (conn.skip_this || conn.reply_mode == ReplyMode::Off) && !replies_with_push(table, out, argv) {
         out.buf.truncate(reply_start);
     }
     conn.skip_this = false;
@@ -192,6 +192,13 @@ fn execute_in<'g>(
     }
     tracking_after(st, conn, out, argv);
     flow
+}
+
+/// Whether a command's reply is a RESP3 push (SUBSCRIBE and the like), which CLIENT REPLY
+/// OFF does not suppress.
+#[cold]
+fn replies_with_push(table: &super::CommandTable, out: &ReplyBuf, argv: &[&[u8]]) -> bool {
+    out.resp3() && table.lookup(argv[0]).is_some_and(|id| table.spec(id).flags & flag::PUSH_REPLY != 0)
 }
 
 /// Client-side caching before a command (Redis's processCommand): the tracking table is kept

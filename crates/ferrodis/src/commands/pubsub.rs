@@ -7,7 +7,7 @@ use super::{ConnState, Ctx, PubSubConn};
 use crate::state::pubsub::{Kind, Limits};
 use std::sync::atomic::Ordering;
 
-const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
+const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE | PUSH_REPLY;
 
 static PUBSUB_SUBS: &[CommandSpec] = &[
     cmd("channels", -2, PUBSUB | LOADING | STALE, "@pubsub @slow", NO_KEYS, pubsub_channels),

@@ -380,7 +380,12 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
         seen.push(canon.clone());
         // Redis 7 rebinds its listeners on CONFIG SET port/bind; ferrodis cannot yet, so it refuses
         // instead of storing a value it would not apply.
-        if cfg.immutable(&name) || matches!(canon.as_str(), "port" | "bind" | "tls-port") {
+        // (Setting them to the value they have changes nothing, and is accepted.)
+        let unchanged = || {
+            let cur = cfg.get(&canon).unwrap_or_default();
+            cur.split_whitespace().eq(String::from_utf8_lossy(p[1]).split_whitespace())
+        };
+        if cfg.immutable(&name) || (matches!(canon.as_str(), "port" | "bind" | "tls-port") && !unchanged()) {
             ctx.out.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", name));
             return;
         }
@@ -389,10 +394,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
             return;
         }
         let v = String::from_utf8_lossy(p[1]).to_string();
-        let words: Vec<String> = if matches!(
-            canon.as_str(),
-            "save" | "bind" | "client-output-buffer-limit" | "oom-score-adj-values" | "latency-tracking-info-percentiles" | "replicaof"
-        ) {
+        let words: Vec<String> = if crate::config::MULTI_ARG.contains(&canon.as_str()) {
             let w: Vec<String> = v.split_whitespace().map(String::from).collect();
             if w.is_empty() {
                 vec![String::new()]
@@ -1079,6 +1081,65 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
+/// DEBUG PROTOCOL <type>: one reply of each RESP3 type (RESP2 gets Redis's fallbacks), for
+/// client libraries' tests as Redis's.
+fn debug_protocol(ctx: &mut Ctx, name: &[u8]) {
+    let out = &mut *ctx.out;
+    match String::from_utf8_lossy(name).to_ascii_lowercase().as_str() {
+        "string" => out.bulk(b"Hello World"),
+        "integer" => out.int(12345),
+        "double" => out.double_str(b"3.141"),
+        "bignum" => {
+            const BIG: &[u8] = b"1234567999999999999999999999999999999";
+            if out.resp3() {
+                out.raw(b"(");
+                out.raw(BIG);
+                out.raw(b"\r\n");
+            } else {
+                out.bulk(BIG);
+            }
+        }
+        "null" => out.null(),
+        "array" | "set" => {
+            if name.eq_ignore_ascii_case(b"set") {
+                out.set(3);
+            } else {
+                out.array(3);
+            }
+            for j in 0..3 {
+                out.int(j);
+            }
+        }
+        "map" => {
+            out.map(3);
+            for j in 0..3 {
+                out.int(j);
+                out.boolean(j == 1);
+            }
+        }
+        "attrib" => {
+            // An attribute is not a reply: a real one follows it (RESP2 gets only that).
+            if out.resp3() {
+                out.raw(b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n");
+            }
+            out.bulk(b"Some real reply following the attribute");
+        }
+        "push" => {
+            if !out.resp3() {
+                return out.error("ERR RESP2 is not supported by this command");
+            }
+            out.push(2);
+            out.bulk(b"server-cpu-usage");
+            out.int(42);
+            out.bulk(b"Some real reply following the push reply");
+        }
+        "true" => out.boolean(true),
+        "false" => out.boolean(false),
+        "verbatim" => out.verbatim(b"This is a verbatim\nstring"),
+        _ => out.error("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
+    }
+}
+
 fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
     if !super::allowed_by(ctx, "enable-debug-command") {
         ctx.out.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
@@ -1131,6 +1192,11 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
             ctx.out.ok();
         }
+        ("protocol", 3) => debug_protocol(ctx, argv[2]),
+        ("config-rewrite-force-all", 2) => match ctx.st.config.rewrite_with(true) {
+            Ok(()) => ctx.out.ok(),
+            Err(e) => ctx.out.error(&e),
+        },
         ("pause-cron", 3) => {
             ctx.st.cron_paused.store(argv[2] != b"0", Ordering::Relaxed);
             ctx.out.ok();
@@ -1233,6 +1299,10 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) {
                 "    Show low level info about the key and associated value.",
                 "RELOAD",
                 "    Save the RDB on disk and reload it back to memory.",
+                "PROTOCOL <type>",
+                "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                "    true, false.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
