@@ -179,8 +179,12 @@ fn execute_in<'g>(
     if was_asking && conn.multi.is_none() && !argv[0].eq_ignore_ascii_case(b"asking") {
         conn.asking = false;
     }
-    // Error statistics come from the reply itself, so handlers need not report them.
-    count_error_reply(st, &out.buf[reply_start..]);
+    // Error statistics come from the reply itself, so handlers need not report them. A script's
+    // error that a command it called already counted is not counted twice (Redis's
+    // ERR_REPLY_FLAG_NO_STATS_UPDATE).
+    if !std::mem::take(&mut conn.nested_error) {
+        count_error_reply(st, &out.buf[reply_start..]);
+    }
     // CLIENT REPLY OFF / SKIP (RESP3 pushes still go out).
     if (conn.skip_this || conn.reply_mode == ReplyMode::Off) && !replies_with_push(table, out, argv) {
         out.buf.truncate(reply_start);
@@ -442,12 +446,16 @@ fn execute_inner<'g>(
         st.feed_monitors(conn.db, &conn.info.addr, &redact(spec.name, argv));
     }
     clock.last = Instant::now();
-    let usec = clock.last.duration_since(t0).as_micros() as u64;
+    let ns = clock.last.duration_since(t0).as_nanos() as u64;
+    let usec = ns / 1000;
 
     // 6. Statistics and the slow log.
     let cs = &ts.cmd[id];
     ThreadStats::add(&cs.calls, 1);
     ThreadStats::add(&cs.usec, usec);
+    if st.config.hot.latency_tracking.load(Ordering::Relaxed) {
+        cs.record_latency(ns);
+    }
     ThreadStats::add(&ts.commands, 1);
     if out.buf.len() > _start && out.buf[_start] == b'-' {
         ThreadStats::add(&cs.failed, 1);
@@ -578,6 +586,23 @@ fn reject_before_queueing(
 fn flag_transaction(conn: &mut ConnState) {
     if let Some(m) = conn.multi.as_mut() {
         m.error = true;
+    }
+}
+
+/// A command run inside EXEC or a script has run (or was refused: `rejected`): its call is
+/// counted, and an error reply in errorstats and its failed (or rejected) calls, as Redis counts
+/// each nested call.
+/// `error`: the error reply, if it was one.
+pub(crate) fn count_nested(ctx: &mut Ctx, id: Option<usize>, error: Option<&[u8]>, rejected: bool) {
+    if let Some(id) = id.filter(|_| !rejected) {
+        ThreadStats::add(&ctx.ts.cmd[id].calls, 1);
+    }
+    let Some(reply) = error else { return };
+    count_error_reply(ctx.st, reply);
+    ctx.conn.nested_error = true;
+    if let Some(id) = id {
+        let c = &ctx.ts.cmd[id];
+        ThreadStats::add(if rejected { &c.rejected } else { &c.failed }, 1);
     }
 }
 

@@ -117,6 +117,9 @@ pub struct ConnState {
     pub tracking_prefixes: Vec<Vec<u8>>,
     pub tracking_pending: crate::state::tracking::Pending,
     pub tracking_script_read: bool,
+    /// A command run inside EXEC or a script had its error counted in errorstats (the
+    /// script's own error reply is then not counted again).
+    pub nested_error: bool,
     /// This connection is our master's replication link (a replica applying its stream).
     pub is_master: bool,
     /// The journal offset after this client's last write (Redis's `woff`): WAIT's target.
@@ -223,6 +226,7 @@ impl ConnState {
             tracking_prefixes: Vec::new(),
             tracking_pending: Vec::new(),
             tracking_script_read: false,
+            nested_error: false,
             is_master: false,
             woff: 0,
             handoff: None,

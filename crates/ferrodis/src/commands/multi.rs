@@ -11,7 +11,6 @@ use super::dispatch::run_handler;
 use super::table::{cmd, flag::*, range, CommandSpec, NO_KEYS};
 use super::{Ctx, Multi};
 use crate::keyspace::STRIPES;
-use crate::state::ThreadStats;
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering;
 
@@ -168,6 +167,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
         let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
         ctx.cmd_id = *id;
         super::dispatch::monitor_inner(ctx.st, ctx.conn.db, &addr.addr, spec, &refs, true);
+        let at = ctx.out.buf.len();
         if spec.flags & WHOLE_KEYSPACE != 0 {
             run_unlocked(ctx, spec, &refs);
             lock_keys(ctx, &m.cmds[i + 1..]);
@@ -175,7 +175,8 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
             run_handler(ctx, spec, &refs);
         }
         super::dispatch::monitor_inner(ctx.st, ctx.conn.db, &addr.addr, spec, &refs, false);
-        ThreadStats::add(&ctx.ts.cmd[*id].calls, 1);
+        let error = (ctx.out.buf.get(at) == Some(&b'-')).then(|| ctx.out.buf[at..].to_vec());
+        super::dispatch::count_nested(ctx, Some(*id), error.as_deref(), false);
     }
     flush_capture(ctx);
     ctx.capture = None;

@@ -13,7 +13,6 @@ use super::lua_libs::Args;
 use super::table::{cmd, container, flag::*, CommandSpec, Keys, NO_KEYS};
 use super::{eq, Ctx, NOT_INT};
 use crate::state::scripts::{self, Library};
-use crate::state::ThreadStats;
 use mlua::{Function, Lua, Table, Value as LuaValue};
 use resp::{Proto, ReplyBuf};
 use std::cell::RefCell;
@@ -741,7 +740,13 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: boo
     }
     let refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
     let table = ctx.table;
-    let Some(mut id) = table.lookup(refs[0]) else { return fail("ERR Unknown Redis command called from script") };
+    // A call refused here counts in errorstats, and as a rejected call of its command (Redis's
+    // scriptCall).
+    let refuse = |ctx: &mut Ctx, id: Option<usize>, msg: &str| {
+        super::dispatch::count_nested(ctx, id, Some(format!("-{msg}\r\n").as_bytes()), true);
+        fail(msg)
+    };
+    let Some(mut id) = table.lookup(refs[0]) else { return refuse(ctx, None, "ERR Unknown Redis command called from script") };
     let mut spec = table.spec(id);
     if !spec.subcommands.is_empty() && refs.len() > 1 {
         if let Some(sid) = table.lookup_sub(id, refs[1]) {
@@ -750,22 +755,27 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: boo
         }
     }
     if !spec.arity_ok(refs.len()) {
-        return fail("ERR Wrong number of args calling Redis command from script");
+        return refuse(ctx, Some(id), "ERR Wrong number of args calling Redis command from script");
     }
     if spec.flags & NOSCRIPT != 0 {
-        return fail("ERR This Redis command is not allowed from script");
+        return refuse(ctx, Some(id), "ERR This Redis command is not allowed from script");
     }
     if readonly && spec.is_write() {
-        return fail("ERR Write commands are not allowed from read-only scripts.");
+        return refuse(ctx, Some(id), "ERR Write commands are not allowed from read-only scripts.");
     }
     // ACL: the script runs with its caller's permissions (Redis's scriptVerifyACL).
     if let Some(u) = ctx.conn.user.clone().filter(|u| !u.unrestricted.load(Ordering::Acquire)) {
         if let Some(reason) = super::acl::denied_in_script(ctx.st, table, ctx.conn, &u, id, &refs) {
-            return fail(&format!("ERR The user executing the script {reason}"));
+            return refuse(ctx, Some(id), &format!("ERR The user executing the script {reason}"));
         }
     }
     if spec.is_write() && denied_on_replica(ctx) {
-        return fail(READONLY_REPLICA);
+        return refuse(ctx, Some(id), READONLY_REPLICA);
+    }
+    // Past maxmemory, a command that may grow memory is refused inside the script (Redis's
+    // scriptCall, for scripts that did not declare allow-oom).
+    if spec.flags & DENYOOM != 0 && !ctx.conn.is_master && !super::evict::perform(ctx.st, ctx.now) {
+        return refuse(ctx, Some(id), super::evict::OOM);
     }
     if spec.is_write() {
         scripts::WROTE.store(true, Ordering::Release);
@@ -782,10 +792,11 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: boo
         run_handler(ctx, spec, &refs);
     }
     super::dispatch::monitor_inner(ctx.st, ctx.conn.db, "lua", spec, &refs, false);
-    ThreadStats::add(&ctx.ts.cmd[id].calls, 1);
     ctx.propagate_off = false;
     ctx.cmd_id = saved_id;
     let reply = std::mem::replace(ctx.out, saved);
+    let error = (reply.buf.first() == Some(&b'-')).then_some(reply.buf.as_slice());
+    super::dispatch::count_nested(ctx, Some(id), error, false);
     if raise && reply.buf.first() == Some(&b'-') {
         let end = reply.buf.len().saturating_sub(2);
         return fail(&String::from_utf8_lossy(&reply.buf[1..end]));

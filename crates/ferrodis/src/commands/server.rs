@@ -306,6 +306,26 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
             let _ = write!(s, "errorstat_{}:count={}\r\n", k, v);
         }
     }
+    if want("latencystats") {
+        let _ = write!(s, "{}# Latencystats\r\n", if s.is_empty() { "" } else { "\r\n" });
+        let percentiles: Vec<(String, f64)> = cfg
+            .get("latency-tracking-info-percentiles")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<f64>().ok().map(|v| (p.to_string(), v)))
+            .collect();
+        for id in 0..ctx.table.len() {
+            let counts = st.stats.latency(id);
+            if counts.iter().all(|&c| c == 0) {
+                continue;
+            }
+            let values: Vec<String> = percentiles
+                .iter()
+                .map(|(name, p)| format!("p{}={:.3}", name, crate::state::stats::Histogram::value_at(&counts, *p) as f64 / 1000.0))
+                .collect();
+            let _ = write!(s, "latency_percentiles_usec_{}:{}\r\n", ctx.table.full_name(id), values.join(","));
+        }
+    }
     if want("cluster") {
         let on = st.cluster.enabled.load(std::sync::atomic::Ordering::Relaxed) as u8;
         let _ = write!(s, "{}# Cluster\r\ncluster_enabled:{}\r\n", if s.is_empty() { "" } else { "\r\n" }, on);

@@ -266,6 +266,8 @@ pub struct Hot {
     pub stream_node_max_bytes: AtomicUsize,
     pub stream_node_max_entries: AtomicUsize,
     pub tracking_table_max_keys: AtomicUsize,
+    /// `latency-tracking`: per-command latency histograms (INFO latencystats).
+    pub latency_tracking: AtomicBool,
     pub hash_max_value: AtomicUsize,
     pub set_max_intset: AtomicUsize,
     pub zset_max_entries: AtomicUsize,
@@ -552,6 +554,21 @@ impl Config {
                 }
                 return Ok(format!("{} {}", args[0], args[1]));
             }
+            "latency-tracking-info-percentiles" => {
+                // Each a number from 0 to 100, kept as Redis prints it ("%f" without trailing
+                // zeros): "99.90" is 99.9.
+                let mut out = Vec::new();
+                for w in args.iter().flat_map(|a| a.split_whitespace()) {
+                    match w.parse::<f64>() {
+                        Ok(v) if (0.0..=100.0).contains(&v) => {
+                            let t = format!("{v:.6}");
+                            out.push(t.trim_end_matches('0').trim_end_matches('.').to_string());
+                        }
+                        _ => return Err("latency-tracking-info-percentiles: percentiles must be between 0.0 and 100.0".into()),
+                    }
+                }
+                return Ok(out.join(" "));
+            }
             _ if multi => return Ok(args.join(" ")),
             // A size, or a percentage of maxmemory.
             "maxmemory-clients" if one.ends_with('%') => {
@@ -678,6 +695,7 @@ impl Config {
             "stream-node-max-bytes" => h.stream_node_max_bytes.store(int(name).max(0) as usize, Ordering::Relaxed),
             "stream-node-max-entries" => h.stream_node_max_entries.store(int(name).max(0) as usize, Ordering::Relaxed),
             "tracking-table-max-keys" => h.tracking_table_max_keys.store(int(name).max(0) as usize, Ordering::Relaxed),
+            "latency-tracking" => h.latency_tracking.store(self.get(name).is_some_and(|v| v == "yes"), Ordering::Relaxed),
             "notify-keyspace-events" => {
                 h.notify_flags.store(keyspace_event_flags(&self.get(name).unwrap_or_default()).unwrap_or(0), Ordering::Relaxed)
             }
@@ -799,7 +817,7 @@ pub const MULTI_ARG: &[&str] =
 /// quoted (Redis's sdscatrepr) when it is empty or holds spaces, quotes or control characters.
 fn rewrite_value(name: &str, v: &str) -> String {
     let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
-    if plain || (MULTI_ARG.contains(&name) && !v.trim().is_empty()) {
+    if plain || ((MULTI_ARG.contains(&name) || name.starts_with("shutdown-on-")) && !v.trim().is_empty()) {
         return v.to_string();
     }
     let mut q = String::from("\"");

@@ -298,6 +298,12 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if let Some((w, deadline)) = conn.blocked.take() {
             let how = Wait { deadline, readonly_read: conn.cluster_readonly && !table.spec(w.cmd_id).is_write(), plain: !conn.tls };
             let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, how, &st, &ts, &info).await else { break };
+            // CLIENT UNBLOCK ... ERROR: a failed call, and an error in errorstats (errors of a
+            // served command were counted where it was served).
+            if reply.starts_with(b"-UNBLOCKED") {
+                crate::commands::dispatch::count_error_reply(&st, &reply);
+                ThreadStats::add(&ts.cmd[w.cmd_id].failed, 1);
+            }
             out.raw(&reply);
             if flush_durable(&sock, &mut out, &ts, &info, &st).await.is_err() {
                 break;

@@ -6,13 +6,88 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Per-command counters (INFO commandstats).
+/// Per-command counters (INFO commandstats), and the latency histogram (INFO latencystats),
+/// allocated on the command's first call while `latency-tracking` is on.
 #[derive(Default)]
 pub struct CmdStat {
     pub calls: AtomicU64,
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    pub latency: std::sync::OnceLock<Histogram>,
+}
+
+impl CmdStat {
+    /// Records one call's duration (only the owning thread records).
+    #[inline]
+    pub fn record_latency(&self, ns: u64) {
+        self.latency.get_or_init(Histogram::default).record(ns);
+    }
+}
+
+/// A latency histogram in nanoseconds, 1 ns to 1 s (longer calls count as 1 s), as Redis's
+/// per-command HDR histograms: log-linear buckets, 32 per power of two (within about 3%).
+pub struct Histogram {
+    counts: Box<[AtomicU64]>,
+}
+
+const SUB_BITS: u32 = 5;
+const SUB: usize = 1 << SUB_BITS;
+const MAX_NS: u64 = 1_000_000_000;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { counts: (0..=Histogram::bucket(MAX_NS)).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl Histogram {
+    fn bucket(ns: u64) -> usize {
+        let v = ns.clamp(1, MAX_NS);
+        if v < SUB as u64 {
+            return v as usize;
+        }
+        let shift = 63 - v.leading_zeros() - SUB_BITS;
+        (shift as usize + 1) * SUB + ((v >> shift) as usize - SUB)
+    }
+    /// The highest value a bucket holds (what HDR's value_at_percentile reports).
+    fn highest(b: usize) -> u64 {
+        if b < SUB {
+            return b as u64;
+        }
+        let shift = (b / SUB - 1) as u32;
+        let sub = (b % SUB + SUB) as u64;
+        ((sub + 1) << shift) - 1
+    }
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        ThreadStats::add(&self.counts[Self::bucket(ns)], 1);
+    }
+    pub fn clear(&self) {
+        for c in self.counts.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+    /// Adds this histogram's counts into `into` (per-thread histograms merged for INFO).
+    pub fn merge_into(&self, into: &mut Vec<u64>) {
+        into.resize(self.counts.len(), 0);
+        for (a, c) in into.iter_mut().zip(self.counts.iter()) {
+            *a += c.load(Ordering::Relaxed);
+        }
+    }
+    /// The value at a percentile (0 to 100) of merged counts, in nanoseconds.
+    pub fn value_at(counts: &[u64], percentile: f64) -> u64 {
+        let total: u64 = counts.iter().sum();
+        let target = ((percentile / 100.0 * total as f64).ceil() as u64).clamp(1, total.max(1));
+        let mut seen = 0;
+        for (b, &c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target && c > 0 {
+                return Self::highest(b);
+            }
+        }
+        0
+    }
 }
 
 /// Counters owned by one worker thread.
@@ -107,6 +182,16 @@ impl Stats {
             (a.0 + l(&c.calls), a.1 + l(&c.usec), a.2 + l(&c.rejected), a.3 + l(&c.failed))
         })
     }
+    /// Command `id`'s latency histograms of every thread, merged (empty if it has none).
+    pub fn latency(&self, id: usize) -> Vec<u64> {
+        let mut v = Vec::new();
+        for t in self.threads.lock().iter() {
+            if let Some(h) = t.cmd[id].latency.get() {
+                h.merge_into(&mut v);
+            }
+        }
+        v
+    }
     pub fn record_error(&self, prefix: &str) {
         self.total_error_replies.fetch_add(1, Ordering::Relaxed);
         let mut e = self.errors.lock();
@@ -124,6 +209,9 @@ impl Stats {
             for c in t.cmd.iter() {
                 for x in [&c.calls, &c.usec, &c.rejected, &c.failed] {
                     x.store(0, Ordering::Relaxed);
+                }
+                if let Some(h) = c.latency.get() {
+                    h.clear();
                 }
             }
         }
@@ -156,5 +244,33 @@ impl SlowLog {
         self.next_id += 1;
         self.entries.push_front(e);
         self.entries.truncate(max_len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn histogram_percentiles_are_within_the_bucket_precision() {
+        let h = Histogram::default();
+        for ns in 1..=1000u64 {
+            h.record(ns * 1000);
+        }
+        let mut v = Vec::new();
+        h.merge_into(&mut v);
+        for (p, want) in [(50.0, 500_000u64), (99.0, 990_000), (100.0, 1_000_000)] {
+            let got = Histogram::value_at(&v, p);
+            assert!(got >= want && (got - want) as f64 <= want as f64 * 0.035, "p{p}: {got} vs {want}");
+        }
+        assert_eq!(Histogram::value_at(&v, 0.0), Histogram::highest(Histogram::bucket(1000)));
+        // Beyond a second counts as a second; nothing is below 1 ns.
+        h.clear();
+        h.record(5_000_000_000);
+        h.record(0);
+        let mut v = Vec::new();
+        h.merge_into(&mut v);
+        assert!(Histogram::value_at(&v, 100.0) >= 1_000_000_000);
+        assert_eq!(Histogram::value_at(&v, 10.0), 1);
     }
 }
