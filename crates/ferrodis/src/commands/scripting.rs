@@ -922,15 +922,20 @@ impl<'l> Running<'l> {
         *scripts::RUNNING_CALL.lock() = Some((function.map(str::to_string), argv.iter().map(|a| a.to_vec()).collect()));
         scripts::RUNNING_SINCE.store(crate::util::now_ms().max(1), Ordering::Release);
         // SCRIPT KILL: a hook checks the request every 10k instructions.
-        lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, |_, dbg| {
-            if scripts::KILL.load(Ordering::Acquire) {
-                let line = dbg.curr_line();
-                return Err(mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}ERR Script killed by user with SCRIPT KILL...")));
-            }
-            Ok(mlua::VmState::Continue)
-        });
+        lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, kill_hook);
         Some(Running { lua })
     }
+}
+
+/// Raises the kill error once SCRIPT KILL asked for it, and from then on at every instruction
+/// (as Redis's hook does at every line), so a script's own pcall cannot swallow it and go on.
+fn kill_hook(lua: &Lua, dbg: mlua::Debug) -> mlua::Result<mlua::VmState> {
+    if !scripts::KILL.load(Ordering::Acquire) {
+        return Ok(mlua::VmState::Continue);
+    }
+    lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(1), ..Default::default() }, kill_hook);
+    let line = dbg.curr_line();
+    Err(mlua::Error::RuntimeError(format!("{MARK}{line}{MARK}ERR Script killed by user with SCRIPT KILL...")))
 }
 
 impl Drop for Running<'_> {
@@ -969,6 +974,8 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     }
     let was_denying = std::mem::replace(&mut ctx.conn.deny_blocking, true);
     let was_in_script = std::mem::replace(&mut ctx.conn.in_script, true);
+    // A SELECT inside the script selects for the script only (Redis restores the caller's db).
+    let was_db = ctx.conn.db;
     // Inside EXEC the transaction's capture collects the script's effects too.
     let nested = ctx.capture.is_some();
     if !nested {
@@ -1013,6 +1020,8 @@ fn execute(ctx: &mut Ctx, lua: &Lua, f: &Function, keys: &[&[u8]], args: &[&[u8]
     }
     ctx.conn.deny_blocking = was_denying;
     ctx.conn.in_script = was_in_script;
+    ctx.conn.db = was_db;
+    ctx.conn.info.db.store(was_db, Ordering::Relaxed);
     match result {
         Ok(v) => lua_to_reply(lua, ctx.out, v),
         Err(e) => {
