@@ -245,7 +245,7 @@ fn execute_inner<'g>(
     group: &mut Group<'g>,
 ) -> Flow {
     // 1. Find the command (and subcommand), check arity.
-    let Some(mut id) = table.lookup(argv[0]) else {
+    let Some(mut id) = table.lookup_command(argv[0]) else {
         out.error(&unknown_command(argv));
         flag_transaction(conn);
         return Flow::Continue;
@@ -312,21 +312,16 @@ fn execute_inner<'g>(
     }
     // 2b. A failed RDB save stops writes (and PING) while save points and
     // stop-writes-on-bgsave-error are on, as Redis's writeCommandsDeniedByDiskError.
-    if !st.rdb.last_ok.load(Ordering::Relaxed) && (spec.is_write() || spec.name == "ping") && writes_denied_by_disk_error(st) {
-        out.error(MISCONF);
-        ThreadStats::add(&ts.cmd[id].rejected, 1);
-        flag_transaction(conn);
-        return Flow::Continue;
+    let flags = effective_flags(table, conn, spec);
+    if !st.rdb.last_ok.load(Ordering::Relaxed) && (flags & flag::WRITE != 0 || spec.name == "ping") && writes_denied_by_disk_error(st) {
+        return reject_before_queueing(conn, out, ts, id, spec, MISCONF);
     }
     // 2c. Replication: a read-only replica refuses writes (but for its master's), a master with
     // min-replicas-to-write refuses them without enough good replicas, and a replica whose link
     // is down answers only STALE commands when replica-serve-stale-data is no.
     if !conn.is_master {
-        if let Some(err) = replication_denies(st, spec, clock.now_ms()) {
-            out.error(err);
-            ThreadStats::add(&ts.cmd[id].rejected, 1);
-            flag_transaction(conn);
-            return Flow::Continue;
+        if let Some(err) = replication_denies(st, flags, clock.now_ms()) {
+            return reject_before_queueing(conn, out, ts, id, spec, err);
         }
     }
     // 3. CLIENT PAUSE holds commands (writes only, or all) until it ends.
@@ -351,9 +346,7 @@ fn execute_inner<'g>(
                 break;
             }
             if crate::util::now_ms() - since >= threshold {
-                out.error(crate::state::scripts::busy_err());
-                flag_transaction(conn);
-                return Flow::Continue;
+                return reject_before_queueing(conn, out, ts, id, spec, crate::state::scripts::busy_err());
             }
             // Most scripts take microseconds: yield first, sleep only for long ones.
             spins += 1;
@@ -486,19 +479,20 @@ fn writes_denied_by_disk_error(st: &State) -> bool {
 
 /// Redis's processCommand checks of the replication state (READONLY, NOREPLICAS, MASTERDOWN).
 #[inline]
-fn replication_denies(st: &State, spec: &super::CommandSpec, now: i64) -> Option<&'static str> {
+fn replication_denies(st: &State, flags: u32, now: i64) -> Option<&'static str> {
     let h = &st.config.hot;
+    let write = flags & flag::WRITE != 0;
     if st.repl.is_replica() {
-        if spec.flags & flag::LOADING == 0 && st.repl.loading.load(Ordering::Acquire) {
+        if flags & flag::LOADING == 0 && st.repl.loading.load(Ordering::Acquire) {
             return Some("LOADING Redis is loading the dataset in memory");
         }
-        if spec.is_write() && h.replica_read_only.load(Ordering::Relaxed) {
+        if write && h.replica_read_only.load(Ordering::Relaxed) {
             return Some("READONLY You can't write against a read only replica.");
         }
-        if spec.flags & flag::STALE == 0 && !h.replica_serve_stale.load(Ordering::Relaxed) && !st.repl.link_up() {
+        if flags & flag::STALE == 0 && !h.replica_serve_stale.load(Ordering::Relaxed) && !st.repl.link_up() {
             return Some("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.");
         }
-    } else if spec.is_write() {
+    } else if write {
         let n = h.min_replicas_to_write.load(Ordering::Relaxed);
         let lag = h.min_replicas_max_lag.load(Ordering::Relaxed);
         if n > 0 && lag > 0 && (st.repl.good_replicas(lag, now) as i64) < n {
@@ -506,6 +500,20 @@ fn replication_denies(st: &State, spec: &super::CommandSpec, now: i64) -> Option
         }
     }
     None
+}
+
+/// The flags the state checks see: a command's own, or for EXEC those of its transaction (a
+/// write if any queued command writes, not STALE or LOADING if any queued command is not), as
+/// Redis checks EXEC against the server's state when it runs.
+fn effective_flags(table: &super::CommandTable, conn: &ConnState, spec: &super::CommandSpec) -> u32 {
+    let Some(m) = conn.multi.as_ref().filter(|_| spec.name == "exec") else { return spec.flags };
+    let mut f = spec.flags;
+    for (id, _) in &m.cmds {
+        let q = table.spec(*id).flags;
+        f |= q & (flag::WRITE | flag::DENYOOM);
+        f &= !(!q & (flag::STALE | flag::LOADING));
+    }
+    f
 }
 
 /// Redis's reject_cmd_on_oom: a DENYOOM command, or EXEC of a transaction holding one.
@@ -572,11 +580,16 @@ fn reject_before_queueing(
     spec: &super::CommandSpec,
     err: &str,
 ) -> Flow {
-    out.error(err);
     ThreadStats::add(&ts.cmd[id].rejected, 1);
     if spec.name == "exec" {
-        conn.multi = None;
+        // EXEC refused ends the transaction, with the reason (Redis's execCommandAbort).
+        if conn.multi.take().is_some() {
+            out.error(&format!("EXECABORT Transaction discarded because of: {err}"));
+        } else {
+            out.error(err);
+        }
     } else {
+        out.error(err);
         flag_transaction(conn);
     }
     Flow::Continue

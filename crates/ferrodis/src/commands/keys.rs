@@ -393,13 +393,16 @@ fn flush_mode(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<bool> {
     }
 }
 
-/// Flags clients watching keys of `db` that exist in `db` (or in `other`, for SWAPDB), as
-/// Redis's touchAllWatchedKeysInDb; every stripe is locked by the caller (`guards`).
+/// Flags clients watching keys of `db` that exist (unexpired) in `db` (or in `other`, for
+/// SWAPDB), as Redis's touchAllWatchedKeysInDb; every stripe is locked by the caller (`guards`).
 fn touch_watched_in_db(ctx: &Ctx, guards: &[parking_lot::MutexGuard<'_, crate::keyspace::Stripe>], db: usize, other: Option<usize>) {
     for k in ctx.st.watches.keys_in_db(db) {
         let loc = ctx.st.keyspace.locate(&k);
         let g = &guards[loc.stripe];
-        if g.get(db, &loc, &k).is_some() || other.is_some_and(|o| g.get(o, &loc, &k).is_some()) {
+        // A logically expired key counts as missing: replacing it with nothing (or with another
+        // expired key) changes nothing a client could see.
+        let live = |d: usize| g.get(d, &loc, &k).is_some_and(|e| !e.expired(ctx.now));
+        if live(db) || other.is_some_and(live) {
             ctx.st.watches.touch(db, &k);
         }
     }
@@ -447,7 +450,16 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) {
     drop(guards);
     ctx.invalidate_all_tracked();
     wake_flushed(ctx, 0..ctx.st.keyspace.databases);
-    ctx.touched();
+    // With save points, the empty dataset is saved at once and nothing is left unsaved
+    // (Redis's flushAllDataAndResetRDB); otherwise FLUSHALL counts as one change.
+    let saved = !ctx.st.config.get("save").unwrap_or_default().trim().is_empty()
+        && !ctx.st.rdb.in_progress.load(std::sync::atomic::Ordering::Acquire)
+        && super::persistence::save_rdb(ctx.st).is_ok();
+    if saved {
+        ctx.st.dirty.store(0, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        ctx.touched();
+    }
     drop_maybe_async(garbage, lazy);
     ctx.out.ok();
 }

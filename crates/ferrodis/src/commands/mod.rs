@@ -101,6 +101,9 @@ pub struct ConnState {
     pub multi: Option<Multi>,
     /// WATCHed keys, and the flag any write to them sets.
     pub watched: Vec<(usize, Vec<u8>)>,
+    /// The watched keys that did not exist when watched: an expired key found there at EXEC
+    /// (one SWAPDB brought in) did not "expire since WATCH".
+    pub watched_absent: Vec<(usize, Vec<u8>)>,
     pub watch_dirty: crate::state::watch::DirtyFlag,
     /// Blocking commands answer at once as if timed out (inside EXEC and scripts).
     pub deny_blocking: bool,
@@ -218,6 +221,7 @@ impl ConnState {
             blocked: None,
             multi: None,
             watched: Vec::new(),
+            watched_absent: Vec::new(),
             watch_dirty: Default::default(),
             deny_blocking: false,
             in_script: false,

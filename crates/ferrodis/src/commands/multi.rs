@@ -37,6 +37,7 @@ pub fn unwatch_all(st: &crate::state::State, conn: &mut super::ConnState) {
     if !conn.watched.is_empty() {
         st.watches.unwatch(&conn.watched, &conn.watch_dirty);
         conn.watched.clear();
+        conn.watched_absent.clear();
     }
     conn.watch_dirty.store(false, Ordering::Release);
 }
@@ -56,9 +57,12 @@ fn watch(ctx: &mut Ctx, argv: &[&[u8]]) {
     let db = ctx.conn.db;
     for k in &argv[1..] {
         // A key already expired is gone now (and so cannot count as touched later).
-        ctx.entry(k, false);
+        let exists = ctx.entry(k, false).0.is_some();
         if !ctx.conn.watched.iter().any(|(d, w)| *d == db && w.as_slice() == *k) && ctx.st.watches.watch(db, k, &ctx.conn.watch_dirty) {
             ctx.conn.watched.push((db, k.to_vec()));
+            if !exists {
+                ctx.conn.watched_absent.push((db, k.to_vec()));
+            }
         }
     }
     ctx.out.ok();
@@ -111,6 +115,16 @@ pub(crate) fn flush_capture(ctx: &mut Ctx) {
     if items.is_empty() {
         return;
     }
+    // One effect needs no wrapping (Redis 7 wraps only when an execution unit propagates more
+    // than one command).
+    if items.len() == 1 {
+        let batch = std::mem::take(items);
+        let end = ctx.st.journal.append_batch(&batch);
+        if end > 0 {
+            ctx.conn.woff = end;
+        }
+        return;
+    }
     let mut batch = Vec::with_capacity(items.len() + 2);
     let first_db = items[0].0;
     let last_db = items[items.len() - 1].0;
@@ -147,7 +161,9 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
     // which flags it.
     let watched = ctx.conn.watched.clone();
     for (db, k) in &watched {
-        ctx.entry_in(*db, k, false);
+        if !ctx.conn.watched_absent.iter().any(|(d, a)| d == db && a == k) {
+            ctx.entry_in(*db, k, false);
+        }
     }
     let touched = ctx.conn.watch_dirty.load(Ordering::Acquire);
     unwatch_all(ctx.st, ctx.conn);

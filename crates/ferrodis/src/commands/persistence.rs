@@ -380,12 +380,14 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) {
             }
         }
     }
-    // Replicas and the AOF get an absolute expiry, whatever their clock says.
-    let at = ttl.to_string();
-    if ttl > 0 {
-        ctx.propagate(&[b"RESTORE", key, at.as_bytes(), payload, b"REPLACE", b"ABSTTL"]);
-    } else {
-        ctx.propagate(&[b"RESTORE", key, b"0", payload, b"REPLACE"]);
+    // Replicas and the AOF get the command as given, with an absolute expiry (whatever their
+    // clock says): the TTL rewritten and ABSTTL added, as Redis rewrites it.
+    if ttl > 0 && !absttl {
+        let at = ttl.to_string();
+        let mut args: Vec<&[u8]> = argv.to_vec();
+        args[2] = at.as_bytes();
+        args.push(b"ABSTTL");
+        ctx.propagate(&args);
     }
     ctx.out.ok();
 }
@@ -604,7 +606,11 @@ fn bgrewriteaof(ctx: &mut Ctx, _argv: &[&[u8]]) {
         return ctx.out.error("ERR Background append only file rewriting already in progress");
     }
     let Some(st) = ctx.st.arc() else { return ctx.out.error("ERR") };
+    // Inside EXEC or a script Redis cannot fork and schedules the rewrite for after it: it says
+    // so. (Here the rewrite starts now and waits for the transaction's locks.)
+    let scheduled = ctx.capture.is_some();
     match start_aof_rewrite(&st) {
+        Ok(()) if scheduled => ctx.out.simple(b"Background append only file rewriting scheduled"),
         Ok(()) => ctx.out.simple(b"Background append only file rewriting started"),
         Err(e) => ctx.out.error(&format!("ERR {e}")),
     }

@@ -746,7 +746,7 @@ fn call_command(ctx: &mut Ctx, lua: &Lua, args: Args, raise: bool, readonly: boo
         super::dispatch::count_nested(ctx, id, Some(format!("-{msg}\r\n").as_bytes()), true);
         fail(msg)
     };
-    let Some(mut id) = table.lookup(refs[0]) else { return refuse(ctx, None, "ERR Unknown Redis command called from script") };
+    let Some(mut id) = table.lookup_command(refs[0]) else { return refuse(ctx, None, "ERR Unknown Redis command called from script") };
     let mut spec = table.spec(id);
     if !spec.subcommands.is_empty() && refs.len() > 1 {
         if let Some(sid) = table.lookup_sub(id, refs[1]) {

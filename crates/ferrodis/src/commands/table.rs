@@ -280,6 +280,14 @@ impl CommandTable {
             self.index.get(&name.to_ascii_lowercase()).copied()
         }
     }
+    /// A command as a client names it: a top-level name only ("config|get" is no command).
+    #[inline]
+    pub fn lookup_command(&self, name: &[u8]) -> Option<usize> {
+        if name.contains(&b'|') {
+            return None;
+        }
+        self.lookup(name)
+    }
     pub fn lookup_sub(&self, parent: usize, sub: &[u8]) -> Option<usize> {
         let mut full = self.specs[parent].1.clone().into_bytes();
         full.push(b'|');
