@@ -185,8 +185,8 @@ fn execute_in<'g>(
     if !std::mem::take(&mut conn.nested_error) {
         count_error_reply(st, &out.buf[reply_start..]);
     }
-    // CLIENT REPLY OFF / SKIP (RESP3 pushes still go out).
-    if (conn.skip_this || conn.reply_mode == ReplyMode::Off) && !replies_with_push(table, out, argv) {
+    // CLIENT REPLY OFF / SKIP (pushes still go out).
+    if (conn.skip_this || conn.reply_mode == ReplyMode::Off) && !replies_with_push(table, argv) {
         out.buf.truncate(reply_start);
     }
     conn.skip_this = false;
@@ -198,11 +198,11 @@ fn execute_in<'g>(
     flow
 }
 
-/// Whether a command's reply is a RESP3 push (SUBSCRIBE and the like), which CLIENT REPLY
-/// OFF does not suppress.
+/// Whether a command's reply is a push (SUBSCRIBE and the like: a RESP3 push, a RESP2 array),
+/// which CLIENT REPLY OFF/SKIP does not suppress, as Redis 7.0.
 #[cold]
-fn replies_with_push(table: &super::CommandTable, out: &ReplyBuf, argv: &[&[u8]]) -> bool {
-    out.resp3() && table.lookup(argv[0]).is_some_and(|id| table.spec(id).flags & flag::PUSH_REPLY != 0)
+fn replies_with_push(table: &super::CommandTable, argv: &[&[u8]]) -> bool {
+    table.lookup(argv[0]).is_some_and(|id| table.spec(id).flags & flag::PUSH_REPLY != 0)
 }
 
 /// Client-side caching before a command (Redis's processCommand): the tracking table is kept

@@ -667,7 +667,7 @@ fn command_docs(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut filter: Option<(String, String)> = None;
-    if argv.len() == 5 && eq(argv[2], "filterby") {
+    if argv.len() == 5 && eq(argv[2], "filterby") && ["module", "aclcat", "pattern"].iter().any(|f| eq(argv[3], f)) {
         filter = Some((String::from_utf8_lossy(argv[3]).to_ascii_lowercase(), String::from_utf8_lossy(argv[4]).to_string()));
     } else if argv.len() != 2 {
         ctx.out.error(SYNTAX);

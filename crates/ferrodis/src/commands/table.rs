@@ -28,8 +28,8 @@ pub mod flag {
     pub const NO_ASYNC_LOADING: u32 = 1 << 17;
     /// Served on an importing slot without ASKING (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 18;
-    /// ferrodis-only: in RESP3 the reply is a push (the subscription confirmations), which
-    /// CLIENT REPLY OFF/SKIP does not suppress, as Redis's CLIENT_PUSHING.
+    /// ferrodis-only: the reply is a push (the subscription confirmations), which CLIENT REPLY
+    /// OFF/SKIP does not suppress, as Redis's CLIENT_PUSHING.
     pub const PUSH_REPLY: u32 = 1 << 30;
     /// ferrodis-only: the handler walks the keyspace itself; dispatch locks no stripe for it.
     pub const WHOLE_KEYSPACE: u32 = 1 << 31;

@@ -337,21 +337,38 @@ fn quote(a: &str) -> String {
     s
 }
 
-/// Turns redis-server's argv (after the optional config file) into config text:
-/// each `--name` starts a line, following words are its quoted arguments.
+/// Turns redis-server's argv (after the optional config file) into config text, as Redis's
+/// main() does: `--name` starts a line, and the argument after it is always its value, even one
+/// that starts with `--` (`--port --bla` gives "port --bla"); further words are more values until
+/// the next `--name`. `--save` followed by an option or at the end means `save ""`. An argument
+/// holding both (`"--maxmemory 700mb"`) is a whole line.
 pub fn argv_to_config(args: &[String]) -> String {
     let mut out = String::new();
-    for (i, a) in args.iter().enumerate() {
-        if let Some(name) = a.strip_prefix("--") {
+    // Whether the last option has its value (so a `--` word starts the next one).
+    let mut handled = true;
+    for (j, a) in args.iter().enumerate() {
+        if j == 0 && a == "-" {
+            continue;
+        }
+        if handled && a.starts_with("--") {
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(name);
-        } else if i == 0 && a == "-" {
-            continue;
-        } else {
+            out.push_str(&a[2..]);
             out.push(' ');
+            let words = resp::split_args(a.as_bytes()).map_or(0, |w| w.len());
+            handled = words != 1;
+            if words == 1 && a.eq_ignore_ascii_case("--save") {
+                let next_is_option = args.get(j + 1).is_some_and(|n| n.starts_with("--"));
+                if next_is_option || j + 1 == args.len() {
+                    out.push_str("\"\"");
+                    handled = true;
+                }
+            }
+        } else {
             out.push_str(&quote(a));
+            out.push(' ');
+            handled = true;
         }
     }
     out
@@ -553,6 +570,18 @@ impl Config {
                     return Err("Invalid master port".into());
                 }
                 return Ok(format!("{} {}", args[0], args[1]));
+            }
+            "shutdown-on-sigint" | "shutdown-on-sigterm" => {
+                // A set of flags, printed in Redis's declared order.
+                const FLAGS: [&str; 5] = ["default", "save", "nosave", "now", "force"];
+                let words: Vec<String> = args.iter().flat_map(|a| a.split_whitespace()).map(|w| w.to_ascii_lowercase()).collect();
+                if words.is_empty() || words.iter().any(|w| !FLAGS.contains(&w.as_str())) {
+                    return Err(format!("argument(s) must be one of the following: {}", FLAGS.join(", ")));
+                }
+                let set: Vec<&str> = FLAGS.iter().copied().filter(|f| words.iter().any(|w| w == f)).collect();
+                // "default" is the absence of the others.
+                let rest: Vec<&str> = set.iter().copied().filter(|f| *f != "default").collect();
+                return Ok(if rest.is_empty() { "default".to_string() } else { rest.join(" ") });
             }
             "latency-tracking-info-percentiles" => {
                 // Each a number from 0 to 100, kept as Redis prints it ("%f" without trailing
@@ -820,20 +849,7 @@ fn rewrite_value(name: &str, v: &str) -> String {
     if plain || ((MULTI_ARG.contains(&name) || name.starts_with("shutdown-on-")) && !v.trim().is_empty()) {
         return v.to_string();
     }
-    let mut q = String::from("\"");
-    for b in v.bytes() {
-        match b {
-            b'\\' => q.push_str("\\\\"),
-            b'"' => q.push_str("\\\""),
-            b'\n' => q.push_str("\\n"),
-            b'\r' => q.push_str("\\r"),
-            b'\t' => q.push_str("\\t"),
-            b' '..=b'~' => q.push(b as char),
-            _ => q.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    q.push('"');
-    q
+    quote(v)
 }
 
 impl Default for Config {
@@ -867,7 +883,19 @@ mod tests {
     #[test]
     fn argv_becomes_lines() {
         let a: Vec<String> = ["--port", "7000", "--save", "", "--bind", "127.0.0.1", "::1"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(argv_to_config(&a), "port \"7000\"\nsave \"\"\nbind \"127.0.0.1\" \"::1\"");
+        assert_eq!(argv_to_config(&a), "port \"7000\" \nsave \"\" \nbind \"127.0.0.1\" \"::1\" ");
+        // Redis's rules: the word after `--name` is its value whatever it looks like; a bare
+        // `--save` before an option (or last) is `save ""`; "--name value" in one argument.
+        let v = |w: &[&str]| argv_to_config(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(v(&["--port", "--bla", "--loglevel", "verbose"]), "port \"--bla\" \nloglevel \"verbose\" ");
+        assert_eq!(v(&["--port", "6379", "6380"]), "port \"6379\" \"6380\" ");
+        assert_eq!(v(&["--save", "--loglevel", "verbose"]), "save \"\"\nloglevel \"verbose\" ");
+        assert_eq!(v(&["--loglevel", "verbose", "--save"]), "loglevel \"verbose\" \nsave \"\"");
+        assert_eq!(v(&["--maxmemory 700mb", "--maxmemory-policy volatile-lru"]), "maxmemory 700mb \nmaxmemory-policy volatile-lru ");
+        assert_eq!(
+            v(&["--proc-title-template", "--save", "--save", "", "--loglevel", "verbose"]),
+            "proc-title-template \"--save\" \nsave \"\" \nloglevel \"verbose\" "
+        );
         let mut c = Config::new();
         c.load_text(&argv_to_config(&a)).unwrap();
         assert_eq!(c.get("port").unwrap(), "7000");
