@@ -47,6 +47,7 @@ pub fn limits(st: &State) -> prdb::Limits {
         },
         set_max_ints: h.set_max_intset.load(Ordering::Relaxed),
         stream: stream_limits(st),
+        key_delay_us: st.config.get_int("key-load-delay").max(0) as u64,
     }
 }
 
@@ -69,7 +70,12 @@ pub fn format(st: &State) -> prdb::Format {
         -1 => 4096,
         _ => 8192,
     };
-    prdb::Format { compress: st.config.get("rdbcompression").is_none_or(|v| v == "yes"), list_node_bytes, commands: false }
+    prdb::Format {
+        compress: st.config.get("rdbcompression").is_none_or(|v| v == "yes"),
+        list_node_bytes,
+        commands: false,
+        key_delay_us: st.config.get_int("rdb-key-save-delay").max(0) as u64,
+    }
 }
 
 fn rdb_path(st: &State) -> std::path::PathBuf {

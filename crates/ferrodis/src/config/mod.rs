@@ -602,6 +602,7 @@ impl Config {
             // A size, or a percentage of maxmemory.
             "maxmemory-clients" if one.ends_with('%') => {
                 return match one[..one.len() - 1].parse::<u32>() {
+                    Ok(p) if p > 100 => Err("percentage argument must be less or equal to 100".into()),
                     Ok(p) => Ok(format!("{}%", p)),
                     Err(_) => Err("argument must be a memory or percent value".into()),
                 };
@@ -672,8 +673,12 @@ impl Config {
     pub fn matching(&self, pattern: &[u8]) -> Vec<(String, String)> {
         let values = self.values.read();
         let mut out: Vec<(String, String)> = Vec::new();
+        // Hidden directives (test support, as Redis's HIDDEN_CONFIG) answer only by exact name.
+        let exact = |n: &str| pattern.eq_ignore_ascii_case(n.as_bytes());
         let mut push = |n: &str, v: &String| {
-            if crate::util::glob_match(pattern, n.as_bytes(), true) && !out.iter().any(|(k, _)| k == n) {
+            if (if HIDDEN.contains(&n) { exact(n) } else { crate::util::glob_match(pattern, n.as_bytes(), true) })
+                && !out.iter().any(|(k, _)| k == n)
+            {
                 out.push((n.to_string(), v.clone()));
             }
         };
@@ -836,6 +841,11 @@ impl Config {
         std::fs::write(path, out.join("\n") + "\n").map_err(|e| format!("ERR Rewriting config file: {}", e))
     }
 }
+
+/// Directives CONFIG GET shows only when asked by name, and CONFIG REWRITE writes only when set
+/// (Redis's HIDDEN_CONFIG: test support). `rdb-key-save-delay` and `key-load-delay` slow saves
+/// and loads down per key (microseconds) so that tests can act while one runs.
+pub const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
 
 /// Directives whose value is several arguments, written as they are (the others are one
 /// argument each, quoted where need be).

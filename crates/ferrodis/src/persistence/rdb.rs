@@ -23,6 +23,9 @@ pub struct Limits {
     pub zset: hash::Limits,
     pub set_max_ints: usize,
     pub stream: crate::types::stream::NodeLimits,
+    /// `key-load-delay`: microseconds a load waits after each key (test support, to make a load
+    /// last); 0 for none.
+    pub key_delay_us: u64,
 }
 
 /// How values are written.
@@ -34,6 +37,9 @@ pub struct Format {
     /// Write RESP commands that rebuild the dataset instead of an RDB (an AOF base file with
     /// `aof-use-rdb-preamble no`, as Redis's rewriteAppendOnlyFileRio).
     pub commands: bool,
+    /// `rdb-key-save-delay`: microseconds the writer waits per key (test support, to make a save
+    /// last); 0 for none.
+    pub key_delay_us: u64,
 }
 
 /// One command in RESP.
@@ -277,7 +283,8 @@ pub fn value_from_rdb(v: rdb::Value, lim: &Limits) -> Option<Value> {
 /// Serializes each slot table it is handed into per-database lists of chunks (appending never
 /// copies what is already there).
 struct Sink {
-    dbs: Vec<Mutex<Vec<Vec<u8>>>>,
+    /// Per database: the serialized slots, each with its number of keys.
+    dbs: Vec<Mutex<Vec<(Vec<u8>, usize)>>>,
     format: Format,
 }
 
@@ -303,7 +310,7 @@ impl SnapshotSink for Sink {
             }
             encode_value(&mut local, Some(&e.key), &e.value, self.format);
         }
-        self.dbs[db].lock().push(local);
+        self.dbs[db].lock().push((local, table.len()));
     }
 }
 
@@ -315,6 +322,17 @@ fn select(out: &mut Vec<u8>, db: usize, (keys, expires): (u64, u64), commands: b
         rdb::file::put_select_db(out, db);
         rdb::file::put_resize_db(out, keys, expires);
     }
+}
+
+/// Writes serialized slots, waiting `key_delay_us` per key after each (rdb-key-save-delay).
+fn write_chunks<W: std::io::Write>(w: &mut rdb::file::Writer<W>, chunks: &[(Vec<u8>, usize)], key_delay_us: u64) -> std::io::Result<()> {
+    for (bytes, keys) in chunks {
+        w.write(bytes)?;
+        if key_delay_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(key_delay_us * *keys as u64));
+        }
+    }
+    Ok(())
 }
 
 /// What a save wrote.
@@ -422,7 +440,7 @@ impl<'a> Snapshot<'a> {
         ks.finish_snapshot(|i| {
             if io_err.is_none() && i % 16 == 15 {
                 let chunks = std::mem::take(&mut *sink.dbs[0].lock());
-                if let Err(e) = chunks.iter().try_for_each(|c| w.write(c)) {
+                if let Err(e) = write_chunks(&mut w, &chunks, format.key_delay_us) {
                     io_err = Some(e);
                 }
             }
@@ -437,9 +455,7 @@ impl<'a> Snapshot<'a> {
                 select(&mut sel, db, (*keys, *expires), format.commands);
                 w.write(&sel)?;
             }
-            for c in &chunks {
-                w.write(c)?;
-            }
+            write_chunks(&mut w, &chunks, format.key_delay_us)?;
         }
         let keys = self.counts.iter().map(|c| c.0).sum();
         if format.commands {
@@ -515,7 +531,11 @@ pub fn load(ks: &Keyspace, bytes: &[u8], lim: &Limits, now: i64, lru: u32) -> Re
                         msg: format!("Duplicate key '{}' found in RDB file", String::from_utf8_lossy(&key)),
                     });
                 }
+                drop(g);
                 out.keys += 1;
+                if lim.key_delay_us > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(lim.key_delay_us));
+                }
             }
         }
     }
@@ -526,7 +546,7 @@ pub fn load(ks: &Keyspace, bytes: &[u8], lim: &Limits, now: i64, lru: u32) -> Re
 mod tests {
     use super::*;
 
-    const FORMAT: Format = Format { compress: true, list_node_bytes: 8192, commands: false };
+    const FORMAT: Format = Format { compress: true, list_node_bytes: 8192, commands: false, key_delay_us: 0 };
 
     fn put(ks: &Keyspace, db: usize, key: &[u8], value: Value, expire: i64) {
         let loc = ks.locate(key);
@@ -568,7 +588,7 @@ mod tests {
             ks.lock(loc.stripe).remove(0, &loc, b"k1");
         }
         ks.finish_snapshot(|_| {});
-        let bytes = std::mem::take(&mut *sink.dbs[0].lock()).concat();
+        let bytes: Vec<u8> = std::mem::take(&mut *sink.dbs[0].lock()).into_iter().flat_map(|c| c.0).collect();
         let mut c = rdb::decode::Cursor::new(&bytes);
         let mut seen = std::collections::HashMap::new();
         while !c.at_end() {
@@ -590,6 +610,7 @@ mod tests {
             zset: hash::Limits { max_entries: 128, max_value: 64 },
             stream: stream::NodeLimits { max_bytes: 4096, max_entries: 100 },
             set_max_ints: 512,
+            key_delay_us: 0,
         };
         for i in 0..200 {
             let db = i % 3;
