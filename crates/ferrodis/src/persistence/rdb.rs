@@ -280,11 +280,14 @@ pub fn value_from_rdb(v: rdb::Value, lim: &Limits) -> Option<Value> {
     })
 }
 
+/// One serialized slot table and the number of keys it holds.
+type Chunk = (Vec<u8>, usize);
+
 /// Serializes each slot table it is handed into per-database lists of chunks (appending never
 /// copies what is already there).
 struct Sink {
     /// Per database: the serialized slots, each with its number of keys.
-    dbs: Vec<Mutex<Vec<(Vec<u8>, usize)>>>,
+    dbs: Vec<Mutex<Vec<Chunk>>>,
     format: Format,
 }
 
@@ -325,7 +328,7 @@ fn select(out: &mut Vec<u8>, db: usize, (keys, expires): (u64, u64), commands: b
 }
 
 /// Writes serialized slots, waiting `key_delay_us` per key after each (rdb-key-save-delay).
-fn write_chunks<W: std::io::Write>(w: &mut rdb::file::Writer<W>, chunks: &[(Vec<u8>, usize)], key_delay_us: u64) -> std::io::Result<()> {
+fn write_chunks<W: std::io::Write>(w: &mut rdb::file::Writer<W>, chunks: &[Chunk], key_delay_us: u64) -> std::io::Result<()> {
     for (bytes, keys) in chunks {
         w.write(bytes)?;
         if key_delay_us > 0 {
