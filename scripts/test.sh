@@ -35,4 +35,8 @@ passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed/) n 
 failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed/) n += $(i-1) } END { print n + 0 }' "$log")
 echo
 echo "tests: ${passed:-0} passed, ${failed:-0} failed"
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+# Redis's own test suite (types and core groups) against the binary cargo test just built.
+echo "== Redis 7.0.15's test suite: types and core (scripts/conformance-gate.sh)"
+bash scripts/conformance-gate.sh

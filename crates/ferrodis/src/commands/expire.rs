@@ -135,6 +135,40 @@ pub struct ActiveExpire {
     stripe: usize,
 }
 
+/// What follows the deletion of an expired key, its stripe still locked (Redis's
+/// deleteExpiredKeyAndPropagate): the DEL to the journal, WATCH flagged, caching clients told,
+/// the `expired` event.
+pub fn expired_key_gone(st: &State, db: usize, key: &[u8], now: i64) {
+    st.journal.append(db, &[b"DEL", key]);
+    st.watches.touch(db, key);
+    if st.tracking.active() {
+        st.tracking.invalidate(&st.inboxes, key, None, 0);
+    }
+    crate::commands::pubsub::keyspace_event(st, db, crate::config::notify::EXPIRED, "expired", key, now);
+}
+
+/// Deletes the expired keys of one slot table of a stripe its caller locked, as a lookup would
+/// (SCAN and RANDOMKEY meet them so); a replica leaves them for its master's DELs.
+pub fn reap_slot(st: &State, stripe: &mut crate::keyspace::Stripe, db: usize, slot: usize, now: i64) {
+    if st.repl.is_replica() || stripe.volatile(db) == 0 {
+        return;
+    }
+    let Some(t) = stripe.slot_mut(db, slot) else { return };
+    if t.volatile() == 0 {
+        return;
+    }
+    let gone = t.extract_if(|e| e.expired(now));
+    if gone.is_empty() {
+        return;
+    }
+    stripe.fix_counts(db);
+    for e in &gone {
+        expired_key_gone(st, db, e.key.as_slice(), now);
+    }
+    st.stats.expired_keys.fetch_add(gone.len() as u64, Ordering::Relaxed);
+    st.dirty.fetch_add(gone.len() as u64, Ordering::Relaxed);
+}
+
 impl ActiveExpire {
     /// Runs one cycle with a time budget; returns (sampled, expired).
     pub fn cycle(&mut self, st: &State, budget: Duration) -> (u64, u64) {
@@ -169,12 +203,7 @@ impl ActiveExpire {
                 stripe.fix_counts(db);
             }
             for (db, e) in &gone_here {
-                st.journal.append(*db, &[b"DEL", e.key.as_slice()]);
-                st.watches.touch(*db, e.key.as_slice());
-                if st.tracking.active() {
-                    st.tracking.invalidate(&st.inboxes, e.key.as_slice(), None, 0);
-                }
-                crate::commands::pubsub::keyspace_event(st, *db, crate::config::notify::EXPIRED, "expired", e.key.as_slice(), now);
+                expired_key_gone(st, *db, e.key.as_slice(), now);
             }
             drop(stripe);
             let g = gone_here.len() as u64;

@@ -16,7 +16,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("unlink", -2, WRITE | FAST, "@keyspace @write @fast", range(1, -1, 1), del),
     cmd("exists", -2, READONLY | FAST, "@keyspace @read @fast", range(1, -1, 1), exists),
     // TOUCH is EXISTS with another name: both look every key up (touching it) and count.
-    cmd("touch", -2, READONLY | FAST, "@keyspace @read @fast", range(1, -1, 1), exists),
+    cmd("touch", -2, READONLY | FAST, "@keyspace @read @fast", range(1, -1, 1), touch),
     cmd("type", 2, READONLY | FAST, "@keyspace @read @fast", ONE_KEY, type_cmd),
     cmd("rename", 3, WRITE, "@keyspace @write @slow", TWO_KEYS, rename),
     cmd("renamenx", 3, WRITE | FAST, "@keyspace @write @fast", TWO_KEYS, renamenx),
@@ -44,6 +44,17 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut n = 0;
     for k in &argv[1..] {
         if ctx.delete(k) {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+}
+
+/// TOUCH: EXISTS that counts as an access (OBJECT IDLETIME restarts).
+fn touch(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let mut n = 0;
+    for k in &argv[1..] {
+        if ctx.entry(k, true).0.is_some() {
             n += 1;
         }
     }
@@ -316,6 +327,8 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut visited = 0i64;
     while slot < SLOTS && (found.len() as i64) < count && visited < count.saturating_mul(10).max(100) {
+        // Expired keys met on the way are deleted, as Redis's SCAN does.
+        super::expire::reap_slot(ctx.st, &mut ctx.st.keyspace.lock(slot % STRIPES), db, slot, ctx.now);
         for_slot_keys(ctx, db, slot, |e| {
             visited += 1;
             if pat.is_some_and(|p| !glob_match(p, &e.key, false)) {
@@ -342,7 +355,9 @@ fn randomkey(ctx: &mut Ctx, _argv: &[&[u8]]) {
     let db = ctx.db();
     let mut rng = rand::thread_rng();
     let pick = |ctx: &Ctx, slot: usize, rng: &mut rand::rngs::ThreadRng| -> Option<Vec<u8>> {
-        let stripe = ctx.st.keyspace.lock(slot % STRIPES);
+        let mut stripe = ctx.st.keyspace.lock(slot % STRIPES);
+        // Expired keys met are deleted, as Redis's RANDOMKEY does.
+        super::expire::reap_slot(ctx.st, &mut stripe, db, slot, ctx.now);
         let t = stripe.slot(db, slot)?;
         let live: Vec<&crate::keyspace::Entry> = t.iter().filter(|e| !e.expired(ctx.now)).collect();
         if live.is_empty() {
