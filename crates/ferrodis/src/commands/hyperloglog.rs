@@ -1,7 +1,7 @@
 //! The HyperLogLog family (Redis's hyperloglog.c): HLLs are strings in Redis's byte format
 //! (`types::hll`).
 
-use super::table::{cmd, flag::*, range, CommandSpec, ONE_KEY};
+use super::table::{cmd, flag::*, range, CommandSpec, NO_KEYS, ONE_KEY};
 use super::{eq, Ctx, WRONGTYPE};
 use crate::types::{hll, StrValue, Value};
 
@@ -10,6 +10,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("pfcount", -2, READONLY, "@read @hyperloglog @slow", range(1, -1, 1), pfcount),
     cmd("pfmerge", -2, WRITE | DENYOOM, "@write @hyperloglog @slow", range(1, -1, 1), pfmerge),
     cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, "@write @hyperloglog @admin @slow @dangerous", range(2, 2, 1), pfdebug),
+    cmd("pfselftest", 1, ADMIN, "@hyperloglog @admin @slow @dangerous", NO_KEYS, pfselftest),
 ];
 
 const NOT_HLL: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
@@ -125,6 +126,14 @@ fn pfmerge(ctx: &mut Ctx, argv: &[&[u8]]) {
     hll::invalidate_cache(b);
     ctx.touched();
     ctx.out.ok();
+}
+
+/// PFSELFTEST: the HyperLogLog implementation checks itself (`hll::selftest`).
+fn pfselftest(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    match hll::selftest() {
+        Ok(()) => ctx.out.ok(),
+        Err(e) => ctx.out.error(&e),
+    }
 }
 
 /// PFDEBUG GETREG|ENCODING|TODENSE|DECODE key.

@@ -487,6 +487,10 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) {
     if seen.iter().any(|k| k == "acl-pubsub-default") {
         ctx.st.sync_acl_pubsub_default();
     }
+    // A lower maxmemory evicts at once, as Redis applies it (not at the next command).
+    if seen.iter().any(|k| k == "maxmemory") {
+        super::evict::perform(ctx.st, ctx.now);
+    }
     ctx.out.ok();
 }
 

@@ -333,6 +333,62 @@ fn tau(mut x: f64) -> f64 {
     }
 }
 
+/// PFSELFTEST (as Redis's): the dense register packing reads back every value written, and a
+/// sparse and a dense HLL fed the same elements agree and stay within the estimator's error at
+/// every power of ten up to a million. Err is the failure, as Redis's TESTFAILED text.
+pub fn selftest() -> Result<(), String> {
+    // 1. Dense registers: random values in every register, read back.
+    let mut regs = vec![0u8; DENSE_SIZE - HDR];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed & 63) as u8
+    };
+    for _ in 0..100 {
+        let want: Vec<u8> = (0..REGISTERS).map(|_| next()).collect();
+        for (i, &v) in want.iter().enumerate() {
+            dense_set(&mut regs, i, v);
+        }
+        if let Some(i) = (0..REGISTERS).find(|&i| dense_get(&regs, i) != want[i]) {
+            return Err(format!("TESTFAILED Register error at register {i}"));
+        }
+    }
+    // 2. Sparse against dense, and against the true cardinality.
+    let mut sparse = new_sparse();
+    let mut dense = new_sparse();
+    to_dense(&mut dense);
+    let relerr = 1.04 / (REGISTERS as f64).sqrt();
+    let mut checkpoint = 1u64;
+    for j in 1..=1_000_000u64 {
+        let ele = j.to_le_bytes();
+        // The sparse one turns dense past Redis's default hll-sparse-max-bytes, as it would.
+        let (a, b) = (add(&mut sparse, &ele, 3000), add(&mut dense, &ele, 3000));
+        if a.is_none() || b.is_none() {
+            return Err("TESTFAILED corrupted HLL while adding".into());
+        }
+        if j != checkpoint {
+            continue;
+        }
+        let (Some(rs), Some(rd)) = (registers(&sparse), registers(&dense)) else {
+            return Err("TESTFAILED corrupted HLL registers".into());
+        };
+        let (cs, cd) = (count_registers(&rs), count_registers(&rd));
+        if cs != cd {
+            return Err(format!("TESTFAILED dense/sparse disagree: {cd} != {cs}"));
+        }
+        // At 10 a collision is statistically likely from time to time (Redis allows 1).
+        let maxerr = if j == 10 { 1.0 } else { (relerr * 6.0 * j as f64).ceil() };
+        let abserr = (j as f64 - cd as f64).abs();
+        if abserr > maxerr {
+            return Err(format!("TESTFAILED Too big error. card:{j} abserr:{abserr}"));
+        }
+        checkpoint *= 10;
+    }
+    Ok(())
+}
+
 /// The estimate from register values (Ertl's improved estimator, as Redis computes it).
 pub fn count_registers(regs: &[u8]) -> u64 {
     let mut histo = [0i64; 64];
@@ -351,6 +407,11 @@ pub fn count_registers(regs: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_self_test_passes() {
+        assert_eq!(super::selftest(), Ok(()));
+    }
+
     use super::*;
 
     #[test]
