@@ -51,9 +51,23 @@ fn read_bytes(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, ()> {
 }
 
 /// Makes sure `key` holds a raw string of at least `len` bytes and returns it for writing.
-fn writable<'a>(ctx: &'a mut Ctx, key: &[u8], len: usize) -> Result<&'a mut Vec<u8>, ()> {
+/// How `writable` found the string: made now (`Ctx::store` counted that change), grown to the
+/// length asked (a change whatever is written next, as Redis counts it), or as it was.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Created,
+    Grown,
+    Same,
+}
+
+/// The string at `key` as bytes at least `len` long (created or zero-padded as needed).
+fn writable<'a>(ctx: &'a mut Ctx, key: &[u8], len: usize) -> Result<(&'a mut Vec<u8>, Shape), ()> {
+    let mut shape = Shape::Same;
     match ctx.entry(key, false).0.map(|e| &e.value) {
-        None => ctx.store(key, Value::Str(StrValue::from_vec_raw(Vec::new())), 0),
+        None => {
+            ctx.store(key, Value::Str(StrValue::from_vec_raw(Vec::new())), 0);
+            shape = Shape::Created;
+        }
         Some(Value::Str(_)) => {}
         Some(_) => {
             ctx.out.error(WRONGTYPE);
@@ -66,8 +80,11 @@ fn writable<'a>(ctx: &'a mut Ctx, key: &[u8], len: usize) -> Result<&'a mut Vec<
             let v = s.make_raw();
             if v.len() < len {
                 v.resize(len, 0);
+                if shape == Shape::Same {
+                    shape = Shape::Grown;
+                }
             }
-            Ok(v)
+            Ok((v, shape))
         }
         _ => Err(()),
     }
@@ -94,14 +111,18 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) {
             return;
         }
     };
-    let Ok(v) = writable(ctx, argv[1], (off >> 3) as usize + 1) else {
+    let Ok((v, shape)) = writable(ctx, argv[1], (off >> 3) as usize + 1) else {
         return;
     };
     let byte = (off >> 3) as usize;
     let shift = 7 - (off & 7);
     let old = (v[byte] >> shift) & 1;
     v[byte] = (v[byte] & !(1 << shift)) | (bit << shift);
-    ctx.touched();
+    // Writing the bit it already had changes nothing (no dirty, no event, no propagation); a
+    // new key was counted when stored.
+    if shape == Shape::Grown || (shape == Shape::Same && old != bit) {
+        ctx.touched();
+    }
     ctx.out.int(old as i64);
 }
 
@@ -530,11 +551,14 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
     let need =
         ops.iter().filter(|o| !matches!(o.op, Op::Get)).map(|o| ((o.offset + o.bits as u64 - 1) >> 3) as usize + 1).max().unwrap_or(0);
     let mut results: Vec<Option<i64>> = Vec::with_capacity(ops.len());
-    let mut changed = false;
+    // Ops that changed their field (SET to another value, any INCRBY), as Redis counts them.
+    let mut changes = 0u64;
+    let shape;
     {
-        let Ok(v) = writable(ctx, argv[1], need) else {
+        let Ok((v, s)) = writable(ctx, argv[1], need) else {
             return;
         };
+        shape = s;
         for o in &ops {
             let cur = read_field(v, o.offset, o.bits, o.signed);
             let base = |x: i64| {
@@ -548,8 +572,9 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
                 Op::Get => results.push(Some(cur)),
                 Op::Set(val) => match with_overflow(base(val), 0, o.bits, o.signed, o.overflow) {
                     Some(nv) => {
+                        // SET to the value the field holds changes nothing.
+                        changes += (cur != nv) as u64;
                         write_field(v, o.offset, o.bits, nv);
-                        changed = true;
                         results.push(Some(cur));
                     }
                     None => results.push(None),
@@ -557,7 +582,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
                 Op::Incr(by) => match with_overflow(base(cur), by as i128, o.bits, o.signed, o.overflow) {
                     Some(nv) => {
                         write_field(v, o.offset, o.bits, nv);
-                        changed = true;
+                        changes += 1;
                         results.push(Some(nv));
                     }
                     None => results.push(None),
@@ -565,7 +590,9 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], ro: bool) {
             }
         }
     }
-    if changed {
+    // A key made or grown counts as one change at least; a new key's was counted when stored.
+    let total = if shape == Shape::Same { changes } else { changes.max(1) };
+    for _ in 0..total - (shape == Shape::Created) as u64 {
         ctx.touched();
     }
     ctx.out.array(results.len());
