@@ -623,3 +623,32 @@ fn rdb_9_with_old_encodings_loads_as_redis_loads_it() {
     assert_eq!(x, y);
     assert_eq!(digests(&mut a, &[0, 2]), digests(&mut b, &[0, 2]));
 }
+
+#[test]
+fn every_command_counts_changes_as_redis_counts_them() {
+    // rdb_changes_since_last_save is what `save <seconds> <changes>` triggers on: each command of
+    // the corpus must add what it adds on redis-server (per element for HSET, RPUSH, ZADD ...).
+    let lines: Vec<&str> = include_str!("corpus/dirty.txt").lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    let r = Server::redis(&["--save", ""]);
+    let f = Server::ferrodis(&["--save", ""]);
+    let (mut rc, mut fc) = (r.client(), f.client());
+    let changes = |c: &mut Client| -> i64 {
+        let info = String::from_utf8_lossy(&c.cmd(&["INFO", "persistence"])).into_owned();
+        info.lines().find_map(|l| l.strip_prefix("rdb_changes_since_last_save:")).and_then(|v| v.trim().parse().ok()).expect("the field")
+    };
+    let mut differ = Vec::new();
+    for line in lines {
+        let words: Vec<Vec<u8>> = resp::split_args(line.as_bytes()).expect("quotes");
+        let args: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
+        let mut deltas = [0i64; 2];
+        for (i, c) in [&mut rc, &mut fc].into_iter().enumerate() {
+            let before = changes(c);
+            c.cmd_bytes(&args);
+            deltas[i] = changes(c) - before;
+        }
+        if deltas[0] != deltas[1] {
+            differ.push(format!("{line}: redis {} ferrodis {}", deltas[0], deltas[1]));
+        }
+    }
+    assert!(differ.is_empty(), "change counts differ:\n{}", differ.join("\n"));
+}

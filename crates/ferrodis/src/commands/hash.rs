@@ -60,7 +60,8 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<i64> {
     let l = limits(ctx);
     let Ok(h) = hash_create(ctx, argv[1]) else { return None };
     let added = h.set_many(&argv[2..], l) as i64;
-    ctx.touched();
+    // Redis counts every pair given as a change.
+    ctx.set_changes(((argv.len() - 2) / 2) as u64);
     Some(added)
 }
 

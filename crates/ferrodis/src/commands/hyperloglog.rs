@@ -38,28 +38,29 @@ fn hll_mut<'a>(ctx: &'a mut Ctx, key: &[u8], read: bool) -> Result<Option<&'a mu
 
 fn pfadd(ctx: &mut Ctx, argv: &[&[u8]]) {
     let max = sparse_max(ctx);
-    let mut updated = false;
+    // Changes as Redis counts them: the creation, and each element that raised a register.
+    let mut updated = 0u64;
     let b = match hll_mut(ctx, argv[1], false) {
         Err(()) => return,
         Ok(Some(b)) => b,
         Ok(None) => {
             ctx.store(argv[1], Value::Str(StrValue::from_vec_raw(hll::new_sparse())), 0);
-            updated = true;
+            updated = 1;
             hll_mut(ctx, argv[1], false).ok().flatten().expect("just stored")
         }
     };
     for e in &argv[2..] {
         match hll::add(b, e, max) {
-            Some(true) => updated = true,
+            Some(true) => updated += 1,
             Some(false) => {}
             None => return ctx.out.error(CORRUPT),
         }
     }
-    if updated {
+    if updated > 0 {
         hll::invalidate_cache(b);
-        ctx.touched();
+        ctx.set_changes(updated);
     }
-    ctx.out.int(updated as i64);
+    ctx.out.int((updated > 0) as i64);
 }
 
 fn pfcount(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -124,7 +125,7 @@ fn pfmerge(ctx: &mut Ctx, argv: &[&[u8]]) {
         }
     }
     hll::invalidate_cache(b);
-    ctx.touched();
+    ctx.set_changes(1);
     ctx.out.ok();
 }
 

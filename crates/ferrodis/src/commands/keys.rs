@@ -97,6 +97,7 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) {
     }
     ctx.delete_quiet(src);
     ctx.store(dst, e.0, e.1);
+    ctx.set_changes(1);
     if nx {
         ctx.out.int(1);
     } else {
@@ -432,7 +433,9 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut guards = ctx.st.keyspace.lock_all();
     touch_watched_in_db(ctx, &guards, db, None);
     let mut garbage = Vec::new();
+    let mut removed = 0u64;
     for g in guards.iter_mut() {
+        removed += g.keys(db) as u64;
         if let Some(d) = g.take_db(db) {
             garbage.push(d);
         }
@@ -441,7 +444,8 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) {
     drop(guards);
     ctx.invalidate_all_tracked();
     wake_flushed(ctx, db..db + 1);
-    ctx.touched();
+    // Each key removed is a change, as Redis counts them (propagated even when none was).
+    ctx.set_changes(removed);
     drop_maybe_async(garbage, lazy);
     ctx.out.ok();
 }
@@ -455,8 +459,10 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) {
         touch_watched_in_db(ctx, &guards, db, None);
     }
     let mut garbage = Vec::new();
+    let mut removed = 0u64;
     for g in guards.iter_mut() {
         for db in 0..ctx.st.keyspace.databases {
+            removed += g.keys(db) as u64;
             if let Some(d) = g.take_db(db) {
                 garbage.push(d);
             }
@@ -474,7 +480,7 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) {
     if saved {
         ctx.st.dirty.store(0, std::sync::atomic::Ordering::Relaxed);
     } else {
-        ctx.touched();
+        ctx.set_changes(removed);
     }
     drop_maybe_async(garbage, lazy);
     ctx.out.ok();

@@ -81,6 +81,10 @@ fn push_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool, only_existing: bool) 
             n
         }
     };
+    // One change per element pushed, as Redis counts them.
+    if len > 0 {
+        ctx.set_changes((argv.len() - 2) as u64);
+    }
     ctx.out.int(len as i64);
 }
 
@@ -130,13 +134,14 @@ fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool) {
         }
         return;
     };
-    match count {
+    let popped = match count {
         None => {
             let v = l.pop(left);
             match v {
                 Some(v) => ctx.out.bulk(&v),
                 None => ctx.out.null(),
             }
+            1
         }
         Some(n) => {
             let n = n.min(l.len());
@@ -145,12 +150,14 @@ fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], left: bool) {
             for v in &items {
                 ctx.out.bulk(v);
             }
+            items.len()
         }
-    }
-    if count != Some(0) {
-        ctx.touched();
-    }
+    };
     ctx.delete_if_empty(key);
+    // One change per element popped, as Redis counts them.
+    if popped > 0 {
+        ctx.set_changes(popped as u64);
+    }
 }
 
 fn lpop(ctx: &mut Ctx, argv: &[&[u8]]) {
@@ -300,12 +307,15 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.out.ok();
         return;
     };
+    let before = l.len();
     match list_range(start, end, l.len()) {
         None => l.clear(),
         Some((start, end)) => l.trim(start, end),
     }
-    ctx.touched();
+    // One change per element trimmed away, as Redis counts them (none: nothing changed).
+    let trimmed = before - l.len();
     ctx.delete_if_empty(argv[1]);
+    ctx.set_changes(trimmed as u64);
     ctx.out.ok();
 }
 
@@ -447,6 +457,7 @@ fn move_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
     ctx.notify(crate::config::notify::LIST, pop_event(from_left), db, src);
     let end = |left: bool| if left { &b"LEFT"[..] } else { &b"RIGHT"[..] };
     ctx.propagate(&[b"LMOVE", src, dst, end(from_left), end(to_left)]);
+    ctx.set_changes(1);
     ctx.out.bulk(&v);
 }
 
@@ -476,10 +487,11 @@ fn mpop_from(ctx: &mut Ctx, keys: &[&[u8]], left: bool, count: usize) -> Result<
         let Some(l) = list_mut(ctx, k, false)? else { continue };
         let n = count.min(l.len());
         let items: Vec<_> = (0..n).filter_map(|_| l.pop(left)).collect();
-        ctx.touched();
         let db = ctx.db();
         ctx.notify(crate::config::notify::LIST, pop_event(left), db, k);
         ctx.delete_if_empty(k);
+        // One change per element popped, as Redis counts them.
+        ctx.set_changes(items.len() as u64);
         let n_s = itoa::Buffer::new().format(items.len()).to_owned();
         ctx.propagate(&[if left { b"LPOP" } else { b"RPOP" }, k, n_s.as_bytes()]);
         ctx.out.array(2);

@@ -528,12 +528,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// After removing `n` elements from the collection at `key`: counts a change when `n > 0`
-    /// and deletes the key if it became empty.
+    /// After removing `n` elements from the collection at `key`: counts `n` changes (as Redis
+    /// counts HDEL, SREM, ZREM, LREM) and deletes the key if it became empty.
     pub fn removed(&mut self, key: &[u8], n: usize) {
         if n > 0 {
-            self.touched();
             self.delete_if_empty(key);
+            self.set_changes(n as u64);
         }
     }
 
@@ -670,6 +670,12 @@ impl<'a> Ctx<'a> {
     pub fn invalidate_all_tracked(&mut self) {
         let mut cur = crate::state::tracking::Current { id: self.conn.info.id, pending: &mut self.conn.tracking_pending };
         self.st.tracking.invalidate_all(&self.st.inboxes, Some(&mut cur));
+    }
+
+    /// This command's changes as Redis counts them (`rdb_changes_since_last_save`, save points):
+    /// replaces what `store` and `touched` counted. Only for a command that changed something.
+    pub fn set_changes(&mut self, n: u64) {
+        self.dirty = n;
     }
 
     /// Counts a change made in place through `entry` (APPEND, INCR, SETRANGE ...).

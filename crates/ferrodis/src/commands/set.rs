@@ -140,6 +140,10 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) {
         ctx.mark_propagated();
     }
     ctx.delete_if_empty(argv[1]);
+    // One change per member popped, as Redis counts SPOP.
+    if !popped.is_empty() {
+        ctx.set_changes(popped.len() as u64);
+    }
     match count {
         None => ctx.out.bulk(&popped[0]),
         Some(_) => reply_members(ctx.out, &popped),

@@ -379,7 +379,7 @@ fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
     let rewritten = (a.trim.is_some() && a.approx).then(|| rewritten_trim(argv, &a, s));
     ctx.out.bulk(&id.to_bytes());
-    ctx.touched();
+    ctx.set_changes(1);
     let db = ctx.db();
     ctx.notify(EV, "xadd", db, key);
     if removed > 0 {

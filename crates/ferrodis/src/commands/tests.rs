@@ -74,7 +74,13 @@ fn canonical(v: &crate::types::Value) -> Vec<u8> {
         Value::ZSet(z) => z.entries().into_iter().map(|(m, s)| [m, b"=".to_vec(), s.to_bits().to_be_bytes().to_vec()].concat()).collect(),
         Value::Stream(s) => vec![format!("{:?}", crate::persistence::rdb::stream_to_rdb(s)).into_bytes()],
     };
-    parts.insert(0, v.encoding().as_bytes().to_vec());
+    // A string's embstr/raw choice is not replicated (Redis's SETBIT that changes nothing makes
+    // the master's string raw and propagates nothing): both count as one encoding here.
+    let enc = match v.encoding() {
+        "embstr" | "raw" => "string",
+        e => e,
+    };
+    parts.insert(0, enc.as_bytes().to_vec());
     parts.join(&b'|')
 }
 

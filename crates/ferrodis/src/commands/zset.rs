@@ -330,10 +330,11 @@ pub(crate) fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], incr_cmd: bool) {
             }
         }
     }
-    if added + updated > 0 {
-        ctx.touched();
-    }
     ctx.delete_if_empty(key);
+    // One change per member added or updated, as Redis counts them.
+    if added + updated > 0 {
+        ctx.set_changes((added + updated) as u64);
+    }
     if nan {
         return ctx.out.error(ZADD_NAN);
     }
@@ -668,6 +669,9 @@ fn zpop_generic(ctx: &mut Ctx, argv: &[&[u8]], max: bool) {
         return ctx.out.array(0);
     }
     let got = pop_entries(ctx, argv[1], max, count.unwrap_or(1));
+    if !got.is_empty() {
+        ctx.set_changes(got.len() as u64);
+    }
     let nested = count.is_some() && ctx.out.resp3();
     reply_popped(ctx.out, &got, nested);
 }
