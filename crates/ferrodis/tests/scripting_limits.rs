@@ -301,3 +301,28 @@ fn random_library_programs_never_take_the_server_down() {
         panic!("{e}");
     }
 }
+
+#[test]
+fn a_fresh_connection_always_reaches_a_busy_script_and_pcall_cannot_swallow_the_kill() {
+    // The worker running the script serves nobody until it ends: new connections go to the
+    // others, so every fresh redis-cli gets BUSY (not silence) and can send SCRIPT KILL. The
+    // script catches errors with pcall; the kill must still end it.
+    let s = Server::ferrodis(&["--io-threads", "3", "--busy-reply-threshold", "50"]);
+    let mut runner = s.client();
+    runner.send(&encode(&[b"EVAL", b"local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", b"0"]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.client().text(&["PING"]);
+        if r.starts_with("-BUSY") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no BUSY while a script loops: {r}");
+    }
+    for _ in 0..6 {
+        assert!(s.client().text(&["PING"]).starts_with("-BUSY"));
+    }
+    assert_eq!(s.client().text(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let r = String::from_utf8_lossy(&runner.read_reply().expect("the script's reply")).into_owned();
+    assert!(r.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{r}");
+    assert_eq!(runner.text(&["PING"]), "+PONG\r\n");
+}

@@ -920,6 +920,7 @@ impl<'l> Running<'l> {
         scripts::KILL.store(false, Ordering::Release);
         scripts::WROTE.store(false, Ordering::Release);
         *scripts::RUNNING_CALL.lock() = Some((function.map(str::to_string), argv.iter().map(|a| a.to_vec()).collect()));
+        scripts::RUNNING_WORKER.store(scripts::WORKER.with(|w| w.get()), Ordering::Release);
         scripts::RUNNING_SINCE.store(crate::util::now_ms().max(1), Ordering::Release);
         // SCRIPT KILL: a hook checks the request every 10k instructions.
         lua.set_hook(mlua::HookTriggers { every_nth_instruction: Some(10_000), ..Default::default() }, kill_hook);
@@ -943,6 +944,7 @@ impl Drop for Running<'_> {
         self.lua.remove_hook();
         *scripts::RUNNING_CALL.lock() = None;
         scripts::RUNNING_SINCE.store(0, Ordering::Release);
+        scripts::RUNNING_WORKER.store(usize::MAX, Ordering::Release);
     }
 }
 

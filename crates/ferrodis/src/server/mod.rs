@@ -229,6 +229,7 @@ pub fn run(config: Config) -> i32 {
             .name(format!("ferrodis-io-{}", i))
             .stack_size(crate::util::COMMAND_THREAD_STACK)
             .spawn(move || {
+                crate::state::scripts::WORKER.with(|w| w.set(i));
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&rt, worker(rx, st, table, ts));
@@ -259,6 +260,12 @@ pub fn run(config: Config) -> i32 {
                             st.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                             if let Ok(s) = s.into_std() {
                                 next = (next + 1) % senders.len();
+                                // Not to the worker a long script holds (it serves nobody until
+                                // the script ends).
+                                let busy = crate::state::scripts::RUNNING_WORKER.load(Ordering::Acquire);
+                                if next == busy && senders.len() > 1 {
+                                    next = (next + 1) % senders.len();
+                                }
                                 let _ = senders[next].send((s, peer, tls));
                             }
                         }

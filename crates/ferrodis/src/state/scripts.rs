@@ -25,6 +25,15 @@ pub struct Library {
 pub static RUNNING_SINCE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 pub static KILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 pub static WROTE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The worker thread the running script runs on (`usize::MAX` when none). Its thread serves no
+/// other connection meanwhile, so new connections go to the others: an operator's fresh
+/// redis-cli can always send SCRIPT KILL.
+pub static RUNNING_WORKER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+thread_local! {
+    /// This thread's worker index (`usize::MAX` on threads that are not workers).
+    pub static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
 /// The reply to commands refused while a script runs too long.
 pub const BUSY_ERR: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 /// The same while a FUNCTION runs (Redis names the command that stops it).
