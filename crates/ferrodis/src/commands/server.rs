@@ -58,6 +58,7 @@ static LATENCY: &[CommandSpec] = &[
     cmd("latest", 2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_latest),
     cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_history),
     cmd("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_reset),
+    cmd("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_histogram),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, latency_help),
 ];
 
@@ -895,6 +896,42 @@ fn latency_reset(ctx: &mut Ctx, argv: &[&[u8]]) {
     ctx.out.int(n as i64);
 }
 
+/// LATENCY HISTOGRAM [command ...]: per command (a container's subcommands for its name; every
+/// command called when none is named; unknown names skipped), its calls and the cumulative
+/// distribution of its latency by power of two microseconds, from the latencystats histograms.
+fn latency_histogram(ctx: &mut Ctx, argv: &[&[u8]]) {
+    let table = ctx.table;
+    let wanted = |id: usize| -> bool {
+        let name = table.full_name(id);
+        argv.len() == 2
+            || argv[2..].iter().any(|a| {
+                let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+                name == a || (name.starts_with(&a) && name.as_bytes().get(a.len()) == Some(&b'|'))
+            })
+    };
+    let mut rows = Vec::new();
+    for id in (0..table.len()).filter(|&id| wanted(id)) {
+        let counts = ctx.st.stats.latency(id);
+        let calls: u64 = counts.iter().sum();
+        if calls > 0 {
+            rows.push((table.full_name(id).to_string(), calls, crate::state::stats::Histogram::log_cdf(&counts)));
+        }
+    }
+    ctx.out.map(rows.len());
+    for (name, calls, cdf) in rows {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.map(2);
+        ctx.out.bulk(b"calls");
+        ctx.out.int(calls as i64);
+        ctx.out.bulk(b"histogram_usec");
+        ctx.out.map(cdf.len());
+        for (us, n) in cdf {
+            ctx.out.int(us as i64);
+            ctx.out.int(n as i64);
+        }
+    }
+}
+
 fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
     help(
         ctx,
@@ -907,6 +944,9 @@ fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
             "RESET [<event> ...]",
             "    Reset latency data of one or more <event> classes.",
             "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
             "HELP",
             "    Print this help.",
         ],

@@ -75,6 +75,28 @@ impl Histogram {
             *a += c.load(Ordering::Relaxed);
         }
     }
+    /// LATENCY HISTOGRAM's buckets (HDR's log iteration from 1024 ns, base 2): (microseconds,
+    /// calls at or under it), for each power of two where the count grew.
+    pub fn log_cdf(counts: &[u64]) -> Vec<(u64, u64)> {
+        let total: u64 = counts.iter().sum();
+        let mut out = Vec::new();
+        let (mut seen, mut b, mut limit) = (0u64, 0usize, 1024u64);
+        while seen < total {
+            let before = seen;
+            while b < counts.len() && Self::highest(b) < limit {
+                seen += counts[b];
+                b += 1;
+            }
+            if seen > before {
+                out.push((limit / 1000, seen));
+            }
+            if b >= counts.len() {
+                break;
+            }
+            limit *= 2;
+        }
+        out
+    }
     /// The value at a percentile (0 to 100) of merged counts, in nanoseconds.
     pub fn value_at(counts: &[u64], percentile: f64) -> u64 {
         let total: u64 = counts.iter().sum();
@@ -272,5 +294,17 @@ mod tests {
         h.merge_into(&mut v);
         assert!(Histogram::value_at(&v, 100.0) >= 1_000_000_000);
         assert_eq!(Histogram::value_at(&v, 10.0), 1);
+    }
+
+    #[test]
+    fn the_log_cdf_counts_calls_at_or_under_each_power_of_two() {
+        let h = Histogram::default();
+        for ns in [500, 1500, 1600, 3000, 100_000] {
+            h.record(ns);
+        }
+        let mut v = Vec::new();
+        h.merge_into(&mut v);
+        assert_eq!(Histogram::log_cdf(&v), vec![(1, 1), (2, 3), (4, 4), (131, 5)]);
+        assert!(Histogram::log_cdf(&[]).is_empty());
     }
 }
