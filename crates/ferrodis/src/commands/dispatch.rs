@@ -436,7 +436,7 @@ fn execute_inner<'g>(
     }
     // MONITOR sees the command after it ran (so SELECT shows its new database), as in Redis.
     if st.monitor_count.load(Ordering::Relaxed) > 0 && spec.flags & (flag::ADMIN | flag::SKIP_MONITOR) == 0 {
-        st.feed_monitors(conn.db, &conn.info.addr, &redact(spec.name, argv));
+        st.feed_monitors(conn.db, &conn.info.addr, &redact(table.full_name(id), argv));
     }
     clock.last = Instant::now();
     let ns = clock.last.duration_since(t0).as_nanos() as u64;
@@ -461,8 +461,13 @@ fn execute_inner<'g>(
         st.latency_add(event, usec / 1000, now / 1000);
     }
     let slower = st.config.hot.slowlog_slower_than.load(Ordering::Relaxed);
-    if slower >= 0 && usec as i64 >= slower && spec.flags & flag::SKIP_SLOWLOG == 0 {
-        slowlog(st, table, conn, id, argv, usec as i64, now);
+    if slower >= 0 && spec.flags & flag::SKIP_SLOWLOG == 0 {
+        if conn.blocked.is_some() {
+            // A blocked command is logged when it completes, with the time it waited (Redis).
+            conn.blocked_call = Some((argv.iter().map(|a| a.to_vec()).collect(), t0));
+        } else if usec as i64 >= slower {
+            slowlog(st, table, conn, id, argv, usec as i64, now);
+        }
     }
     if conn.close_after_reply {
         Flow::Close
@@ -709,19 +714,11 @@ fn is_unpause(table: &super::CommandTable, id: usize) -> bool {
 }
 
 #[cold]
-fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize, argv: &[&[u8]], usec: i64, now: i64) {
+pub(crate) fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize, argv: &[&[u8]], usec: i64, now: i64) {
     let max_args = 32;
     let mut args: Vec<Vec<u8>> = Vec::new();
-    // Credentials never reach the slow log (Redis redacts AUTH's and HELLO's arguments).
-    let name = table.full_name(id);
-    if name == "auth" || name == "hello" {
-        args.push(argv[0].to_vec());
-        args.extend(argv[1..].iter().map(|_| b"(redacted)".to_vec()));
-        let client = String::from_utf8_lossy(&conn.info.name.lock()).into_owned();
-        let max = st.config.hot.slowlog_max_len.load(Ordering::Relaxed);
-        st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name: client }, max);
-        return;
-    }
+    // Credentials never reach the slow log (Redis redacts them as for MONITOR).
+    let argv = redact(table.full_name(id), argv);
     for (i, a) in argv.iter().enumerate() {
         if i == max_args - 1 && argv.len() > max_args {
             args.push(format!("... ({} more arguments)", argv.len() - max_args + 1).into_bytes());
@@ -740,13 +737,26 @@ fn slowlog(st: &State, table: &super::CommandTable, conn: &ConnState, id: usize,
     st.slowlog.lock().push(SlowEntry { id: 0, time: now / 1000, usec, args, peer: conn.info.addr.clone(), name }, max);
 }
 
-/// The arguments MONITOR shows: passwords and user names replaced by "(redacted)", as Redis
-/// does for AUTH, HELLO ... AUTH and MIGRATE ... AUTH/AUTH2.
+/// The arguments MONITOR and SLOWLOG show (by full command name): passwords and user names
+/// replaced by "(redacted)", as Redis does for AUTH, HELLO ... AUTH, MIGRATE ... AUTH/AUTH2,
+/// ACL SETUSER and CONFIG SET of a secret.
 fn redact<'a>(name: &str, argv: &[&'a [u8]]) -> SmallVec<[&'a [u8]; 8]> {
     const R: &[u8] = b"(redacted)";
     let mut v: SmallVec<[&[u8]; 8]> = argv.iter().copied().collect();
     match name {
         "auth" => v[1..].iter_mut().for_each(|a| *a = R),
+        // A user's rules may hold passwords: all of them, the name too (Redis).
+        "acl|setuser" => v[2..].iter_mut().for_each(|a| *a = R),
+        "config|set" => {
+            for pair in v[2..].chunks_mut(2) {
+                let secret = ["masterauth", "masteruser", "requirepass", "tls-key-file-pass", "tls-client-key-file-pass"]
+                    .iter()
+                    .any(|s| pair[0].eq_ignore_ascii_case(s.as_bytes()));
+                if secret && pair.len() == 2 {
+                    pair[1] = R;
+                }
+            }
+        }
         "hello" | "migrate" => {
             // MIGRATE's options follow host, port, key, db and timeout.
             let mut i = if name == "migrate" { 6 } else { 1 };

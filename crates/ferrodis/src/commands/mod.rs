@@ -123,6 +123,8 @@ pub struct ConnState {
     /// A command run inside EXEC or a script had its error counted in errorstats (the
     /// script's own error reply is then not counted again).
     pub nested_error: bool,
+    /// A blocked command's arguments and start, for the slow log when it completes.
+    pub blocked_call: Option<(Vec<Vec<u8>>, std::time::Instant)>,
     /// This connection is our master's replication link (a replica applying its stream).
     pub is_master: bool,
     /// The journal offset after this client's last write (Redis's `woff`): WAIT's target.
@@ -231,6 +233,7 @@ impl ConnState {
             tracking_pending: Vec::new(),
             tracking_script_read: false,
             nested_error: false,
+            blocked_call: None,
             is_master: false,
             woff: 0,
             handoff: None,

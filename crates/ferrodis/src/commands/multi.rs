@@ -184,11 +184,18 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) {
         ctx.cmd_id = *id;
         super::dispatch::monitor_inner(ctx.st, ctx.conn.db, &addr.addr, spec, &refs, true);
         let at = ctx.out.buf.len();
+        let t0 = std::time::Instant::now();
         if spec.flags & WHOLE_KEYSPACE != 0 {
             run_unlocked(ctx, spec, &refs);
             lock_keys(ctx, &m.cmds[i + 1..]);
         } else {
             run_handler(ctx, spec, &refs);
+        }
+        // The slow log gets each command of the transaction (EXEC itself is not logged).
+        let slower = ctx.st.config.hot.slowlog_slower_than.load(Ordering::Relaxed);
+        let usec = t0.elapsed().as_micros() as i64;
+        if slower >= 0 && usec >= slower && spec.flags & SKIP_SLOWLOG == 0 {
+            super::dispatch::slowlog(ctx.st, ctx.table, ctx.conn, *id, &refs, usec, ctx.now);
         }
         super::dispatch::monitor_inner(ctx.st, ctx.conn.db, &addr.addr, spec, &refs, false);
         let error = (ctx.out.buf.get(at) == Some(&b'-')).then(|| ctx.out.buf[at..].to_vec());

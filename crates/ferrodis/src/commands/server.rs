@@ -59,6 +59,7 @@ static LATENCY: &[CommandSpec] = &[
     cmd("history", 3, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_history),
     cmd("reset", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_reset),
     cmd("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_histogram),
+    cmd("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, ADMIN_ACL, NO_KEYS, latency_doctor),
     cmd("help", 2, LOADING | STALE, "@slow", NO_KEYS, latency_help),
 ];
 
@@ -932,6 +933,40 @@ fn latency_histogram(ctx: &mut Ctx, argv: &[&[u8]]) {
     }
 }
 
+/// LATENCY DOCTOR: a short human report of the latency monitor's events (Redis's wording when
+/// there is nothing to report; per event, its spikes, average and worst otherwise).
+fn latency_doctor(ctx: &mut Ctx, _argv: &[&[u8]]) {
+    use std::fmt::Write as _;
+    let l = ctx.st.latency.lock();
+    let mut s = String::new();
+    if l.is_empty() {
+        s.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n");
+    } else {
+        s.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+        for (i, (name, ev)) in l.iter().enumerate() {
+            let n = ev.samples.len().max(1) as u64;
+            let avg = ev.samples.iter().map(|s| s.1).sum::<u64>() / n;
+            let period = match (ev.samples.front(), ev.samples.back()) {
+                (Some(a), Some(b)) if ev.samples.len() > 1 => (b.0 - a.0) / (ev.samples.len() as i64 - 1),
+                _ => 0,
+            };
+            let _ = writeln!(
+                s,
+                "{}. {}: {} latency spikes (average {}ms, period {} sec). Worst all time event {}ms.",
+                i + 1,
+                name,
+                ev.samples.len(),
+                avg,
+                period,
+                ev.max
+            );
+        }
+        s.push_str("\nI have no advice for you, Dave: ferrodis does not fork, and its latency comes from the events above.\n");
+    }
+    drop(l);
+    ctx.out.verbatim(s.as_bytes());
+}
+
 fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
     help(
         ctx,
@@ -944,6 +979,8 @@ fn latency_help(ctx: &mut Ctx, _argv: &[&[u8]]) {
             "RESET [<event> ...]",
             "    Reset latency data of one or more <event> classes.",
             "    (default: reset all data for all event classes)",
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
             "HISTOGRAM [COMMAND ...]",
             "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
             "    If no commands are specified then all histograms are replied.",

@@ -298,6 +298,15 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if let Some((w, deadline)) = conn.blocked.take() {
             let how = Wait { deadline, readonly_read: conn.cluster_readonly && !table.spec(w.cmd_id).is_write(), plain: !conn.tls };
             let Some(reply) = wait_blocked(&sock, &mut rbuf, &w, how, &st, &ts, &info).await else { break };
+            // The slow log gets the command now, with the time it waited.
+            if let Some((args, t0)) = conn.blocked_call.take() {
+                let usec = t0.elapsed().as_micros() as i64;
+                let slower = st.config.hot.slowlog_slower_than.load(Ordering::Relaxed);
+                if slower >= 0 && usec >= slower {
+                    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                    crate::commands::dispatch::slowlog(&st, &table, &conn, w.cmd_id, &refs, usec, crate::util::now_ms());
+                }
+            }
             // CLIENT UNBLOCK ... ERROR: a failed call, and an error in errorstats (errors of a
             // served command were counted where it was served).
             if reply.starts_with(b"-UNBLOCKED") {

@@ -31,7 +31,13 @@ fn run(st: Arc<State>) {
             // Redis's slow cycle: at most 25% of the cron period.
             let t0 = Instant::now();
             expire.cycle(&st, period / 4);
-            st.stats.expire_cycle_cpu_ms.fetch_add(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+            let ms = t0.elapsed().as_millis() as u64;
+            st.stats.expire_cycle_cpu_ms.fetch_add(ms, Ordering::Relaxed);
+            // The latency monitor's "expire-cycle" event (a big key freed, say).
+            let threshold = st.config.hot.latency_threshold.load(Ordering::Relaxed);
+            if threshold > 0 && ms as i64 >= threshold {
+                st.latency_add("expire-cycle", ms, crate::util::now_ms() / 1000);
+            }
         }
         // Client-side caching: the tracking table within tracking-table-max-keys.
         if st.tracking.clients() > 0 {
