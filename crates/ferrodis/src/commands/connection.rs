@@ -336,26 +336,21 @@ fn client_trackinginfo(ctx: &mut Ctx, _argv: &[&[u8]]) {
     use crate::state::tracking::flag as tf;
     let f = ctx.conn.info.tracking.load(Ordering::Relaxed);
     let mut flags: Vec<&[u8]> = vec![if f & tf::ON != 0 { b"on" } else { b"off" }];
-    if f & tf::BCAST != 0 {
-        flags.push(b"bcast");
-    }
-    if f & tf::OPTIN != 0 {
-        flags.push(b"optin");
-        if f & tf::CACHING != 0 {
-            flags.push(b"caching-yes");
+    // In Redis's order; OPTIN/OPTOUT are followed by their CLIENT CACHING state when given.
+    let named: [(u32, &[u8], &[u8]); 5] = [
+        (tf::BCAST, b"bcast", b""),
+        (tf::OPTIN, b"optin", b"caching-yes"),
+        (tf::OPTOUT, b"optout", b"caching-no"),
+        (tf::NOLOOP, b"noloop", b""),
+        (tf::BROKEN_REDIR, b"broken_redirect", b""),
+    ];
+    for (bit, name, caching) in named {
+        if f & bit != 0 {
+            flags.push(name);
+            if !caching.is_empty() && f & tf::CACHING != 0 {
+                flags.push(caching);
+            }
         }
-    }
-    if f & tf::OPTOUT != 0 {
-        flags.push(b"optout");
-        if f & tf::CACHING != 0 {
-            flags.push(b"caching-no");
-        }
-    }
-    if f & tf::NOLOOP != 0 {
-        flags.push(b"noloop");
-    }
-    if f & tf::BROKEN_REDIR != 0 {
-        flags.push(b"broken_redirect");
     }
     ctx.out.map(3);
     ctx.out.bulk(b"flags");

@@ -434,13 +434,20 @@ mod tests {
         Arc::new(ClientInfo { id, resp: resp.into(), ..Default::default() })
     }
 
+    type Rx = tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>;
+
+    /// A table, the mailboxes, and one RESP3 client with tracking on in default mode (and the
+    /// receiving end of its mailbox).
+    fn one_tracker(id: u64) -> (Tracking, Inboxes, Arc<ClientInfo>, Rx) {
+        let (t, inb, c) = (Tracking::default(), Inboxes::default(), client(id, 3));
+        let (_mb, rx) = inb.attach(&c);
+        t.enable(&c, 0, 0, &[], &mut Vec::new());
+        (t, inb, c, rx)
+    }
+
     #[test]
     fn a_read_key_is_invalidated_once_and_leaves_the_table() {
-        let t = Tracking::default();
-        let inb = Inboxes::default();
-        let c = client(7, 3);
-        let (_mb, mut rx) = inb.attach(&c);
-        t.enable(&c, 0, 0, &[], &mut Vec::new());
+        let (t, inb, _c, mut rx) = one_tracker(7);
         t.remember(7, [&b"k"[..], b"j"].into_iter());
         t.remember(7, [&b"k"[..]].into_iter());
         assert_eq!((t.total_keys(), t.total_items()), (2, 2));
@@ -453,11 +460,7 @@ mod tests {
 
     #[test]
     fn the_running_client_gets_its_own_invalidation_after_its_reply_and_noloop_none() {
-        let t = Tracking::default();
-        let inb = Inboxes::default();
-        let c = client(1, 3);
-        let (_mb, mut rx) = inb.attach(&c);
-        t.enable(&c, 0, 0, &[], &mut Vec::new());
+        let (t, inb, c, mut rx) = one_tracker(1);
         t.remember(1, [&b"k"[..]].into_iter());
         let mut pending = Pending::new();
         t.invalidate(&inb, b"k", Some(&mut Current { id: 1, pending: &mut pending }), 1);
@@ -523,11 +526,7 @@ mod tests {
 
     #[test]
     fn the_limit_evicts_until_under_it_with_growing_effort() {
-        let t = Tracking::default();
-        let inb = Inboxes::default();
-        let c = client(1, 3);
-        let (_mb, mut rx) = inb.attach(&c);
-        t.enable(&c, 0, 0, &[], &mut Vec::new());
+        let (t, inb, _c, mut rx) = one_tracker(1);
         let keys: Vec<Vec<u8>> = (0..250).map(|i| format!("key{i}").into_bytes()).collect();
         t.remember(1, keys.iter().map(|k| k.as_slice()));
         t.limit(&inb, 1);
