@@ -269,6 +269,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) {
             return ctx.out.error(SYNTAX);
         }
     }
+    let hard = ctx.obuf_hard();
     let (e, out) = ctx.entry(argv[1], true);
     let h = match e.map(|e| &e.value) {
         None => return if count.is_some() { out.array(0) } else { out.null() },
@@ -282,7 +283,22 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) {
             let (f, _) = h.pair_at(rng.gen_range(0..n));
             return out.bulk(f);
         }
-        Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| h.pair_at(rng.gen_range(0..n))).collect(),
+        Some(c) if c < 0 => {
+            // Repeats allowed: written as picked, nothing collected.
+            let k = c.unsigned_abs();
+            let pairs = withvalues && out.resp3();
+            out.array((if withvalues && !pairs { k * 2 } else { k }) as usize);
+            return super::write_picks(out, hard, k, |out| {
+                let (f, v) = h.pair_at(rng.gen_range(0..n));
+                if pairs {
+                    out.array(2);
+                }
+                out.bulk(f);
+                if withvalues {
+                    out.bulk(v);
+                }
+            });
+        }
         Some(c) if c as usize >= n => h.pairs(),
         Some(c) => rand::seq::index::sample(&mut rng, n, c as usize).into_iter().map(|i| h.pair_at(i)).collect(),
     };

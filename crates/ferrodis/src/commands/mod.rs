@@ -181,6 +181,20 @@ impl PubSubConn {
     }
 }
 
+/// Writes `count` random picks one at a time (SRANDMEMBER, HRANDFIELD and ZRANDMEMBER with a
+/// negative count: repeats allowed), nothing collected first; it stops early once the reply
+/// passes the client output buffer's hard limit, where the connection is closed anyway (as
+/// Redis closes it), so a huge count cannot take memory without bound beyond that limit.
+/// `hard`: `Ctx::obuf_hard`, read before the collection is borrowed.
+pub fn write_picks(out: &mut ReplyBuf, hard: usize, count: u64, mut one: impl FnMut(&mut ReplyBuf)) {
+    for _ in 0..count {
+        one(out);
+        if hard > 0 && out.buf.len() > hard {
+            return;
+        }
+    }
+}
+
 impl ConnState {
     /// The connection's mailbox (created now, or taken from where another connection parked
     /// it: `pubsub::Inboxes`); the connection loop reads it once it exists.
@@ -655,6 +669,11 @@ impl<'a> Ctx<'a> {
         self.st.blocking.register(w.clone());
         let deadline = (timeout_ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
         self.conn.blocked = Some((w, deadline));
+    }
+
+    /// `client-output-buffer-limit normal`'s hard limit in bytes (0: none).
+    pub fn obuf_hard(&self) -> usize {
+        self.st.config.hot.obuf_hard.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A key this client's command changed (Redis's signalModifiedKey): clients WATCHing it

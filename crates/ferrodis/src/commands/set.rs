@@ -164,6 +164,19 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) {
         },
     };
     let mut rng = rand::thread_rng();
+    if let Some(c) = count.filter(|c| *c < 0) {
+        // Repeats allowed: written as picked, nothing collected.
+        let hard = ctx.obuf_hard();
+        let (e, out) = ctx.entry(argv[1], true);
+        let s = match e.map(|e| &e.value) {
+            None => return out.array(0),
+            Some(Value::Set(s)) => s,
+            Some(_) => return out.error(super::WRONGTYPE),
+        };
+        let (k, n) = (c.unsigned_abs(), s.len());
+        out.array(k as usize);
+        return super::write_picks(out, hard, k, |out| out.bulk(&s.member_at(rng.gen_range(0..n))));
+    }
     let picked: Vec<Vec<u8>> = match set_mut(ctx, argv[1], true) {
         Err(()) => return,
         Ok(None) => return if count.is_some() { ctx.out.array(0) } else { ctx.out.null() },
@@ -174,7 +187,6 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) {
                     let m = s.member_at(rng.gen_range(0..n));
                     return ctx.out.bulk(&m);
                 }
-                Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| s.member_at(rng.gen_range(0..n))).collect(),
                 Some(c) if c as usize >= n => s.members(),
                 Some(c) => rand::seq::index::sample(&mut rng, n, c as usize).into_iter().map(|i| s.member_at(i)).collect(),
             }

@@ -993,6 +993,8 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut withscores = false;
     if argv.len() >= 3 {
         match parse_i64(argv[2]) {
+            // -LONG_MIN has no positive: out of range (Redis's -LONG_MAX..LONG_MAX).
+            Some(i64::MIN) => return ctx.out.error("ERR value is out of range"),
             Some(c) => count = Some(c),
             None => return ctx.out.error(NOT_INT),
         }
@@ -1001,13 +1003,15 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) {
                 return ctx.out.error(SYNTAX);
             }
             withscores = true;
-            if count.is_some_and(|c| !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c)) {
+            // Member and score make two replies per pick: half the range (Redis's check).
+            if count.is_some_and(|c| c < -(i64::MAX / 2)) {
                 return ctx.out.error("ERR value is out of range");
             }
         } else if argv.len() > 4 {
             return ctx.out.error(SYNTAX);
         }
     }
+    let hard = ctx.obuf_hard();
     let Ok((z, out)) = zset_read(ctx, argv[1]) else { return };
     let Some(z) = z else {
         return if count.is_some() { out.array(0) } else { out.null() };
@@ -1016,7 +1020,22 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) {
     let mut rng = rand::thread_rng();
     let picked: Vec<(Vec<u8>, f64)> = match count {
         None => return out.bulk(&z.get(rng.gen_range(0..n)).0),
-        Some(c) if c < 0 => (0..c.unsigned_abs()).map(|_| z.get(rng.gen_range(0..n))).collect(),
+        Some(c) if c < 0 => {
+            // Repeats allowed: written as picked, nothing collected.
+            let k = c.unsigned_abs();
+            let pairs = withscores && out.resp3();
+            out.array((if withscores && !pairs { k * 2 } else { k }) as usize);
+            return super::write_picks(out, hard, k, |out| {
+                let (m, s) = z.get(rng.gen_range(0..n));
+                if pairs {
+                    out.array(2);
+                }
+                out.bulk(&m);
+                if withscores {
+                    reply_score(out, s);
+                }
+            });
+        }
         Some(c) if c as u64 >= n as u64 => z.entries(),
         Some(c) => rand::seq::index::sample(&mut rng, n, c as usize).into_iter().map(|i| z.get(i)).collect(),
     };
