@@ -12,7 +12,30 @@ use crate::util::parse_i64;
 use std::cmp::Ordering;
 
 /// SORT's keys: the source, and the STORE destination.
-const SORT_KEYS: Keys = Keys::Custom { first: 1, last: 1, step: 1, find: |argv, out| super::table::key_and_after(argv, out, &["store"]) };
+/// SORT's keys (Redis's sortGetKeys): the sorted key and the destination of the *last* STORE
+/// (the one SORT uses), skipping the arguments of LIMIT, GET and BY.
+const SORT_KEYS: Keys = Keys::Custom {
+    first: 1,
+    last: 1,
+    step: 1,
+    find: |argv, out| {
+        out.push(1);
+        let mut store = None;
+        let mut i = 2;
+        while i < argv.len() {
+            let a = argv[i];
+            if a.eq_ignore_ascii_case(b"limit") {
+                i += 2;
+            } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+                i += 1;
+            } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argv.len() {
+                store = Some(i + 1);
+            }
+            i += 1;
+        }
+        out.extend(store);
+    },
+};
 
 const SORT_RO_KEYS: Keys = Keys::Custom { first: 1, last: 1, step: 1, find: |_, out| out.push(1) };
 
