@@ -37,7 +37,8 @@ for group in ${CONFORMANCE_GROUPS:-types core}; do
     floor=$(awk -v g="$group" '$1 == g { print $2 }' "$floor_file")
     out=$(mktemp)
     echo "== conformance: group $group (floor ${floor:-none})"
-    SERVER_BIN=$bin bash "$suite" "$group" 2>&1 | tee "$out" || true
+    # A test that stalls (a hang) fails after a minute rather than runtest's five.
+    SERVER_BIN=$bin STALL_TIMEOUT=${STALL_TIMEOUT:-60} bash "$suite" "$group" 2>&1 | tee "$out" || true
     passed=$(sed -n "s/^== group $group: passed=\([0-9]*\).*/\1/p" "$out" | tail -1)
     rm -f "$out"
     if [ -z "$passed" ]; then

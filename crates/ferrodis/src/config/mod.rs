@@ -504,6 +504,10 @@ impl Config {
                 | "shutdown-on-sigint"
                 | "shutdown-on-sigterm"
         );
+        // A flags directive given no flags gets its own error (Redis checks it as the enum).
+        if args.is_empty() && matches!(name, "shutdown-on-sigint" | "shutdown-on-sigterm") {
+            return Err("argument(s) must be one of the following: default, save, nosave, now, force".into());
+        }
         if args.is_empty() || (!multi && args.len() != 1) {
             return Err("wrong number of arguments".into());
         }
@@ -845,7 +849,7 @@ impl Config {
 /// Directives CONFIG GET shows only when asked by name, and CONFIG REWRITE writes only when set
 /// (Redis's HIDDEN_CONFIG: test support). `rdb-key-save-delay` and `key-load-delay` slow saves
 /// and loads down per key (microseconds) so that tests can act while one runs.
-pub const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+pub const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay", "loading-process-events-interval-bytes"];
 
 /// Directives whose value is several arguments, written as they are (the others are one
 /// argument each, quoted where need be).
