@@ -94,3 +94,18 @@ fn evictions_reach_the_replica_as_dels() {
     let d2: String = q(replica.port, &["DEBUG", "DIGEST"]).unwrap();
     assert_eq!(d1, d2);
 }
+
+#[test]
+fn a_lone_key_is_found_and_evicted_under_every_policy() {
+    // With a handful of keys, random sampling of the stripes misses them; eviction must still
+    // find them (as Redis's does), not answer OOM while keys remain. CONFIG SET maxmemory
+    // evicts at once.
+    for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-ttl", "volatile-random"] {
+        let s = Server::ferrodis(&["--maxmemory-policy", policy]);
+        let mut c = s.client();
+        assert_eq!(c.text(&["SET", "lonely", "v", "EX", "1000"]), "+OK\r\n");
+        assert_eq!(c.text(&["CONFIG", "SET", "maxmemory", "1"]), "+OK\r\n");
+        assert_eq!(c.text(&["DBSIZE"]), ":0\r\n", "{policy}: the key should be evicted");
+        assert_eq!(c.text(&["CONFIG", "SET", "maxmemory", "0"]), "+OK\r\n");
+    }
+}

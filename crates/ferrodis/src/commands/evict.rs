@@ -105,19 +105,34 @@ fn score(policy: u8, e: &crate::keyspace::Entry, lru_now: u32, now_ms: i64, deca
 fn sample(st: &State, db: usize, n: usize, mut f: impl FnMut(&crate::keyspace::Entry)) {
     let mut rng = rand::thread_rng();
     let mut got = 0;
-    for _ in 0..n * 4 {
-        if got >= n {
-            break;
-        }
-        let g = st.keyspace.lock(rng.gen_range(0..STRIPES));
-        let Some(slots) = g.db_slots(db) else { continue };
+    let mut from_stripe = |s: usize, got: &mut usize, rng: &mut rand::rngs::ThreadRng| {
+        let g = st.keyspace.lock(s);
+        let Some(slots) = g.db_slots(db) else { return };
         let start = rng.gen_range(0..slots.len());
-        let Some(t) = (0..slots.len()).map(|i| &slots[(start + i) % slots.len()]).find(|t| !t.is_empty()) else { continue };
-        let take = (n - got).min(t.len());
+        let Some(t) = (0..slots.len()).map(|i| &slots[(start + i) % slots.len()]).find(|t| !t.is_empty()) else { return };
+        let take = (n - *got).min(t.len());
         let skip = rng.gen_range(0..t.len());
         for e in t.iter().skip(skip).chain(t.iter()).take(take) {
             f(e);
-            got += 1;
+            *got += 1;
+        }
+    };
+    for _ in 0..n * 4 {
+        if got >= n {
+            return;
+        }
+        from_stripe(rng.gen_range(0..STRIPES), &mut got, &mut rng);
+    }
+    // A sparse database (a few keys in few of the stripes): random stripes miss them, so walk
+    // every stripe from a random one until something is found, as Redis's sampling always
+    // finds a key when there is one.
+    if got == 0 {
+        let first = rng.gen_range(0..STRIPES);
+        for i in 0..STRIPES {
+            from_stripe((first + i) % STRIPES, &mut got, &mut rng);
+            if got > 0 {
+                return;
+            }
         }
     }
 }
