@@ -92,7 +92,9 @@ fn pexpireat(ctx: &mut Ctx, argv: &[&[u8]]) {
 }
 
 fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], ms: bool, absolute: bool) {
-    let now = ctx.now;
+    // The wall clock now, not the command clock (which may trail it by a millisecond): a TTL
+    // never reads more than what was set.
+    let now = crate::util::now_ms().max(ctx.now);
     let (e, out) = ctx.entry_notouch(argv[1]);
     match e {
         None => out.int(-2),
