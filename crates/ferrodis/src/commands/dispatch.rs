@@ -329,7 +329,7 @@ fn execute_inner<'g>(
     if st.pause_until.load(Ordering::Relaxed) > now
         && spec.flags & flag::NO_AUTH == 0
         && !is_unpause(table, id)
-        && st.paused(spec.is_write() || spec.flags & flag::MAY_REPLICATE != 0, now)
+        && st.paused(flags & (flag::WRITE | flag::MAY_REPLICATE) != 0, now)
     {
         return Flow::Paused;
     }
@@ -515,7 +515,7 @@ fn effective_flags(table: &super::CommandTable, conn: &ConnState, spec: &super::
     let mut f = spec.flags;
     for (id, _) in &m.cmds {
         let q = table.spec(*id).flags;
-        f |= q & (flag::WRITE | flag::DENYOOM);
+        f |= q & (flag::WRITE | flag::DENYOOM | flag::MAY_REPLICATE);
         f &= !(!q & (flag::STALE | flag::LOADING));
     }
     f

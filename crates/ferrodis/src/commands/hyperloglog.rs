@@ -7,7 +7,7 @@ use crate::types::{hll, StrValue, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("pfadd", -2, WRITE | DENYOOM | FAST, "@write @hyperloglog @fast", ONE_KEY, pfadd),
-    cmd("pfcount", -2, READONLY, "@read @hyperloglog @slow", range(1, -1, 1), pfcount),
+    cmd("pfcount", -2, READONLY | MAY_REPLICATE, "@read @hyperloglog @slow", range(1, -1, 1), pfcount),
     cmd("pfmerge", -2, WRITE | DENYOOM, "@write @hyperloglog @slow", range(1, -1, 1), pfmerge),
     cmd("pfdebug", 3, WRITE | DENYOOM | ADMIN, "@write @hyperloglog @admin @slow @dangerous", range(2, 2, 1), pfdebug),
     cmd("pfselftest", 1, ADMIN, "@hyperloglog @admin @slow @dangerous", NO_KEYS, pfselftest),

@@ -25,8 +25,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("punsubscribe", -1, SUB, "@pubsub @slow", NO_KEYS, punsubscribe),
     cmd("ssubscribe", -2, SUB, "@pubsub @slow", range(1, -1, 1), ssubscribe),
     cmd("sunsubscribe", -1, SUB, "@pubsub @slow", range(1, -1, 1), sunsubscribe),
-    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, "@pubsub @fast", NO_KEYS, publish),
-    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, "@pubsub @fast", range(1, 1, 1), spublish),
+    cmd("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "@pubsub @fast", NO_KEYS, publish),
+    cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "@pubsub @fast", range(1, 1, 1), spublish),
     container("pubsub", -2, "@slow", PUBSUB_SUBS),
 ];
 

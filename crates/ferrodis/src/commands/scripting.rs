@@ -32,12 +32,12 @@ static SCRIPT_SUBS: &[CommandSpec] = &[
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("eval", -3, SCRIPT_FLAGS, "@slow @scripting", EVAL_KEYS, eval),
-    cmd("evalsha", -3, SCRIPT_FLAGS, "@slow @scripting", EVAL_KEYS, evalsha),
+    cmd("eval", -3, SCRIPT_FLAGS | MAY_REPLICATE, "@slow @scripting", EVAL_KEYS, eval),
+    cmd("evalsha", -3, SCRIPT_FLAGS | MAY_REPLICATE, "@slow @scripting", EVAL_KEYS, evalsha),
     cmd("eval_ro", -3, SCRIPT_FLAGS | READONLY, "@slow @scripting", EVAL_KEYS, eval_ro),
     cmd("evalsha_ro", -3, SCRIPT_FLAGS | READONLY, "@slow @scripting", EVAL_KEYS, evalsha_ro),
     container("script", -2, "@slow", SCRIPT_SUBS),
-    cmd("fcall", -3, SCRIPT_FLAGS, "@slow @scripting", EVAL_KEYS, fcall),
+    cmd("fcall", -3, SCRIPT_FLAGS | MAY_REPLICATE, "@slow @scripting", EVAL_KEYS, fcall),
     cmd("fcall_ro", -3, SCRIPT_FLAGS | READONLY, "@slow @scripting", EVAL_KEYS, fcall_ro),
     container("function", -2, "@slow", FUNCTION_SUBS),
 ];

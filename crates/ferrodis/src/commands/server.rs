@@ -157,7 +157,7 @@ pub fn info_text(ctx: &Ctx, sections: &[String]) -> String {
             if s.is_empty() { "" } else { "\r\n" },
             st.clients.count(),
             cfg.hot.maxclients.load(Ordering::Relaxed),
-            st.blocking.len(),
+            st.blocking.len() + st.paused_clients.load(Ordering::Relaxed),
             st.tracking.clients(),
             st.blocking.len()
         );

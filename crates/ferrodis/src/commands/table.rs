@@ -48,7 +48,8 @@ pub mod flag {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
+        // MAY_REPLICATE (PFCOUNT, PUBLISH, EVAL, FCALL: paused by CLIENT PAUSE WRITE) is not
+        // among the flags Redis 7.0's COMMAND INFO prints.
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),

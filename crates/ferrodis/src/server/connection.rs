@@ -66,6 +66,7 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
     let mut planned: Vec<Request> = Vec::new();
     let (mut planned_next, mut planned_len) = (0, 0);
     let mut paused = false;
+    let mut paused_counted = false;
     // Input already buffered (left behind by a blocking command) is run before reading more.
     let mut pending = false;
     let mut clock = Clock::new();
@@ -188,7 +189,18 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
                             tokio::task::yield_now().await;
                         }
                     }
-                    match execute_client(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock, &mut group) {
+                    let flow = execute_client(&st, &table, &mut conn, &mut out, &ts, &argv, &mut clock, &mut group);
+                    // A client held back by CLIENT PAUSE counts as blocked until its command runs.
+                    if paused_counted != matches!(flow, Flow::Paused) {
+                        paused_counted = !paused_counted;
+                        info.blocked.store(paused_counted, Ordering::Relaxed);
+                        if paused_counted {
+                            st.paused_clients.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            st.paused_clients.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
+                    match flow {
                         Flow::Continue => {}
                         Flow::Close => close = true,
                         Flow::Paused => {
@@ -324,6 +336,9 @@ pub async fn serve(sock: Socket, peer: SocketAddr, st: Arc<State>, table: Arc<Co
         if rbuf.is_empty() && rbuf.capacity() > 1024 * 1024 {
             rbuf = BytesMut::with_capacity(16 * 1024);
         }
+    }
+    if paused_counted {
+        st.paused_clients.fetch_sub(1, Ordering::Relaxed);
     }
     if conn.monitor.is_some() {
         st.remove_monitor(info.id);

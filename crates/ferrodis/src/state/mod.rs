@@ -55,6 +55,9 @@ pub struct State {
     /// CLIENT PAUSE: until when (ms) and whether only writes are paused.
     pub pause_until: AtomicI64,
     pub pause_writes_only: AtomicBool,
+    /// Connections holding a command back for CLIENT PAUSE (INFO counts them in blocked_clients,
+    /// as Redis counts its paused clients).
+    pub paused_clients: std::sync::atomic::AtomicUsize,
     /// Connections in MONITOR mode: (client id, bounded queue of formatted lines).
     pub monitors: Mutex<Vec<(u64, tokio::sync::mpsc::Sender<Vec<u8>>)>>,
     pub monitor_count: std::sync::atomic::AtomicUsize,
@@ -198,6 +201,7 @@ impl State {
             shutdown_notify: tokio::sync::Notify::new(),
             pause_until: AtomicI64::new(0),
             pause_writes_only: AtomicBool::new(false),
+            paused_clients: Default::default(),
             monitors: Mutex::new(Vec::new()),
             monitor_count: std::sync::atomic::AtomicUsize::new(0),
             latency: Mutex::new(Default::default()),
