@@ -1603,12 +1603,7 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[&[u8]]) {
         out.map(7);
         out.bulk(b"name");
         out.bulk(name);
-        out.bulk(b"last-delivered-id");
-        out.bulk(&g.last_id.to_bytes());
-        out.bulk(b"entries-read");
-        reply_entries_read(out, g);
-        out.bulk(b"lag");
-        reply_lag(out, s, g);
+        reply_group_progress(out, s, g);
         out.bulk(b"pel-count");
         out.int(g.pel.len() as i64);
         out.bulk(b"pending");
@@ -1663,6 +1658,16 @@ fn reply_entries_read(out: &mut resp::ReplyBuf, g: &Group) {
     }
 }
 
+/// A group's read position as XINFO shows it: last-delivered-id, entries-read and lag.
+fn reply_group_progress(out: &mut resp::ReplyBuf, s: &Stream, g: &Group) {
+    out.bulk(b"last-delivered-id");
+    out.bulk(&g.last_id.to_bytes());
+    out.bulk(b"entries-read");
+    reply_entries_read(out, g);
+    out.bulk(b"lag");
+    reply_lag(out, s, g);
+}
+
 fn reply_lag(out: &mut resp::ReplyBuf, s: &Stream, g: &Group) {
     match s.lag(g) {
         Some(l) => out.int(l as i64),
@@ -1681,12 +1686,7 @@ fn xinfo_groups(ctx: &mut Ctx, argv: &[&[u8]]) {
         out.int(g.consumers.len() as i64);
         out.bulk(b"pending");
         out.int(g.pel.len() as i64);
-        out.bulk(b"last-delivered-id");
-        out.bulk(&g.last_id.to_bytes());
-        out.bulk(b"entries-read");
-        reply_entries_read(out, g);
-        out.bulk(b"lag");
-        reply_lag(out, s, g);
+        reply_group_progress(out, s, g);
     }
 }
 
